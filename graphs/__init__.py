@@ -1,0 +1,12 @@
+"""LangGraph state graphs of the application.
+
+Example:
+    >>> from graphs import build_graph
+    >>> from settings import Settings
+    >>> graph = build_graph(Settings())  # doctest: +SKIP
+    >>> graph.invoke({"question": "How do I create a virtual environment?"})["answer"]  # doctest: +SKIP
+"""
+
+from graphs.rag import build_graph
+
+__all__ = ["build_graph"]

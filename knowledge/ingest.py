@@ -1,0 +1,264 @@
+"""Incremental, crash-safe ingestion of files into the chunk store.
+
+Every chunk carries its file's content hash and the file's total chunk count, so the
+collection alone tells which files are complete and current: nothing else needs to be
+kept in step. A file is rewritten by first upserting its new chunks (deterministic ids,
+so a repeat is harmless) and then deleting the stale ones; a run killed in between
+leaves a file that the next run sees as incomplete and finishes. Chunk text already in
+the collection reuses its stored vector instead of being embedded again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from embeddings import Embedder
+from knowledge.chunking import chunk_sections
+from knowledge.loaders import SUPPORTED_SUFFIXES, IngestError, load_file
+from knowledge.store import ChunkRecord, ChunkStore
+from settings import Settings
+
+#: Files grouped until this many chunks await embedding, so batches stay full and sorted.
+EMBED_GROUP = 256
+
+
+@dataclass
+class IngestReport:
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    chunks_written: int = 0
+    chunks_embedded: int = 0
+    chunks_reused: int = 0
+    chunks_removed: int = 0
+    failures: list[IngestError] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        line = (
+            f"{self.added} added, {self.updated} updated, {self.unchanged} unchanged, "
+            f"{self.removed} removed files; {self.chunks_written} chunks written "
+            f"({self.chunks_embedded} embedded, {self.chunks_reused} reused), "
+            f"{self.chunks_removed} chunks removed in {self.seconds:.1f}s"
+        )
+        if self.failures:
+            line += f"; {len(self.failures)} failed"
+        return line
+
+
+@dataclass
+class _FileState:
+    """What the collection holds for one file."""
+
+    hashes: set[str] = field(default_factory=set)
+    expected: set[int] = field(default_factory=set)
+    ids: list[str] = field(default_factory=list)
+
+    def complete_at(self, file_hash: str) -> bool:
+        return self.hashes == {file_hash} and self.expected == {len(self.ids)}
+
+
+def discover(paths: Iterable[Path | str]) -> tuple[list[Path], list[IngestError], list[Path]]:
+    """Expand files and folders into supported files; return (files, errors, folder roots)."""
+    files: list[Path] = []
+    errors: list[IngestError] = []
+    roots: list[Path] = []
+    for raw in paths:
+        path = Path(raw).expanduser()
+        if not path.exists():
+            errors.append(IngestError(path, "no such file or directory"))
+            continue
+        path = path.resolve()
+        if path.is_dir():
+            roots.append(path)
+            for dirpath, dirnames, filenames in os.walk(path):
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+                for name in sorted(filenames):
+                    candidate = Path(dirpath) / name
+                    if candidate.suffix.lower() in SUPPORTED_SUFFIXES and not name.startswith("."):
+                        files.append(candidate)
+        elif path.suffix.lower() not in SUPPORTED_SUFFIXES:
+            errors.append(IngestError(path, f"unsupported file type {path.suffix or '(none)'}"))
+        else:
+            files.append(path)
+    unique = list(dict.fromkeys(files))
+    return unique, errors, roots
+
+
+def chunk_id(source: str, position: int, text_hash: str) -> str:
+    return hashlib.sha256(f"{source}\x00{position}\x00{text_hash}".encode()).hexdigest()[:32]
+
+
+def embedding_text(title: str, heading: str, text: str) -> str:
+    """What the encoder sees: the title and heading give a chunk its context."""
+    head = title if not heading or heading == title else f"{title} — {heading}"
+    return f"{head}\n{text}"
+
+
+class Ingestor:
+    """Brings the collection in line with a set of files.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> s = Settings(data_dir=tempfile.mkdtemp())
+        >>> doc = pathlib.Path(s.data_dir, "note.md"); _ = doc.write_text("# Note\\nCats purr.")
+        >>> ing = Ingestor.from_settings(s)
+        >>> ing.ingest([doc], progress=False).added
+        1
+        >>> ing.ingest([doc], progress=False).unchanged
+        1
+    """
+
+    def __init__(self, settings: Settings, embedder: Embedder, store: ChunkStore):
+        self.settings = settings
+        self.embedder = embedder
+        self.store = store
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "Ingestor":
+        embedder = Embedder.from_settings(settings)
+        return cls(settings, embedder, ChunkStore(settings, embedder.model_id, embedder.dim))
+
+    def _snapshot(self) -> tuple[dict[str, _FileState], dict[str, str]]:
+        files: dict[str, _FileState] = defaultdict(_FileState)
+        by_text: dict[str, str] = {}
+        for cid, meta in self.store.iter_metadata():
+            state = files[meta.get("file", "")]
+            state.hashes.add(meta.get("file_hash", ""))
+            state.expected.add(int(meta.get("file_chunks", -1)))
+            state.ids.append(cid)
+            by_text.setdefault(meta.get("text_hash", ""), cid)
+        return files, by_text
+
+    def _records(self, path: Path, data: bytes, file_hash: str) -> list[ChunkRecord]:
+        docs = load_file(path, data)
+        records: list[ChunkRecord] = []
+        for doc in docs:
+            chunks = chunk_sections(doc.sections, self.embedder.count_tokens, self.settings.chunk_tokens)
+            for position, chunk in enumerate(chunks):
+                text = embedding_text(doc.title, chunk.heading, chunk.text)
+                text_hash = hashlib.sha256(text.encode()).hexdigest()[:32]
+                records.append(
+                    ChunkRecord(
+                        id=chunk_id(doc.source, position, text_hash),
+                        text=chunk.text,
+                        metadata={
+                            "file": str(path),
+                            "source": doc.source,
+                            "title": doc.title,
+                            "heading": chunk.heading,
+                            "kind": doc.kind,
+                            "position": position,
+                            "tokens": chunk.tokens,
+                            "text_hash": text_hash,
+                            "file_hash": file_hash,
+                        },
+                    )
+                )
+        if not records:
+            raise IngestError(path, "no text found")
+        for record in records:
+            record.metadata["file_chunks"] = len(records)
+        return records
+
+    def ingest(
+        self,
+        paths: Iterable[Path | str],
+        prune: bool = False,
+        progress: bool = True,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> IngestReport:
+        """Add new files, replace changed ones, skip unchanged ones; optionally prune vanished ones."""
+        started = time.perf_counter()
+        report = IngestReport()
+        files, errors, roots = discover(paths)
+        report.failures.extend(errors)
+        existing, by_text = self._snapshot()
+        max_bytes = int(self.settings.max_file_mb * 1024 * 1024)
+
+        pending: list[tuple[Path, list[ChunkRecord], bool]] = []
+        bar = tqdm(total=len(files), unit="file", desc="ingest", disable=not progress or len(files) < 2)
+
+        def flush() -> None:
+            self._write(pending, existing, by_text, report, progress)
+            pending.clear()
+
+        for done, path in enumerate(files, start=1):
+            try:
+                size = path.stat().st_size
+                if size > max_bytes:
+                    raise IngestError(path, f"file of {size / 2**20:.1f} MiB exceeds the {self.settings.max_file_mb:g} MiB limit (ARAG_MAX_FILE_MB)")
+                data = path.read_bytes()
+                file_hash = hashlib.sha256(data).hexdigest()[:32]
+                state = existing.get(str(path))
+                if state is not None and state.complete_at(file_hash):
+                    report.unchanged += 1
+                else:
+                    pending.append((path, self._records(path, data, file_hash), state is not None))
+            except IngestError as exc:
+                report.failures.append(exc)
+            except OSError as exc:
+                report.failures.append(IngestError(path, f"cannot read ({exc.strerror or exc})"))
+            if sum(len(r) for _, r, _ in pending) >= EMBED_GROUP:
+                flush()
+            bar.update(1)
+            if on_progress:
+                on_progress(done, len(files))
+        flush()
+        bar.close()
+
+        if prune:
+            seen = {str(p) for p in files}
+            for name, state in existing.items():
+                gone = name not in seen and not Path(name).exists()
+                under_root = any(Path(name).is_relative_to(root) for root in roots) or not roots
+                if gone and under_root:
+                    self.store.delete_ids(state.ids)
+                    report.removed += 1
+                    report.chunks_removed += len(state.ids)
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def _write(self, pending, existing, by_text, report: IngestReport, progress: bool = False) -> None:
+        if not pending:
+            return
+        records = [r for _, recs, _ in pending for r in recs]
+        reuse = {r.metadata["text_hash"]: by_text[r.metadata["text_hash"]] for r in records if r.metadata["text_hash"] in by_text}
+        stored = self.store.embeddings_for(sorted(set(reuse.values())))
+        todo = [r for r in records if reuse.get(r.metadata["text_hash"]) not in stored]
+        if todo:
+            vectors = self.embedder.embed_documents(
+                [embedding_text(r.metadata["title"], r.metadata["heading"], r.text) for r in todo],
+                progress=progress,
+            )
+            for record, vector in zip(todo, vectors):
+                record.embedding = vector
+        for record in records:
+            if record.embedding is None:
+                record.embedding = stored[reuse[record.metadata["text_hash"]]]
+        report.chunks_embedded += len(todo)
+        report.chunks_reused += len(records) - len(todo)
+        for path, recs, known in pending:
+            self.store.upsert(recs)
+            old = existing.get(str(path))
+            if old is not None:
+                fresh = {r.id for r in recs}
+                stale = [i for i in old.ids if i not in fresh]
+                self.store.delete_ids(stale)
+                report.chunks_removed += len(stale)
+            report.chunks_written += len(recs)
+            if known:
+                report.updated += 1
+            else:
+                report.added += 1
+            for r in recs:
+                by_text.setdefault(r.metadata["text_hash"], r.id)

@@ -1,0 +1,1 @@
+"""Graph nodes, one module each: plain functions ``(state, *, components) -> partial update``."""

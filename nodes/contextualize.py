@@ -1,0 +1,80 @@
+"""Start of a turn: reset per-turn state and resolve a follow-up question against the thread.
+
+A rewrite costs an LLM call, so it is made only when the question has history behind it
+and refers back to it (a pronoun or a leading connective); otherwise the question stands.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+from langchain_core.messages import HumanMessage, SystemMessage
+from langgraph.types import Overwrite
+
+from components import Components
+from graphs.state import RAGState
+from llms.usage import LLMUsage, invoke_counted
+from nodes.tracing import trace_event
+
+SYSTEM_PROMPT = (
+    "Rewrite the user's last question so it can be understood without the conversation. "
+    "Replace pronouns with the names they refer to. Output only the rewritten question."
+)
+
+_REFERRING = re.compile(
+    r"\b(he|she|it|its|they|them|their|his|her|hers|him|this|that|these|those|there|then|"
+    r"the same|former|latter|one)\b|^\s*(and|also|what about|how about|why|so)\b",
+    re.IGNORECASE,
+)
+
+
+def needs_rewrite(question: str, history: list) -> bool:
+    return bool(history) and bool(_REFERRING.search(question))
+
+
+def _conversation(history: list, turns: int) -> str:
+    lines = []
+    for turn in history[-turns:]:
+        answer = " ".join(turn["answer"].split()[:60])
+        lines.append(f"User: {turn['question']}\nAssistant: {answer}")
+    return "\n".join(lines)
+
+
+def contextualize(state: RAGState, *, components: Components) -> dict:
+    """Begin the turn; give retrieval a standalone question."""
+    started = time.perf_counter()
+    question = state.get("question", "")
+    if not isinstance(question, str) or not question.strip():
+        raise ValueError("the question is empty")
+    question = question.strip()
+    history = state.get("history") or []
+    turns = components.settings.history_turns
+    usage = LLMUsage()
+    standalone, reason = question, "no history" if not history else "self-contained"
+    if turns and needs_rewrite(question, history):
+        reply = invoke_counted(
+            components.llm,
+            [
+                SystemMessage(SYSTEM_PROMPT),
+                HumanMessage(f"{_conversation(history, turns)}\nUser: {question}\n\nRewritten question:"),
+            ],
+            usage,
+            max_tokens=48,
+            stop=["\n"],
+        )
+        candidate = str(reply.content).strip().strip('"')
+        # A rewrite that is empty or rambles is worse than the user's own words.
+        if 3 <= len(candidate) <= 3 * len(question) + 80:
+            standalone, reason = candidate, "rewritten against history"
+        else:
+            reason = "rewrite rejected"
+    return {
+        "question": question,
+        "standalone_question": standalone,
+        "documents": [],
+        "answer": "",
+        "citations": [],
+        "trace": Overwrite([trace_event("contextualize", started, usage, reason=reason, standalone_question=standalone)]),
+        "llm_calls": Overwrite(usage.calls),
+    }

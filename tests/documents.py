@@ -1,0 +1,87 @@
+"""Small real documents of every supported format, written by the tests themselves."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+MARKDOWN = """# Lighthouses
+
+Lighthouses guide ships at night with a bright rotating lamp.
+
+## Fresnel lens
+
+The Fresnel lens, invented by Augustin-Jean Fresnel in 1822, concentrates the lamp's light
+into a beam visible for more than twenty nautical miles.
+
+## Keepers
+
+Lighthouse keepers trimmed wicks and wound the clockwork that turned the lens.
+"""
+
+HTML = """<html><head><title>Honey bees</title><style>p {color: red}</style></head>
+<body><h1>Honey bees</h1><p>Honey bees live in colonies ruled by a single queen.</p>
+<h2>Waggle dance</h2><p>Foragers perform a waggle dance to tell others where flowers are.</p>
+<script>var ignored = "do not index";</script></body></html>"""
+
+TEXT = "Sourdough bread rises because wild yeast and lactobacilli ferment the dough.\n\nA starter is fed flour and water every day."
+
+RECORDS = [
+    {"id": "ada", "title": "Ada Lovelace", "text": "Ada Lovelace wrote the first published algorithm for Babbage's Analytical Engine."},
+    {"id": "grace", "title": "Grace Hopper", "text": "Grace Hopper led the team that built the first COBOL compiler."},
+]
+
+
+def pdf_bytes(lines: list[str], title: str | None = None) -> bytes:
+    """A minimal valid PDF with one page of text in Helvetica (byte offsets computed)."""
+    content = "BT /F1 12 Tf 72 720 Td 14 TL " + " ".join(f"({line}) '" for line in lines) + " ET"
+    objects = [
+        "<< /Type /Catalog /Pages 2 0 R >>",
+        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>",
+        f"<< /Length {len(content)} >>\nstream\n{content}\nendstream",
+        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    if title:
+        objects.append(f"<< /Title ({title}) >>")
+    out = io.BytesIO()
+    out.write(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(out.tell())
+        out.write(f"{number} 0 obj\n{body}\nendobj\n".encode("latin-1"))
+    xref = out.tell()
+    out.write(f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode())
+    for offset in offsets:
+        out.write(f"{offset:010d} 00000 n \n".encode())
+    info = f" /Info {len(objects)} 0 R" if title else ""
+    out.write(f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R{info} >>\nstartxref\n{xref}\n%%EOF\n".encode())
+    return out.getvalue()
+
+
+def encrypted_pdf_bytes() -> bytes:
+    from pypdf import PdfReader, PdfWriter
+
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(pdf_bytes(["secret text"]))))
+    writer.encrypt("password", algorithm="RC4-128")
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def write_corpus(folder: Path) -> dict[str, Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "markdown": folder / "lighthouses.md",
+        "html": folder / "bees.html",
+        "text": folder / "bread.txt",
+        "jsonl": folder / "people.jsonl",
+        "pdf": folder / "volcanoes.pdf",
+    }
+    paths["markdown"].write_text(MARKDOWN)
+    paths["html"].write_text(HTML)
+    paths["text"].write_text(TEXT)
+    paths["jsonl"].write_text("\n".join(json.dumps(r) for r in RECORDS) + "\n")
+    paths["pdf"].write_bytes(pdf_bytes(["Volcanoes erupt when magma rises through the crust.", "Mount Etna is in Sicily."], title="Volcanoes"))
+    return paths

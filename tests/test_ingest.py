@@ -1,0 +1,151 @@
+"""Ingestion into a real Chroma collection with the real embedding model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from documents import write_corpus
+from knowledge.ingest import Ingestor
+from knowledge.store import ChunkStore, IndexMismatch
+
+
+def chunks_by_file(store: ChunkStore) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    for _, meta in store.iter_metadata():
+        out.setdefault(meta["file"], []).append(meta)
+    return out
+
+
+def assert_consistent(store: ChunkStore) -> None:
+    """Every file's chunks share one hash, number exactly file_chunks, and positions do not repeat."""
+    for file, metas in chunks_by_file(store).items():
+        assert {m["file_hash"] for m in metas} == {metas[0]["file_hash"]}, file
+        assert len(metas) == metas[0]["file_chunks"], file
+        keys = [(m["source"], m["position"]) for m in metas]
+        assert len(keys) == len(set(keys)), file
+
+
+def test_each_format_is_ingested_and_reingest_embeds_nothing(tmp_path, ingestor):
+    paths = write_corpus(tmp_path / "docs")
+    first = ingestor.ingest([tmp_path / "docs"], progress=False)
+    assert first.added == 5 and not first.failures
+    kinds = {m["kind"] for metas in chunks_by_file(ingestor.store).values() for m in metas}
+    assert kinds == {"markdown", "html", "text", "jsonl", "pdf"}
+    total = ingestor.store.count()
+    assert total == first.chunks_written == first.chunks_embedded
+
+    again = ingestor.ingest([tmp_path / "docs"], progress=False)
+    assert (again.added, again.updated, again.unchanged, again.chunks_embedded) == (0, 0, 5, 0)
+    assert ingestor.store.count() == total
+    assert_consistent(ingestor.store)
+
+
+def test_changed_file_replaces_its_chunks_and_reuses_unchanged_vectors(tmp_path, ingestor):
+    paths = write_corpus(tmp_path / "docs")
+    ingestor.ingest([tmp_path / "docs"], progress=False)
+    before = chunks_by_file(ingestor.store)[str(paths["markdown"])]
+    paths["markdown"].write_text(paths["markdown"].read_text().replace("twenty nautical miles", "twenty-two nautical miles"))
+    report = ingestor.ingest([tmp_path / "docs"], progress=False)
+    assert (report.updated, report.unchanged) == (1, 4)
+    after = chunks_by_file(ingestor.store)[str(paths["markdown"])]
+    assert len(after) == len(before)
+    # Only the edited section is embedded again; the others reuse their stored vectors.
+    assert report.chunks_embedded == 1 and report.chunks_reused == len(after) - 1
+    texts = [ingestor.store.collection.get(where={"file": str(paths["markdown"])})["documents"]]
+    assert any("twenty-two" in t for t in texts[0]) and not any("twenty nautical" in t for t in texts[0])
+    assert_consistent(ingestor.store)
+
+
+def test_prune_removes_chunks_of_deleted_files_only_under_given_folders(tmp_path, ingestor):
+    paths = write_corpus(tmp_path / "docs")
+    other = tmp_path / "elsewhere.md"
+    other.write_text("# Kept\nThis file lives outside the pruned folder.")
+    ingestor.ingest([tmp_path / "docs", other], progress=False)
+    paths["text"].unlink()
+    other_chunks = len(chunks_by_file(ingestor.store)[str(other)])
+    report = ingestor.ingest([tmp_path / "docs"], prune=True, progress=False)
+    assert report.removed == 1
+    files = chunks_by_file(ingestor.store)
+    assert str(paths["text"]) not in files
+    assert len(files[str(other)]) == other_chunks
+
+
+def test_without_prune_deleted_files_stay(tmp_path, ingestor):
+    paths = write_corpus(tmp_path / "docs")
+    ingestor.ingest([tmp_path / "docs"], progress=False)
+    paths["text"].unlink()
+    assert ingestor.ingest([tmp_path / "docs"], progress=False).removed == 0
+    assert str(paths["text"]) in chunks_by_file(ingestor.store)
+
+
+def test_bad_files_fail_alone_and_lose_nothing(tmp_path, ingestor):
+    paths = write_corpus(tmp_path / "docs")
+    ingestor.ingest([tmp_path / "docs"], progress=False)
+    count = ingestor.store.count()
+    paths["markdown"].write_bytes(b"\xff\xfe broken \x00 bytes")
+    (tmp_path / "docs" / "new.md").write_text("# New\nA new note about comets.")
+    report = ingestor.ingest([tmp_path / "docs", tmp_path / "missing"], progress=False)
+    reasons = sorted(f.reason for f in report.failures)
+    assert reasons == ["binary content in a text file (NUL bytes); not ingested", "no such file or directory"]
+    assert report.added == 1
+    # The markdown file's previous chunks are still there, untouched.
+    assert str(paths["markdown"]) in chunks_by_file(ingestor.store)
+    assert ingestor.store.count() == count + 1
+
+
+def test_file_over_size_limit_is_refused(tmp_path, settings, embedder):
+    small = settings.model_copy(update={"max_file_mb": 0.001})
+    big = tmp_path / "big.txt"
+    big.write_text("word " * 2000)
+    report = Ingestor(small, embedder, ChunkStore(small, embedder.model_id, embedder.dim)).ingest([big], progress=False)
+    assert "exceeds the 0.001 MiB limit" in report.failures[0].reason
+
+
+def test_interrupted_update_is_completed_by_the_next_run(tmp_path, ingestor, monkeypatch):
+    paths = write_corpus(tmp_path / "docs")
+    ingestor.ingest([tmp_path / "docs"], progress=False)
+    paths["markdown"].write_text("# Lighthouses\n\nCompletely rewritten.\n\n## New part\n\nFresh text.")
+
+    def crash(ids):
+        raise KeyboardInterrupt("killed between upsert and delete")
+
+    monkeypatch.setattr(ingestor.store, "delete_ids", crash)
+    with pytest.raises(KeyboardInterrupt):
+        ingestor.ingest([paths["markdown"]], progress=False)
+    monkeypatch.undo()
+    # Old and new chunks coexist now; the next run must notice and finish the job.
+    report = ingestor.ingest([paths["markdown"]], progress=False)
+    assert report.updated == 1 and report.chunks_embedded == 0
+    assert_consistent(ingestor.store)
+    texts = ingestor.store.collection.get(where={"file": str(paths["markdown"])})["documents"]
+    assert not any("Fresnel" in t for t in texts)
+
+
+def test_collection_survives_restart_and_searches(tmp_path, settings, embedder, ingestor):
+    write_corpus(tmp_path / "docs")
+    ingestor.ingest([tmp_path / "docs"], progress=False)
+    count = ingestor.store.count()
+    del ingestor
+    from knowledge.retriever import DenseRetriever
+
+    reopened = ChunkStore(settings, embedder.model_id, embedder.dim)
+    assert reopened.count() == count
+    hits = DenseRetriever(embedder, reopened).search("Who built the first COBOL compiler?", k=2)
+    assert hits[0]["title"] == "Grace Hopper"
+    assert 0.0 < hits[0]["score"] <= 1.0
+
+
+def test_other_embedding_model_is_refused(settings, embedder):
+    ChunkStore(settings, embedder.model_id, embedder.dim).upsert([])
+    ChunkStore(settings, embedder.model_id, embedder.dim).count()
+    with pytest.raises(IndexMismatch, match="was built with embedding model"):
+        ChunkStore(settings, "other-model@123", embedder.dim).count()
+
+
+def test_embeddings_are_normalised_and_batched_in_order(embedder):
+    texts = ["short", "a much longer sentence about volcanoes and their eruptions", "medium length text"]
+    together = embedder.embed_documents(texts)
+    alone = np.stack([embedder.embed_documents([t])[0] for t in texts])
+    assert np.allclose(np.linalg.norm(together, axis=1), 1.0, atol=1e-4)
+    assert np.allclose(together, alone, atol=1e-4)

@@ -1,0 +1,129 @@
+"""Parsing every supported format, and a clear error for every kind of bad file."""
+
+from __future__ import annotations
+
+import pytest
+
+from documents import HTML, MARKDOWN, encrypted_pdf_bytes, pdf_bytes, write_corpus
+from knowledge.chunking import chunk_sections, split_section
+from knowledge.loaders import IngestError, Section, load_file
+
+
+def test_markdown_sections_and_title(tmp_path):
+    path = tmp_path / "l.md"
+    path.write_text(MARKDOWN)
+    [doc] = load_file(path, path.read_bytes())
+    assert doc.title == "Lighthouses"
+    assert [s.heading for s in doc.sections] == ["Lighthouses", "Fresnel lens", "Keepers"]
+    assert "1822" in doc.sections[1].text
+
+
+def test_markdown_heading_inside_code_fence_is_text(tmp_path):
+    path = tmp_path / "c.md"
+    path.write_text("# Title\n\nIntro.\n\n```\n# not a heading\n```\n")
+    [doc] = load_file(path, path.read_bytes())
+    assert [s.heading for s in doc.sections] == ["Title"]
+    assert "# not a heading" in doc.sections[0].text
+
+
+def test_html_drops_scripts_and_styles(tmp_path):
+    path = tmp_path / "b.html"
+    path.write_text(HTML)
+    [doc] = load_file(path, path.read_bytes())
+    text = " ".join(s.text for s in doc.sections)
+    assert doc.title == "Honey bees"
+    assert "waggle dance" in text and "ignored" not in text and "color" not in text
+    assert "Waggle dance" in [s.heading for s in doc.sections]
+
+
+def test_deeply_nested_html_is_parsed(tmp_path):
+    path = tmp_path / "deep.html"
+    path.write_text("<div>" * 5000 + "deep words" + "</div>" * 5000)
+    [doc] = load_file(path, path.read_bytes())
+    assert "deep words" in doc.sections[0].text
+
+
+def test_rst_sections(tmp_path):
+    path = tmp_path / "r.rst"
+    path.write_text(".. _label:\n\n*****\nTitle\n*****\n\nIntro text.\n\nPart one\n========\n\nBody one.\n")
+    [doc] = load_file(path, path.read_bytes())
+    assert doc.title == "Title"
+    assert [(s.heading, s.text.strip()) for s in doc.sections] == [("Title", "Intro text."), ("Part one", "Body one.")]
+
+
+def test_pdf_text_and_title(tmp_path):
+    path = tmp_path / "v.pdf"
+    path.write_bytes(pdf_bytes(["Mount Etna is in Sicily."], title="Volcanoes"))
+    [doc] = load_file(path, path.read_bytes())
+    assert doc.title == "Volcanoes"
+    assert "Etna" in doc.sections[0].text and doc.sections[0].heading == "page 1"
+
+
+def test_jsonl_records_become_documents(tmp_path):
+    paths = write_corpus(tmp_path)
+    docs = load_file(paths["jsonl"], paths["jsonl"].read_bytes())
+    assert [d.title for d in docs] == ["Ada Lovelace", "Grace Hopper"]
+    assert docs[0].source.endswith("people.jsonl#ada")
+
+
+@pytest.mark.parametrize(
+    "name, data, message",
+    [
+        ("empty.md", b"   \n", "empty file"),
+        ("bin.txt", b"abc\x00\x01\x02" * 10, "binary content"),
+        ("latin.txt", "caf\xe9 cr\xe8me".encode("latin-1"), "not UTF-8"),
+        ("broken.pdf", b"%PDF-1.4\n garbage that is not a pdf", "corrupt or unreadable PDF"),
+        ("fake.pdf", b"hello, I am text", "not a PDF"),
+        ("bad.jsonl", b'{"id": 1, "text": "ok"}\n{"id": 2, "text": \n', "line 2: invalid JSON"),
+        ("notext.jsonl", b'{"id": 1, "body": "x"}\n', "line 1: expected an object with a string 'text'"),
+        ("dup.jsonl", b'{"id": 1, "text": "a"}\n{"id": 1, "text": "b"}\n', "line 2: duplicate id"),
+        ("image.png", b"\x89PNG....", "unsupported file type .png"),
+    ],
+)
+def test_bad_files_raise_one_clear_line(tmp_path, name, data, message):
+    path = tmp_path / name
+    path.write_bytes(data)
+    with pytest.raises(IngestError) as info:
+        load_file(path, data)
+    text = str(info.value)
+    assert message in text and str(path) in text and "\n" not in text
+
+
+def test_encrypted_pdf_is_refused(tmp_path):
+    path = tmp_path / "secret.pdf"
+    path.write_bytes(encrypted_pdf_bytes())
+    with pytest.raises(IngestError, match="encrypted PDF"):
+        load_file(path, path.read_bytes())
+
+
+def words(text: str) -> int:
+    return len(text.split())
+
+
+def test_chunks_respect_budget_and_sections():
+    sections = [
+        Section("A", "one two three\n\nfour five six seven\n\neight"),
+        Section("B", "nine ten"),
+    ]
+    chunks = chunk_sections(sections, words, 7)
+    assert [(c.heading, c.text) for c in chunks] == [
+        ("A", "one two three\n\nfour five six seven"),
+        ("A", "eight"),
+        ("B", "nine ten"),
+    ]
+    assert all(c.tokens <= 7 for c in chunks)
+
+
+def test_long_paragraph_splits_at_sentences_then_words():
+    paragraph = "Short one. " + " ".join(f"w{i}" for i in range(30)) + ". End here."
+    chunks = split_section(Section("", paragraph), words, 10)
+    assert all(words(c.text) <= 10 for c in chunks)
+    assert " ".join(c.text for c in chunks).split() == paragraph.split()
+    assert chunks[0].text.startswith("Short one.")
+
+
+def test_real_tokenizer_budget(embedder):
+    text = " ".join(["Supercalifragilisticexpialidocious antidisestablishmentarianism"] * 200)
+    chunks = split_section(Section("", text), embedder.count_tokens, 64)
+    assert len(chunks) > 5
+    assert all(embedder.count_tokens(c.text) <= 64 for c in chunks)
