@@ -7,6 +7,7 @@ thread-safe. Prompts that share a prefix with the previous call reuse llama.cpp'
 
 from __future__ import annotations
 
+import atexit
 import json
 import threading
 from collections.abc import Iterator
@@ -20,6 +21,15 @@ from llms.gguf import ModelUnavailable
 
 _loaded: dict[tuple[str, int, int], tuple[Any, threading.Lock]] = {}
 _loading = threading.Lock()
+
+
+@atexit.register
+def _close_all() -> None:
+    # Closed explicitly: left to interpreter shutdown, llama.cpp's finalisers fail noisily.
+    with _loading:
+        for llama, _ in _loaded.values():
+            llama.close()
+        _loaded.clear()
 
 
 def _load_llama(path: str, n_ctx: int, n_threads: int) -> tuple[Any, threading.Lock]:

@@ -3,6 +3,10 @@
 Sources are given to the model as quoted data inside a delimited block; the system prompt
 says they carry no instructions. Sources are added in rank order until the token budget
 is spent, so the prompt stays short on small local models.
+
+Small models often drop the [n] markers even when told to cite. A sentence left without
+one is matched against the sources by word overlap and gets the marker of the source that
+contains most of its words, if that is most of them; the trace lists such attributions.
 """
 
 from __future__ import annotations
@@ -27,6 +31,42 @@ SYSTEM_PROMPT = (
 NO_SOURCES_ANSWER = "I found nothing in the indexed documents about this, so I cannot answer it."
 
 _CITE = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
+_SENTENCE_BREAK = re.compile(r"((?<=[.!?])\s+(?=[A-Z0-9`\"'(]))")
+_WORD = re.compile(r"[a-z0-9]+")
+_STOPWORDS = frozenset(
+    "the a an and or of to in on for with by as at from is are was were be been it its this that "
+    "these those you your can will would should could do does did not no but if then than so such "
+    "which who whom what when where how why there their they them he she his her we our use used "
+    "using into also may might must has have had about".split()
+)
+#: Share of a sentence's content words a source must contain for the sentence to be attributed.
+ATTRIBUTION_MIN_OVERLAP = 0.5
+
+
+def content_words(text: str) -> set[str]:
+    return {w for w in _WORD.findall(text.lower()) if len(w) > 2 and w not in _STOPWORDS}
+
+
+def attribute_uncited(answer: str, documents: list[dict]) -> tuple[str, list[int]]:
+    """Add ``[n]`` to sentences without a citation whose words come mostly from source n."""
+    if not documents:
+        return answer, []
+    vocab = [content_words(f"{d['title']} {d['text']}") for d in documents]
+    added: list[int] = []
+    parts = _SENTENCE_BREAK.split(answer)  # sentences at even indexes, the breaks between them at odd
+    for i in range(0, len(parts), 2):
+        sentence = parts[i]
+        words = content_words(_CITE.sub(" ", sentence))
+        if _CITE.search(sentence) or len(words) < 2:
+            continue
+        overlaps = [len(words & v) / len(words) for v in vocab]
+        best = max(range(len(vocab)), key=lambda j: (overlaps[j], -j))
+        if overlaps[best] >= ATTRIBUTION_MIN_OVERLAP:
+            stripped = sentence.rstrip()
+            end = len(stripped) - 1 if stripped.endswith((".", "!", "?")) else len(stripped)
+            parts[i] = f"{stripped[:end]} [{best + 1}]{stripped[end:]}{sentence[len(stripped):]}"
+            added.append(best + 1)
+    return "".join(parts), added
 
 
 def fit_sources(documents: list[dict], count_tokens, budget: int) -> list[dict]:
@@ -85,14 +125,20 @@ def generate(state: RAGState, *, components: Components) -> dict:
             components.llm,
             [
                 SystemMessage(SYSTEM_PROMPT),
-                HumanMessage(f"<sources>\n{format_sources(documents)}\n</sources>\n\nQuestion: {question}"),
+                HumanMessage(
+                    f"<sources>\n{format_sources(documents)}\n</sources>\n\nQuestion: {question}\n"
+                    "Answer briefly and cite the sources you used, like [1]."
+                ),
             ],
             usage,
             max_tokens=settings.answer_max_tokens,
         )
         answer = str(reply.content).strip() or "The model returned an empty answer."
+    answer, attributed = attribute_uncited(answer, documents)
     citations, invalid = resolve_citations(answer, documents)
     details = {"sources_given": len(documents), "cited": [c["n"] for c in citations]}
+    if attributed:
+        details["attributed"] = attributed
     if invalid:
         details["invalid_citations"] = invalid
     if documents and not citations:

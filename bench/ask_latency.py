@@ -1,0 +1,136 @@
+"""Ingest throughput and `ask` latency on the bundled sample corpus, per local LLM preset.
+
+Run: ``.venv/bin/python bench/ask_latency.py [--presets local-1.5b,local-0.5b,local-270m]``
+Writes ``bench/results/ask_latency.json`` and prints a Markdown table.
+
+Measured per preset, in one process (models loaded once, as in the UI or a server):
+ingestion of the corpus from scratch (chunks a second, embedding included) and again with
+nothing changed; then 10 questions through the graph: median and p95 seconds, prompt and
+completion tokens per LLM call. A cold ``arag ask`` (new process: imports, model loading)
+is timed once per preset too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+QUESTIONS = [
+    "Which command creates a virtual environment?",
+    "How do you activate a virtual environment on Windows?",
+    "How do I install a specific version of a package with pip?",
+    "What does pip freeze do?",
+    "What happens when an exception is not handled?",
+    "What is the else clause of a try statement for?",
+    "What is the module search path?",
+    "What is the purpose of __init__.py files in packages?",
+    "How do you exit the interactive interpreter?",
+    "Which module provides regular expression tools?",
+]
+
+
+def machine() -> dict:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(mem, 1), "python": platform.python_version()}
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def bench_preset(preset: str, data_dir: Path, models_dir: Path) -> dict:
+    from components import Components
+    from graphs import build_graph
+    from knowledge.ingest import Ingestor
+    from settings import Settings
+
+    shutil.rmtree(data_dir, ignore_errors=True)
+    settings = Settings(data_dir=data_dir, models_dir=models_dir, llm=f"llamacpp:{preset}")
+    ingestor = Ingestor.from_settings(settings)
+    ingestor.embedder.embed_documents(["warm up the encoder"])
+    cold = ingestor.ingest([REPO / "samples"], progress=False)
+    warm = ingestor.ingest([REPO / "samples"], progress=False)
+    graph = build_graph(components=Components(settings, embedder=ingestor.embedder, store=ingestor.store))
+    graph.invoke({"question": "warm-up: what is Python?"})
+    rows = []
+    for question in QUESTIONS:
+        started = time.perf_counter()
+        out = graph.invoke({"question": question})
+        seconds = time.perf_counter() - started
+        gen = out["trace"][-1]
+        rows.append({
+            "question": question, "seconds": round(seconds, 2), "llm_calls": out["llm_calls"],
+            "prompt_tokens": gen.get("prompt_tokens", 0), "completion_tokens": gen.get("completion_tokens", 0),
+            "cited": bool(out["citations"]), "answer": out["answer"],
+        })
+    env = {**os.environ, "ARAG_DATA_DIR": str(data_dir), "ARAG_MODELS_DIR": str(models_dir), "ARAG_LLM": f"llamacpp:{preset}"}
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "arag", "ask", QUESTIONS[0], "--json"], env=env, check=True,
+                   capture_output=True, cwd=REPO)
+    cli_seconds = time.perf_counter() - started
+    secs = [r["seconds"] for r in rows]
+    return {
+        "preset": preset,
+        "chunks": cold.chunks_written,
+        "ingest_seconds": round(cold.seconds, 2),
+        "ingest_chunks_per_s": round(cold.chunks_written / cold.seconds, 1),
+        "reingest_unchanged_seconds": round(warm.seconds, 2),
+        "ask_median_s": round(statistics.median(secs), 2),
+        "ask_p95_s": round(percentile(secs, 0.95), 2),
+        "prompt_tokens_per_call": round(statistics.mean(r["prompt_tokens"] for r in rows)),
+        "completion_tokens_per_call": round(statistics.mean(r["completion_tokens"] for r in rows)),
+        "cited_share": sum(r["cited"] for r in rows) / len(rows),
+        "cold_cli_ask_s": round(cli_seconds, 1),
+        "questions": rows,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--presets", default="local-1.5b,local-0.5b,local-270m")
+    parser.add_argument("--models-dir", type=Path, default=REPO / ".arag" / "models")
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "ask_latency.json")
+    args = parser.parse_args()
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for preset in args.presets.split(","):
+            print(f"benchmarking {preset} …", file=sys.stderr)
+            results.append(bench_preset(preset, Path(tmp) / preset, args.models_dir))
+    report = {"machine": machine(), "date": time.strftime("%Y-%m-%d"), "results": results}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False))
+    print(f"Machine: {report['machine']}\n")
+    print("| preset | ingest chunks/s | re-ingest unchanged s | ask median s | ask p95 s | prompt tokens/call | completion tokens/call | answers cited | cold `arag ask` s |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in results:
+        print(f"| {r['preset']} | {r['ingest_chunks_per_s']} | {r['reingest_unchanged_seconds']} | {r['ask_median_s']} | "
+              f"{r['ask_p95_s']} | {r['prompt_tokens_per_call']} | {r['completion_tokens_per_call']} | "
+              f"{r['cited_share']:.0%} | {r['cold_cli_ask_s']} |")
+
+
+if __name__ == "__main__":
+    main()

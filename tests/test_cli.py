@@ -1,0 +1,102 @@
+"""The `arag` command: exit codes, one-line errors, and the --json shapes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import MODELS_DIR, REPO
+from documents import write_corpus
+
+
+def arag(*args, cwd, timeout=600):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ARAG_")}
+    env["ARAG_MODELS_DIR"] = str(MODELS_DIR)
+    return subprocess.run(
+        [sys.executable, "-m", "arag", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_help_explains_every_command(tmp_path):
+    top = arag("--help", cwd=tmp_path)
+    assert top.returncode == 0
+    for command in ("ingest", "ask", "demo", "models"):
+        assert command in top.stdout
+        sub = arag(command, "--help", cwd=tmp_path)
+        assert sub.returncode == 0 and "usage: arag" in sub.stdout
+
+
+def test_empty_question_exits_2_with_one_line(tmp_path):
+    result = arag("ask", "   ", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "arag: error: the question is empty"
+
+
+def test_invalid_setting_exits_2(tmp_path):
+    result = arag("--collection", "x", "ask", "hi", cwd=tmp_path)
+    assert result.returncode == 2 and "invalid setting collection" in result.stderr
+
+
+def test_missing_path_and_bad_file_exit_1_and_keep_the_index(tmp_path):
+    write_corpus(tmp_path / "docs")
+    ok = arag("ingest", "docs", "--json", cwd=tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    report = json.loads(ok.stdout)
+    assert report["added"] == 5 and report["failures"] == []
+    assert (tmp_path / ".arag" / "chroma").is_dir()
+
+    (tmp_path / "docs" / "bad.txt").write_bytes("\xe9t\xe9".encode("latin-1"))
+    bad = arag("ingest", "docs", "nowhere", "--json", cwd=tmp_path)
+    assert bad.returncode == 1
+    errors = [line for line in bad.stderr.splitlines() if line.startswith("arag: error:")]
+    assert len(errors) == 2
+    assert any("bad.txt: not UTF-8 text" in e for e in errors)
+    assert any("nowhere: no such file or directory" in e for e in errors)
+    again = json.loads(bad.stdout)
+    assert again["unchanged"] == 5 and again["chunks_embedded"] == 0
+
+
+def test_model_that_cannot_be_loaded_is_one_clear_line(tmp_path):
+    write_corpus(tmp_path / "docs")
+    assert arag("ingest", "docs", "--quiet", cwd=tmp_path).returncode == 0
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(b"not a model")
+    result = arag("ask", "Where is Mount Etna?", "--llm", f"llamacpp:{broken}", cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith(f"arag: error: cannot load model {broken}")
+
+
+def test_ask_json_shape_with_the_smallest_local_model(tmp_path):
+    write_corpus(tmp_path / "docs")
+    assert arag("ingest", "docs", "--quiet", cwd=tmp_path).returncode == 0
+    result = arag("ask", "Where is Mount Etna?", "--json", "--llm", "llamacpp:local-270m", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert {"answer", "citations", "trace", "llm_calls"} <= set(out)
+    assert isinstance(out["answer"], str) and out["answer"]
+    assert out["llm_calls"] == 1
+    assert [e["node"] for e in out["trace"]] == ["contextualize", "retrieve", "generate"]
+    assert out["trace"][-1]["prompt_tokens"] > 50 and out["trace"][-1]["completion_tokens"] > 0
+    for citation in out["citations"]:
+        assert set(citation) >= {"source", "title", "chunk_id", "text"}
+
+
+def test_thread_keeps_the_conversation_across_processes(tmp_path):
+    write_corpus(tmp_path / "docs")
+    assert arag("ingest", "docs", "--quiet", cwd=tmp_path).returncode == 0
+    ask = ("ask", "--json", "--llm", "llamacpp:local-270m", "--thread", "volcano-chat")
+    first = arag(*ask[:1], "Where is Mount Etna?", *ask[1:], cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout)["trace"][0]["reason"] == "no history"
+    second = arag(*ask[:1], "What is it made of?", *ask[1:], cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    out = json.loads(second.stdout)
+    assert out["thread"] == "volcano-chat"
+    # The follow-up refers back ("it"), so the thread's history was read and a rewrite attempted.
+    assert out["trace"][0]["reason"] in {"rewritten against history", "rewrite rejected"}
+    assert out["trace"][0]["llm_calls"] == 1
+    assert (tmp_path / ".arag" / "checkpoints.sqlite").is_file()

@@ -1,0 +1,119 @@
+"""The graph's wiring, citations, per-turn trace and thread memory, with scripted chat models."""
+
+from __future__ import annotations
+
+import pytest
+from langchain_core.language_models import FakeListChatModel
+
+from components import Components
+from components.checkpoints import open_checkpointer
+from documents import write_corpus
+from graphs import build_graph
+from knowledge.ingest import Ingestor
+
+
+@pytest.fixture
+def indexed(tmp_path, settings, embedder, ingestor):
+    write_corpus(tmp_path / "docs")
+    ingestor.ingest([tmp_path / "docs"], progress=False)
+    return settings
+
+
+def graph_with(settings, embedder, responses, **kwargs):
+    llm = FakeListChatModel(responses=responses)
+    return build_graph(components=Components(settings, llm=llm, embedder=embedder), **kwargs), llm
+
+
+def test_answer_cites_retrieved_chunks(indexed, embedder):
+    graph, _ = graph_with(indexed, embedder, ["Grace Hopper built it [1]."])
+    out = graph.invoke({"question": "Who built the first COBOL compiler?"})
+    assert out["answer"] == "Grace Hopper built it [1]."
+    assert [c["n"] for c in out["citations"]] == [1]
+    cited = out["citations"][0]
+    assert cited["title"] == "Grace Hopper" and "COBOL" in cited["text"]
+    assert cited["source"].endswith("people.jsonl#grace") and cited["chunk_id"]
+    assert [e["node"] for e in out["trace"]] == ["contextualize", "retrieve", "generate"]
+    assert out["llm_calls"] == 1
+    assert out["trace"][2]["llm_calls"] == 1 and out["trace"][1]["found"] == indexed.top_k
+
+
+def test_citation_numbers_outside_the_sources_are_dropped_and_reported(indexed, embedder):
+    graph, _ = graph_with(indexed, embedder, ["It was Hopper [2][9], see [1, 2]."])
+    out = graph.invoke({"question": "Who built the first COBOL compiler?"})
+    assert [c["n"] for c in out["citations"]] == [2, 1]
+    assert out["trace"][-1]["invalid_citations"] == [9]
+
+
+def test_uncited_answer_is_flagged(indexed, embedder):
+    graph, _ = graph_with(indexed, embedder, ["I am not sure."])
+    out = graph.invoke({"question": "Who built the first COBOL compiler?"})
+    assert out["citations"] == [] and out["trace"][-1]["note"] == "the answer cites no source"
+
+
+def test_uncited_sentence_is_attributed_to_the_source_it_comes_from(indexed, embedder):
+    graph, _ = graph_with(indexed, embedder, ["Grace Hopper led the team behind the first COBOL compiler.\nThat is all."])
+    out = graph.invoke({"question": "Who built the first COBOL compiler?"})
+    grace = next(i + 1 for i, d in enumerate(out["documents"]) if d["title"] == "Grace Hopper")
+    assert out["answer"] == f"Grace Hopper led the team behind the first COBOL compiler [{grace}].\nThat is all."
+    assert out["trace"][-1]["attributed"] == [grace]
+    assert [c["title"] for c in out["citations"]] == ["Grace Hopper"]
+
+
+def test_empty_index_answers_without_calling_the_llm(settings, embedder):
+    graph, llm = graph_with(settings, embedder, [])
+    out = graph.invoke({"question": "Anything there?"})
+    assert out["llm_calls"] == 0 and out["citations"] == []
+    assert "nothing in the indexed documents" in out["answer"]
+
+
+def test_empty_question_is_refused(settings, embedder):
+    graph, _ = graph_with(settings, embedder, [])
+    with pytest.raises(ValueError, match="the question is empty"):
+        graph.invoke({"question": "   "})
+
+
+def test_context_budget_limits_sources(indexed, embedder):
+    tight = indexed.model_copy(update={"context_tokens": 100, "top_k": 5})
+    graph, _ = graph_with(tight, embedder, ["Answer [1]."])
+    out = graph.invoke({"question": "lighthouse lens"})
+    given = out["trace"][-1]["sources_given"]
+    assert 1 <= given < 5
+    assert len(out["documents"]) == given
+
+
+def test_thread_follow_up_is_rewritten_and_trace_resets(indexed, embedder, tmp_path):
+    config = {"configurable": {"thread_id": "t1"}}
+    graph, llm = graph_with(
+        indexed, embedder,
+        ["Grace Hopper built it [1].", "What did Grace Hopper lead?", "The COBOL compiler team [1]."],
+        checkpointer=open_checkpointer(indexed),
+    )
+    graph.invoke({"question": "Who built the first COBOL compiler?"}, config)
+    # A new graph and connection: the thread lives in the SQLite file, not in memory.
+    graph2 = build_graph(components=Components(indexed, llm=llm, embedder=embedder), checkpointer=open_checkpointer(indexed))
+    out = graph2.invoke({"question": "What team did she lead?"}, config)
+    assert out["standalone_question"] == "What did Grace Hopper lead?"
+    assert out["trace"][0]["reason"] == "rewritten against history"
+    assert [e["node"] for e in out["trace"]] == ["contextualize", "retrieve", "generate"]
+    assert out["llm_calls"] == 2
+    assert [t["question"] for t in out["history"]] == ["Who built the first COBOL compiler?", "What team did she lead?"]
+
+
+def test_self_contained_follow_up_costs_no_rewrite(indexed, embedder):
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    config = {"configurable": {"thread_id": "t2"}}
+    graph, _ = graph_with(indexed, embedder, ["First [1].", "Second [1]."], checkpointer=InMemorySaver())
+    graph.invoke({"question": "Who built the first COBOL compiler?"}, config)
+    out = graph.invoke({"question": "Where is Mount Etna?"}, config)
+    assert out["llm_calls"] == 1 and out["trace"][0]["reason"] == "self-contained"
+
+
+def test_answer_tokens_stream(indexed, embedder):
+    graph, _ = graph_with(indexed, embedder, ["Streamed answer [1]."])
+    pieces = [
+        chunk.content
+        for chunk, meta in graph.stream({"question": "Who built the first COBOL compiler?"}, stream_mode="messages")
+        if meta["langgraph_node"] == "generate"
+    ]
+    assert len(pieces) > 3 and "".join(pieces) == "Streamed answer [1]."
