@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test bench clean
+.PHONY: install system-deps demo test bench clean
 
 install: $(STAMP)
 
@@ -24,7 +24,14 @@ $(STAMP): pyproject.toml constraints.txt | $(PY)
 demo: install
 	$(VENV)/bin/arag demo
 
-test: install
+# Graphviz renders graph pictures locally; installed when missing and apt is at hand.
+system-deps:
+	@command -v dot >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq graphviz >/dev/null; \
+	  else echo "note: Graphviz (dot) is missing; PNG graph tests will be skipped"; fi; }
+
+test: install system-deps
 	$(PY) -m pytest
 
 bench: install

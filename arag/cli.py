@@ -75,12 +75,14 @@ def _print_progress(update: dict) -> None:
         if not event:
             continue
         last = event[-1]
-        extras = {k: last[k] for k in ("found", "reason", "llm_calls", "prompt_tokens") if k in last}
+        keys = ("route", "found", "kept", "verdict", "reason", "skipped", "llm_calls", "prompt_tokens")
+        extras = {k: last[k] for k in keys if k in last}
         detail = ", ".join(f"{k}={v}" for k, v in extras.items())
         print(f"  · {node} {last['ms']:.0f} ms{(' (' + detail + ')') if detail else ''}", file=sys.stderr, flush=True)
 
 
-def run_question(settings, question: str, thread: str | None, stream_tokens: bool, show_progress: bool) -> dict:
+def run_question(settings, question: str, thread: str | None, stream_tokens: bool, show_progress: bool,
+                 profile: str | None = None) -> dict:
     """Run one question through the graph, streaming progress and tokens; return the result."""
     from graphs import build_graph
 
@@ -93,6 +95,8 @@ def run_question(settings, question: str, thread: str | None, stream_tokens: boo
 
         checkpointer = open_checkpointer(settings)
         config = {"configurable": {"thread_id": thread}}
+    if profile:
+        config.setdefault("configurable", {})["profile"] = profile
     graph = build_graph(settings, checkpointer=checkpointer)
     started = time.perf_counter()
     final: dict = {}
@@ -113,6 +117,10 @@ def run_question(settings, question: str, thread: str | None, stream_tokens: boo
             {k: c[k] for k in ("n", "source", "title", "chunk_id", "text", "score")}
             for c in final.get("citations", [])
         ],
+        "notes": final.get("notes", []),
+        "route": final.get("route"),
+        "sub_questions": final.get("sub_questions", []),
+        "web_used": final.get("web_used", False),
         "trace": final.get("trace", []),
         "llm_calls": final.get("llm_calls", 0),
         "thread": thread,
@@ -125,6 +133,8 @@ def _print_answer(result: dict, streamed: bool) -> None:
         print()
     else:
         print(result["answer"])
+    for note in result.get("notes", []):
+        print(f"Note: {note}")
     if result["citations"]:
         print("\nSources:")
         for c in result["citations"]:
@@ -135,7 +145,8 @@ def _print_answer(result: dict, streamed: bool) -> None:
 def cmd_ask(args: argparse.Namespace) -> int:
     settings = _settings(args)
     stream = not args.json and sys.stdout.isatty()
-    result = run_question(settings, args.question, args.thread, stream_tokens=stream, show_progress=not args.json and not args.quiet)
+    result = run_question(settings, args.question, args.thread, stream_tokens=stream,
+                          show_progress=not args.json and not args.quiet, profile=args.profile)
     if args.json:
         print(json.dumps(result, ensure_ascii=False))
     else:
@@ -159,6 +170,43 @@ def cmd_demo(args: argparse.Namespace) -> int:
     stream = sys.stdout.isatty()
     result = run_question(settings, question, None, stream_tokens=stream, show_progress=True)
     _print_answer(result, streamed=stream)
+    return 0
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    from arag.drawing import DrawingError, render, to_dot, to_mermaid
+    from graphs import build_graph
+
+    settings = _settings(args)
+    graph = build_graph(settings)
+    visited = None
+    if args.trace:
+        try:
+            record = json.loads(Path(args.trace).read_text())
+            visited = [e["node"] for e in record["trace"]]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise UsageError(f"{args.trace}: not an `arag ask --json` output ({exc})") from None
+    if args.format == "mermaid":
+        text = to_mermaid(graph)
+        if args.out:
+            Path(args.out).write_text(text)
+        else:
+            print(text)
+        return 0
+    if args.format == "dot" and not args.out:
+        print(to_dot(graph, visited))
+        return 0
+    if not args.out:
+        raise UsageError(f"--format {args.format} needs --out FILE")
+    try:
+        if args.format == "dot":
+            Path(args.out).write_text(to_dot(graph, visited))
+        else:
+            render(to_dot(graph, visited), Path(args.out), args.format)
+    except DrawingError as exc:
+        print(f"arag: error: {exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {args.out}", file=sys.stderr)
     return 0
 
 
@@ -201,6 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--thread", help="conversation id: follow-up questions see earlier turns of this thread")
     p.add_argument("--llm", help="LLM provider string, e.g. llamacpp:local-0.5b or openai:gpt-4o-mini")
     p.add_argument("--top-k", type=int, dest="top_k", help="chunks given to the model")
+    p.add_argument("--profile", choices=["naive", "fast", "agentic"],
+                   help="technique set: naive (retrieve+generate), fast (default settings), agentic (every transform)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=cmd_ask)
 
@@ -209,6 +259,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("question", nargs="?", help=f"question to ask (default: {DEMO_QUESTION!r})")
     p.add_argument("--llm", help="LLM provider string")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("graph", help="draw the graph (Mermaid, DOT, PNG or SVG), optionally with a run's path",
+                       description="Draw the RAG graph offline. With --trace, the path an `arag ask --json` run took is highlighted.")
+    p.add_argument("--format", choices=["mermaid", "dot", "png", "svg"], default="mermaid")
+    p.add_argument("--out", help="output file (required for png/svg)")
+    p.add_argument("--trace", help="a file holding the output of `arag ask --json`, whose path is highlighted")
+    p.set_defaults(func=cmd_graph)
 
     p = sub.add_parser("models", help="list the local LLM presets; --prepare assembles and verifies them",
                        description="List local GGUF presets and whether they are assembled.")

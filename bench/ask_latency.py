@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -24,11 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from hotpotqa import REPO, machine, percentile  # noqa: E402
 
 QUESTIONS = [
     "Which command creates a virtual environment?",
@@ -44,32 +40,16 @@ QUESTIONS = [
 ]
 
 
-def machine() -> dict:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(mem, 1), "python": platform.python_version()}
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-def bench_preset(preset: str, data_dir: Path, models_dir: Path) -> dict:
+def bench_preset(preset: str, data_dir: Path, models_dir: Path, profile: str) -> dict:
     from components import Components
     from graphs import build_graph
     from knowledge.ingest import Ingestor
     from settings import Settings
 
     shutil.rmtree(data_dir, ignore_errors=True)
-    settings = Settings(data_dir=data_dir, models_dir=models_dir, llm=f"llamacpp:{preset}")
+    settings = Settings(data_dir=data_dir, models_dir=models_dir, llm=f"llamacpp:{preset}").for_run(
+        {"configurable": {"profile": profile}}
+    )
     ingestor = Ingestor.from_settings(settings)
     ingestor.embedder.embed_documents(["warm up the encoder"])
     cold = ingestor.ingest([REPO / "samples"], progress=False)
@@ -81,20 +61,23 @@ def bench_preset(preset: str, data_dir: Path, models_dir: Path) -> dict:
         started = time.perf_counter()
         out = graph.invoke({"question": question})
         seconds = time.perf_counter() - started
-        gen = out["trace"][-1]
+        calls = max(1, out["llm_calls"])
         rows.append({
             "question": question, "seconds": round(seconds, 2), "llm_calls": out["llm_calls"],
-            "prompt_tokens": gen.get("prompt_tokens", 0), "completion_tokens": gen.get("completion_tokens", 0),
+            "prompt_tokens": sum(e.get("prompt_tokens", 0) for e in out["trace"]) / calls,
+            "completion_tokens": sum(e.get("completion_tokens", 0) for e in out["trace"]) / calls,
             "cited": bool(out["citations"]), "answer": out["answer"],
         })
     env = {**os.environ, "ARAG_DATA_DIR": str(data_dir), "ARAG_MODELS_DIR": str(models_dir), "ARAG_LLM": f"llamacpp:{preset}"}
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "arag", "ask", QUESTIONS[0], "--json"], env=env, check=True,
+    subprocess.run([sys.executable, "-m", "arag", "ask", QUESTIONS[0], "--json", "--profile", profile], env=env, check=True,
                    capture_output=True, cwd=REPO)
     cli_seconds = time.perf_counter() - started
     secs = [r["seconds"] for r in rows]
     return {
         "preset": preset,
+        "profile": profile,
+        "llm_calls_per_question": round(statistics.mean(r["llm_calls"] for r in rows), 2),
         "chunks": cold.chunks_written,
         "ingest_seconds": round(cold.seconds, 2),
         "ingest_chunks_per_s": round(cold.chunks_written / cold.seconds, 1),
@@ -112,6 +95,7 @@ def bench_preset(preset: str, data_dir: Path, models_dir: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--presets", default="local-1.5b,local-0.5b,local-270m")
+    parser.add_argument("--profile", default="fast", choices=["naive", "fast", "agentic"])
     parser.add_argument("--models-dir", type=Path, default=REPO / ".arag" / "models")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "ask_latency.json")
     args = parser.parse_args()
@@ -119,15 +103,18 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for preset in args.presets.split(","):
             print(f"benchmarking {preset} …", file=sys.stderr)
-            results.append(bench_preset(preset, Path(tmp) / preset, args.models_dir))
+            results.append(bench_preset(preset, Path(tmp) / preset, args.models_dir, args.profile))
     report = {"machine": machine(), "date": time.strftime("%Y-%m-%d"), "results": results}
+    if args.out == parser.get_default("out") and args.profile != "fast":
+        args.out = args.out.with_name(f"ask_latency_{args.profile}.json")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False))
     print(f"Machine: {report['machine']}\n")
-    print("| preset | ingest chunks/s | re-ingest unchanged s | ask median s | ask p95 s | prompt tokens/call | completion tokens/call | answers cited | cold `arag ask` s |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| preset | profile | ingest chunks/s | re-ingest unchanged s | LLM calls/question | ask median s | ask p95 s | prompt tokens/call | completion tokens/call | answers cited | cold `arag ask` s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
-        print(f"| {r['preset']} | {r['ingest_chunks_per_s']} | {r['reingest_unchanged_seconds']} | {r['ask_median_s']} | "
+        print(f"| {r['preset']} | {r['profile']} | {r['ingest_chunks_per_s']} | {r['reingest_unchanged_seconds']} | "
+              f"{r['llm_calls_per_question']} | {r['ask_median_s']} | "
               f"{r['ask_p95_s']} | {r['prompt_tokens_per_call']} | {r['completion_tokens_per_call']} | "
               f"{r['cited_share']:.0%} | {r['cold_cli_ask_s']} |")
 

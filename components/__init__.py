@@ -18,7 +18,7 @@ from functools import cached_property
 from langchain_core.language_models import BaseChatModel
 
 from embeddings import Embedder
-from knowledge.retriever import DenseRetriever
+from knowledge.retriever import DenseRetriever, HybridRetriever
 from knowledge.store import ChunkStore
 from settings import Settings
 
@@ -57,5 +57,20 @@ class Components:
         return self._store or ChunkStore(self.settings, self.embedder.model_id, self.embedder.dim)
 
     @cached_property
-    def retriever(self) -> DenseRetriever:
-        return DenseRetriever(self.embedder, self.store)
+    def lexical(self):
+        from knowledge.lexical import LexicalIndex
+
+        return LexicalIndex(self.store)
+
+    def retriever_for(self, settings: Settings) -> DenseRetriever | HybridRetriever:
+        """BM25 fused with the embeddings when ``settings.retrieval`` is "hybrid", else embeddings only.
+
+        Built per call (construction is free; the BM25 index is shared), so per-run settings apply.
+        """
+        if settings.retrieval == "hybrid":
+            return HybridRetriever(self.embedder, self.store, self.lexical, settings.candidates, settings.rrf_k)
+        return DenseRetriever(self.embedder, self.store, settings.candidates, settings.rrf_k)
+
+    @property
+    def retriever(self) -> DenseRetriever | HybridRetriever:
+        return self.retriever_for(self.settings)

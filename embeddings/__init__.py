@@ -158,3 +158,35 @@ class Embedder:
     def embed_queries(self, texts: list[str]) -> np.ndarray:
         vectors = self._flag_model().encode_queries(texts, batch_size=len(texts) + 1, max_length=self.max_length)
         return np.asarray(vectors, dtype=np.float32).reshape(len(texts), -1)
+
+    def token_vectors(self, texts: list[str], max_length: int | None = None) -> list[np.ndarray]:
+        """L2-normalised contextual vectors of each text's tokens ([CLS]/[SEP] and padding excluded).
+
+        These are the multi-vector representation used for late-interaction (max-sim) scoring.
+        """
+        import torch
+
+        model = self._flag_model()
+        out: list[np.ndarray] = []
+        step = self.batch_size
+        with torch.inference_mode():
+            for start in range(0, len(texts), step):
+                batch = model.tokenizer(
+                    texts[start : start + step], padding=True, truncation=True,
+                    max_length=max_length or self.max_length, return_tensors="pt",
+                    return_special_tokens_mask=True,
+                )
+                special = batch.pop("special_tokens_mask").bool()
+                hidden = model.model(**batch).last_hidden_state
+                hidden = torch.nn.functional.normalize(hidden, dim=-1)
+                keep = batch["attention_mask"].bool() & ~special
+                for row, mask in zip(hidden, keep):
+                    out.append(row[mask].numpy().astype(np.float32))
+        return out
+
+
+def max_sim(query_tokens: np.ndarray, doc_tokens: np.ndarray) -> float:
+    """ColBERT-style late interaction: mean over query tokens of the best-matching document token."""
+    if len(query_tokens) == 0 or len(doc_tokens) == 0:
+        return 0.0
+    return float((query_tokens @ doc_tokens.T).max(axis=1).mean())

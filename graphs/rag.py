@@ -1,20 +1,101 @@
-"""The RAG graph's wiring: contextualize → retrieve → generate."""
+"""The agentic RAG graph's wiring.
+
+```
+contextualize → route ─┬─ direct ─────────────────────────────────────────────┐
+                       ├─ web ──── web_search ───────────────────┐            │
+                       ├─ complex ─ decompose → answer_sub_question (loop) ─┐ │
+                       └─ index ── transform_query → retrieve → grade_documents
+grade_documents ── enough ──→ rerank → generate → reflect ── ok ──→ finalize
+               └── too few → rewrite_question → web_search | retrieve   │
+reflect ── ungrounded → generate;  not useful → rewrite_question ────────┘
+```
+Every loop is bounded by a counter in the state (``retries``, ``generations``, the list of
+sub-questions); the recursion limit is only a second guard.
+"""
 
 from __future__ import annotations
 
 from functools import partial
 
 from langchain_core.language_models import BaseChatModel
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
 from components import Components
 from graphs.state import RAGState
+from nodes.answer_sub_question import answer_sub_question
 from nodes.contextualize import contextualize
+from nodes.decompose import decompose
+from nodes.finalize import finalize
 from nodes.generate import generate
+from nodes.grade_documents import grade_documents
+from nodes.reflect import reflect
+from nodes.rerank import rerank
 from nodes.retrieve import retrieve
+from nodes.rewrite_question import rewrite_question
+from nodes.route import route
+from nodes.transform_query import transform_query
+from nodes.web_search import web_search
 from settings import Settings
+
+#: Upper bound on node executions per question; the counters end every loop well before it.
+RECURSION_LIMIT = 80
+
+NODES = {
+    "contextualize": contextualize,
+    "route": route,
+    "decompose": decompose,
+    "answer_sub_question": answer_sub_question,
+    "transform_query": transform_query,
+    "retrieve": retrieve,
+    "grade_documents": grade_documents,
+    "rewrite_question": rewrite_question,
+    "web_search": web_search,
+    "rerank": rerank,
+    "generate": generate,
+    "reflect": reflect,
+    "finalize": finalize,
+}
+
+
+def after_route(state: RAGState) -> str:
+    if state["route"] == "direct":
+        return "generate"
+    if state["route"] == "web":
+        return "web_search"
+    return "decompose" if state.get("complex") else "transform_query"
+
+
+def after_decompose(state: RAGState) -> str:
+    return "answer_sub_question" if state.get("sub_questions") else "transform_query"
+
+
+def after_sub_question(state: RAGState) -> str:
+    more = len(state.get("sub_answers") or []) < len(state.get("sub_questions") or [])
+    return "answer_sub_question" if more else "grade_documents"
+
+
+def after_grade(state: RAGState) -> str:
+    return "rewrite_question" if state.get("need_more") else "rerank"
+
+
+def after_rewrite(state: RAGState) -> str:
+    return "web_search" if state.get("web_ready") else "retrieve"
+
+
+def after_web_search(state: RAGState) -> str:
+    # A web-routed question whose search failed falls back to the documents.
+    if state.get("route") == "web" and not state.get("documents"):
+        return "transform_query"
+    return "rerank"
+
+
+def after_reflect(state: RAGState) -> str:
+    return {"regenerate": "generate", "search_again": "rewrite_question"}.get(
+        (state.get("reflection") or {}).get("next", "finish"), "finalize"
+    )
 
 
 def build_graph(
@@ -28,22 +109,38 @@ def build_graph(
 
     ``llm`` replaces the configured chat model (tests pass fake ones); ``components`` replaces
     every part at once; ``checkpointer`` keeps threads (``config={"configurable":
-    {"thread_id": ...}}``) across calls.
+    {"thread_id": ...}}``) across calls. Techniques can be switched per call with
+    ``config={"configurable": {"profile": "agentic", "hyde": True, ...}}``.
 
     Example:
         >>> from graphs import build_graph
         >>> graph = build_graph()
-        >>> list(graph.get_graph().nodes)
-        ['__start__', 'contextualize', 'retrieve', 'generate', '__end__']
+        >>> [n for n in graph.get_graph().nodes][:4]
+        ['__start__', 'contextualize', 'route', 'decompose']
     """
     settings = settings or (components.settings if components else Settings())
     parts = components or Components(settings, llm=llm)
     builder = StateGraph(RAGState)
-    builder.add_node("contextualize", partial(contextualize, components=parts))
-    builder.add_node("retrieve", partial(retrieve, components=parts))
-    builder.add_node("generate", partial(generate, components=parts))
+    for name, node in NODES.items():
+        builder.add_node(name, partial(node, components=parts))
     builder.add_edge(START, "contextualize")
-    builder.add_edge("contextualize", "retrieve")
-    builder.add_edge("retrieve", "generate")
-    builder.add_edge("generate", END)
-    return builder.compile(checkpointer=checkpointer, name="arag")
+    builder.add_edge("contextualize", "route")
+    builder.add_conditional_edges("route", after_route, ["generate", "web_search", "decompose", "transform_query"])
+    builder.add_conditional_edges("decompose", after_decompose, ["answer_sub_question", "transform_query"])
+    builder.add_conditional_edges("answer_sub_question", after_sub_question, ["answer_sub_question", "grade_documents"])
+    builder.add_edge("transform_query", "retrieve")
+    builder.add_edge("retrieve", "grade_documents")
+    builder.add_conditional_edges("grade_documents", after_grade, ["rewrite_question", "rerank"])
+    builder.add_conditional_edges("rewrite_question", after_rewrite, ["web_search", "retrieve"])
+    builder.add_conditional_edges("web_search", after_web_search, ["rerank", "transform_query"])
+    builder.add_edge("rerank", "generate")
+    builder.add_edge("generate", "reflect")
+    builder.add_conditional_edges("reflect", after_reflect, ["generate", "rewrite_question", "finalize"])
+    builder.add_edge("finalize", END)
+    graph = builder.compile(checkpointer=checkpointer, name="arag")
+    return graph.with_config(recursion_limit=RECURSION_LIMIT)
+
+
+def studio_graph(config: RunnableConfig) -> CompiledStateGraph:
+    """Entry point for LangGraph Studio and ``langgraph dev`` (see langgraph.json)."""
+    return build_graph(Settings().for_run(config))

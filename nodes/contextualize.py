@@ -10,11 +10,12 @@ import re
 import time
 
 from langchain_core.messages import HumanMessage, SystemMessage
+from langchain_core.runnables import RunnableConfig
 from langgraph.types import Overwrite
 
 from components import Components
 from graphs.state import RAGState
-from llms.usage import LLMUsage, invoke_counted
+from llms.usage import LLMCallFailed, LLMUsage, invoke_counted
 from nodes.tracing import trace_event
 
 SYSTEM_PROMPT = (
@@ -41,7 +42,7 @@ def _conversation(history: list, turns: int) -> str:
     return "\n".join(lines)
 
 
-def contextualize(state: RAGState, *, components: Components) -> dict:
+def contextualize(state: RAGState, config: RunnableConfig, *, components: Components) -> dict:
     """Begin the turn; give retrieval a standalone question."""
     started = time.perf_counter()
     question = state.get("question", "")
@@ -49,32 +50,51 @@ def contextualize(state: RAGState, *, components: Components) -> dict:
         raise ValueError("the question is empty")
     question = question.strip()
     history = state.get("history") or []
-    turns = components.settings.history_turns
+    turns = components.settings.for_run(config).history_turns
     usage = LLMUsage()
     standalone, reason = question, "no history" if not history else "self-contained"
     if turns and needs_rewrite(question, history):
-        reply = invoke_counted(
-            components.llm,
-            [
-                SystemMessage(SYSTEM_PROMPT),
-                HumanMessage(f"{_conversation(history, turns)}\nUser: {question}\n\nRewritten question:"),
-            ],
-            usage,
-            max_tokens=48,
-            stop=["\n"],
-        )
-        candidate = str(reply.content).strip().strip('"')
-        # A rewrite that is empty or rambles is worse than the user's own words.
-        if 3 <= len(candidate) <= 3 * len(question) + 80:
-            standalone, reason = candidate, "rewritten against history"
+        try:
+            reply = invoke_counted(
+                components.llm,
+                [
+                    SystemMessage(SYSTEM_PROMPT),
+                    HumanMessage(f"{_conversation(history, turns)}\nUser: {question}\n\nRewritten question:"),
+                ],
+                usage,
+                max_tokens=48,
+                stop=["\n"],
+            )
+        except LLMCallFailed as exc:  # the user's own words still make a usable query
+            reason = f"rewrite failed ({exc})"
         else:
-            reason = "rewrite rejected"
+            candidate = str(reply.content).strip().strip('"')
+            # A rewrite that is empty or rambles is worse than the user's own words.
+            if 3 <= len(candidate) <= 3 * len(question) + 80:
+                standalone, reason = candidate, "rewritten against history"
+            else:
+                reason = "rewrite rejected"
     return {
         "question": question,
         "standalone_question": standalone,
+        "route": "index",
+        "complex": False,
+        "queries": [standalone],
+        "sub_questions": [],
+        "sub_answers": [],
+        "candidates": [],
         "documents": [],
+        "search_query": "",
+        "need_more": False,
+        "web_ready": False,
+        "web_used": False,
+        "retries": 0,
+        "generations": 0,
         "answer": "",
         "citations": [],
+        "best": {},
+        "reflection": {},
+        "notes": Overwrite([]),
         "trace": Overwrite([trace_event("contextualize", started, usage, reason=reason, standalone_question=standalone)]),
         "llm_calls": Overwrite(usage.calls),
     }

@@ -1,8 +1,8 @@
 """Write the answer from numbered sources and resolve its [n] citations.
 
 Sources are given to the model as quoted data inside a delimited block; the system prompt
-says they carry no instructions. Sources are added in rank order until the token budget
-is spent, so the prompt stays short on small local models.
+says they carry no instructions. The rerank node has already ordered them and trimmed
+them to the token budget, so the prompt stays short on small local models.
 
 Small models often drop the [n] markers even when told to cite. A sentence left without
 one is matched against the sources by word overlap and gets the marker of the source that
@@ -15,10 +15,11 @@ import re
 import time
 
 from langchain_core.messages import HumanMessage, SystemMessage
+from langchain_core.runnables import RunnableConfig
 
 from components import Components
 from graphs.state import RAGState
-from llms.usage import LLMUsage, invoke_counted
+from llms.usage import LLMCallFailed, LLMUsage, invoke_counted
 from nodes.tracing import trace_event
 
 SYSTEM_PROMPT = (
@@ -69,18 +70,6 @@ def attribute_uncited(answer: str, documents: list[dict]) -> tuple[str, list[int
     return "".join(parts), added
 
 
-def fit_sources(documents: list[dict], count_tokens, budget: int) -> list[dict]:
-    """Documents in rank order while their tokens fit the budget (at least one)."""
-    kept, used = [], 0
-    for doc in documents:
-        cost = count_tokens(doc["text"]) + 8
-        if kept and used + cost > budget:
-            break
-        kept.append(doc)
-        used += cost
-    return kept
-
-
 def format_sources(documents: list[dict]) -> str:
     blocks = []
     for n, doc in enumerate(documents, start=1):
@@ -111,32 +100,62 @@ def resolve_citations(answer: str, documents: list[dict]) -> tuple[list[dict], l
     return citations, invalid
 
 
-def generate(state: RAGState, *, components: Components) -> dict:
-    """Answer with citations; with no sources, say so without calling the LLM."""
+DIRECT_SYSTEM_PROMPT = "You are a helpful assistant. Reply briefly and politely."
+STRICT_ADDENDUM = " State only facts written in the sources, in their words; do not add anything else."
+
+
+def _prompt(question: str, documents: list[dict], sub_answers: list[dict]) -> str:
+    findings = ""
+    if sub_answers:
+        lines = [f"- {a['question']} -> {a['answer'] or 'not found'}" for a in sub_answers]
+        findings = "Findings for parts of the question (check them against the sources):\n" + "\n".join(lines) + "\n\n"
+    return (
+        f"<sources>\n{format_sources(documents)}\n</sources>\n\n{findings}Question: {question}\n"
+        "Answer briefly and cite the sources you used, like [1]."
+    )
+
+
+def generate(state: RAGState, config: RunnableConfig, *, components: Components) -> dict:
+    """Answer with citations. No sources: say so without an LLM call (or chat, on the direct route).
+
+    An ungrounded earlier attempt (from reflection) makes this attempt stricter; a failing LLM
+    leaves a note and the best passages instead of an exception.
+    """
     started = time.perf_counter()
-    settings = components.settings
+    settings = components.settings.for_run(config)
     question = state.get("standalone_question") or state["question"]
-    documents = fit_sources(state.get("documents") or [], components.embedder.count_tokens, settings.context_tokens)
+    documents = state.get("documents") or []
+    strict = (state.get("reflection") or {}).get("verdict") == "ungrounded"
     usage = LLMUsage()
-    if not documents:
+    details: dict = {"sources_given": len(documents), "attempt": state.get("generations", 0) + 1}
+    if strict:
+        details["strict"] = True
+    notes: list[str] = []
+    if not documents and state.get("route") != "direct":
         answer = NO_SOURCES_ANSWER
     else:
-        reply = invoke_counted(
-            components.llm,
-            [
-                SystemMessage(SYSTEM_PROMPT),
-                HumanMessage(
-                    f"<sources>\n{format_sources(documents)}\n</sources>\n\nQuestion: {question}\n"
-                    "Answer briefly and cite the sources you used, like [1]."
-                ),
-            ],
-            usage,
-            max_tokens=settings.answer_max_tokens,
-        )
-        answer = str(reply.content).strip() or "The model returned an empty answer."
+        if documents:
+            messages = [
+                SystemMessage(SYSTEM_PROMPT + (STRICT_ADDENDUM if strict else "")),
+                HumanMessage(_prompt(question, documents, state.get("sub_answers") or [])),
+            ]
+        else:
+            messages = [SystemMessage(DIRECT_SYSTEM_PROMPT), HumanMessage(question)]
+        try:
+            reply = invoke_counted(components.llm, messages, usage, max_tokens=settings.answer_max_tokens)
+            answer = str(reply.content).strip() or "The model returned an empty answer."
+        except LLMCallFailed as exc:  # a failing model degrades to a note, never a crash
+            reason = str(exc)
+            notes.append(f"the language model failed ({reason})")
+            details["error"] = reason
+            answer = (
+                "The language model could not write an answer; the most relevant passages are [1]"
+                + (" and [2]." if len(documents) > 1 else ".")
+                if documents else "The language model could not answer right now."
+            )
     answer, attributed = attribute_uncited(answer, documents)
     citations, invalid = resolve_citations(answer, documents)
-    details = {"sources_given": len(documents), "cited": [c["n"] for c in citations]}
+    details["cited"] = [c["n"] for c in citations]
     if attributed:
         details["attributed"] = attributed
     if invalid:
@@ -146,8 +165,8 @@ def generate(state: RAGState, *, components: Components) -> dict:
     return {
         "answer": answer,
         "citations": citations,
-        "documents": documents,
-        "history": [{"question": state["question"], "answer": answer}],
+        "generations": state.get("generations", 0) + 1,
+        "notes": notes,
         "llm_calls": usage.calls,
         "trace": [trace_event("generate", started, usage, **details)],
     }

@@ -1,30 +1,29 @@
-"""Retrieve the chunks most similar to the (standalone) question."""
+"""Retrieve candidate chunks for every query of the turn, fused by reciprocal rank."""
 
 from __future__ import annotations
 
 import time
+
+from langchain_core.runnables import RunnableConfig
 
 from components import Components
 from graphs.state import RAGState
 from nodes.tracing import trace_event
 
 
-def retrieve(state: RAGState, *, components: Components) -> dict:
-    """Dense top-k search over the collection."""
+def retrieve(state: RAGState, config: RunnableConfig, *, components: Components) -> dict:
+    """Hybrid (or dense) search for each query; candidates go on to grading and reranking."""
     started = time.perf_counter()
-    query = state.get("standalone_question") or state["question"]
-    k = components.settings.top_k
-    documents = components.retriever.search(query, k)
+    settings = components.settings.for_run(config)
+    queries = state.get("queries") or [state.get("standalone_question") or state["question"]]
+    k = max(settings.candidates, settings.top_k)
+    candidates = components.retriever_for(settings).search_many(queries, k)
     return {
-        "documents": documents,
+        "candidates": candidates,
         "trace": [
             trace_event(
-                "retrieve",
-                started,
-                query=query,
-                k=k,
-                found=len(documents),
-                top=[{"chunk_id": d["chunk_id"], "title": d["title"], "score": d["score"]} for d in documents],
+                "retrieve", started, queries=queries, retrieval=settings.retrieval, found=len(candidates),
+                top=[{"chunk_id": d["chunk_id"], "title": d["title"], "score": d["score"]} for d in candidates[:5]],
             )
         ],
     }

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -62,6 +63,16 @@ class Settings(BaseSettings):
         None, validation_alias=AliasChoices("ARAG_ANTHROPIC_API_KEY", "ANTHROPIC_API_KEY")
     )
 
+    # Web search (Tavily)
+    tavily_api_key: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("ARAG_TAVILY_API_KEY", "TAVILY_API_KEY")
+    )
+    web_search_url: str | None = Field(
+        None, description="Base URL of the Tavily API (default: Tavily's own); for proxies and tests."
+    )
+    web_search_timeout_s: float = Field(10.0, gt=0, description="Timeout of one web search.")
+    web_results: int = Field(4, ge=1, le=20, description="Web results added when the documents fall short.")
+
     # Embeddings and chunking
     embedding_model: str = Field(
         "minilm", description="'minilm' (packaged all-MiniLM-L6-v2) or a local model directory."
@@ -71,11 +82,64 @@ class Settings(BaseSettings):
     max_file_mb: float = Field(50.0, gt=0, description="Files larger than this are refused.")
 
     # Retrieval and generation
+    retrieval: Literal["dense", "hybrid"] = Field(
+        "hybrid", description="'hybrid': dense and BM25 rankings fused by reciprocal rank; 'dense': embeddings only."
+    )
+    candidates: int = Field(20, ge=1, le=200, description="Candidates each retriever contributes before fusion.")
+    rrf_k: int = Field(60, ge=1, description="Constant k of reciprocal-rank fusion: score = sum 1/(k + rank).")
     top_k: int = Field(4, ge=1, le=50, description="Chunks given to the generator.")
     context_tokens: int = Field(
         1200, ge=100, description="Budget of source tokens in the answer prompt."
     )
     history_turns: int = Field(2, ge=0, description="Earlier turns of a thread shown to the model.")
+
+    # Agentic techniques; each can also be set for one call through
+    # config={"configurable": {...}} (see Settings.for_run) or as a named profile.
+    router: Literal["rules", "llm"] = Field(
+        "rules", description="Who routes a question: cheap rules, or one structured LLM call."
+    )
+    decompose: Literal["off", "auto", "always"] = Field(
+        "auto", description="Split multi-hop questions into sub-questions: never, when the router says so, always."
+    )
+    decompose_mode: Literal["sequential", "parallel"] = Field(
+        "sequential", description="Sub-questions answered in turn (each answer feeds the next) or retrieved together."
+    )
+    max_sub_questions: int = Field(3, ge=2, le=5)
+    multi_query: int = Field(0, ge=0, le=5, description="Extra rewordings of the question, fused by RRF (0: off).")
+    step_back: bool = Field(False, description="Also retrieve for a more generic step-back question.")
+    hyde: bool = Field(False, description="Also retrieve with a hypothetical answer passage (HyDE).")
+    grader: Literal["score", "llm", "off"] = Field(
+        "score", description="Document grading: a similarity threshold (no LLM call), the LLM, or none."
+    )
+    relevance_threshold: float = Field(
+        0.3, ge=-1.0, le=1.0, description="Score grader: least cosine similarity of a relevant chunk."
+    )
+    min_relevant: int = Field(1, ge=0, description="Fewer relevant chunks than this triggers rewrite + web search.")
+    web_fallback: bool = Field(True, description="Search the web (Tavily) when the documents fall short.")
+    rerank: Literal["late-interaction", "off"] = Field(
+        "late-interaction", description="Reorder candidates by token-level max-sim (ColBERT-style) before trimming."
+    )
+    reflect: bool = Field(True, description="Check the answer is grounded and useful (Self-RAG) before returning it.")
+    max_retries: int = Field(1, ge=0, le=5, description="Extra retrieval rounds after a failed grade or reflection.")
+    max_regenerations: int = Field(1, ge=0, le=5, description="Extra generations after an ungrounded answer.")
+
+    def for_run(self, config: dict | None) -> "Settings":
+        """These settings with the overrides in ``config["configurable"]`` applied and validated.
+
+        Example:
+            >>> Settings().for_run({"configurable": {"hyde": True, "thread_id": "t"}}).hyde
+            True
+        """
+        configurable = (config or {}).get("configurable") or {}
+        overrides = {k: v for k, v in configurable.items() if k in type(self).model_fields}
+        profile = configurable.get("profile")
+        if profile is not None:
+            if profile not in PROFILES:
+                raise ValueError(f"unknown profile {profile!r}; use one of {', '.join(PROFILES)}")
+            overrides = {**PROFILES[profile], **overrides}
+        if not overrides:
+            return self
+        return type(self).model_validate({**self.model_dump(), **overrides})
 
     @field_validator("collection")
     @classmethod
@@ -102,4 +166,20 @@ class Settings(BaseSettings):
         return self.data_dir / "checkpoints.sqlite"
 
 
-__all__ = ["Settings"]
+#: Named sets of technique settings: the cheapest useful path, and every technique on.
+PROFILES: dict[str, dict] = {
+    "naive": {
+        "router": "rules", "decompose": "off", "multi_query": 0, "step_back": False, "hyde": False,
+        "grader": "off", "web_fallback": False, "rerank": "off", "reflect": False, "retrieval": "dense",
+    },
+    "fast": {
+        "router": "rules", "decompose": "auto", "multi_query": 0, "step_back": False, "hyde": False,
+        "grader": "score", "web_fallback": True, "rerank": "late-interaction", "reflect": True,
+    },
+    "agentic": {
+        "router": "llm", "decompose": "auto", "multi_query": 2, "step_back": True, "hyde": True,
+        "grader": "score", "web_fallback": True, "rerank": "late-interaction", "reflect": True,
+    },
+}
+
+__all__ = ["PROFILES", "Settings"]

@@ -9,7 +9,6 @@ from components import Components
 from components.checkpoints import open_checkpointer
 from documents import write_corpus
 from graphs import build_graph
-from knowledge.ingest import Ingestor
 
 
 @pytest.fixture
@@ -32,22 +31,25 @@ def test_answer_cites_retrieved_chunks(indexed, embedder):
     cited = out["citations"][0]
     assert cited["title"] == "Grace Hopper" and "COBOL" in cited["text"]
     assert cited["source"].endswith("people.jsonl#grace") and cited["chunk_id"]
-    assert [e["node"] for e in out["trace"]] == ["contextualize", "retrieve", "generate"]
+    nodes = [e["node"] for e in out["trace"]]
+    assert nodes[0] == "contextualize" and nodes[-1] == "finalize" and "retrieve" in nodes
     assert out["llm_calls"] == 1
-    assert out["trace"][2]["llm_calls"] == 1 and out["trace"][1]["found"] == indexed.top_k
+    generate = next(e for e in out["trace"] if e["node"] == "generate")
+    assert generate["llm_calls"] == 1 and generate["sources_given"] <= indexed.top_k
 
 
 def test_citation_numbers_outside_the_sources_are_dropped_and_reported(indexed, embedder):
     graph, _ = graph_with(indexed, embedder, ["It was Hopper [2][9], see [1, 2]."])
     out = graph.invoke({"question": "Who built the first COBOL compiler?"})
     assert [c["n"] for c in out["citations"]] == [2, 1]
-    assert out["trace"][-1]["invalid_citations"] == [9]
+    assert next(e for e in out["trace"] if e["node"] == "generate")["invalid_citations"] == [9]
 
 
 def test_uncited_answer_is_flagged(indexed, embedder):
     graph, _ = graph_with(indexed, embedder, ["I am not sure."])
     out = graph.invoke({"question": "Who built the first COBOL compiler?"})
-    assert out["citations"] == [] and out["trace"][-1]["note"] == "the answer cites no source"
+    generate = next(e for e in out["trace"] if e["node"] == "generate")
+    assert out["citations"] == [] and generate["note"] == "the answer cites no source"
 
 
 def test_uncited_sentence_is_attributed_to_the_source_it_comes_from(indexed, embedder):
@@ -55,7 +57,7 @@ def test_uncited_sentence_is_attributed_to_the_source_it_comes_from(indexed, emb
     out = graph.invoke({"question": "Who built the first COBOL compiler?"})
     grace = next(i + 1 for i, d in enumerate(out["documents"]) if d["title"] == "Grace Hopper")
     assert out["answer"] == f"Grace Hopper led the team behind the first COBOL compiler [{grace}].\nThat is all."
-    assert out["trace"][-1]["attributed"] == [grace]
+    assert next(e for e in out["trace"] if e["node"] == "generate")["attributed"] == [grace]
     assert [c["title"] for c in out["citations"]] == ["Grace Hopper"]
 
 
@@ -73,10 +75,10 @@ def test_empty_question_is_refused(settings, embedder):
 
 
 def test_context_budget_limits_sources(indexed, embedder):
-    tight = indexed.model_copy(update={"context_tokens": 100, "top_k": 5})
+    tight = indexed.model_copy(update={"context_tokens": 100, "top_k": 5, "reflect": False})
     graph, _ = graph_with(tight, embedder, ["Answer [1]."])
     out = graph.invoke({"question": "lighthouse lens"})
-    given = out["trace"][-1]["sources_given"]
+    given = next(e for e in out["trace"] if e["node"] == "generate")["sources_given"]
     assert 1 <= given < 5
     assert len(out["documents"]) == given
 
@@ -94,7 +96,8 @@ def test_thread_follow_up_is_rewritten_and_trace_resets(indexed, embedder, tmp_p
     out = graph2.invoke({"question": "What team did she lead?"}, config)
     assert out["standalone_question"] == "What did Grace Hopper lead?"
     assert out["trace"][0]["reason"] == "rewritten against history"
-    assert [e["node"] for e in out["trace"]] == ["contextualize", "retrieve", "generate"]
+    assert [e["node"] for e in out["trace"]][0] == "contextualize"
+    assert [e["node"] for e in out["trace"]].count("contextualize") == 1
     assert out["llm_calls"] == 2
     assert [t["question"] for t in out["history"]] == ["Who built the first COBOL compiler?", "What team did she lead?"]
 
@@ -103,17 +106,18 @@ def test_self_contained_follow_up_costs_no_rewrite(indexed, embedder):
     from langgraph.checkpoint.memory import InMemorySaver
 
     config = {"configurable": {"thread_id": "t2"}}
-    graph, _ = graph_with(indexed, embedder, ["First [1].", "Second [1]."], checkpointer=InMemorySaver())
+    graph, _ = graph_with(indexed, embedder, ["Grace Hopper built it [1].", "Mount Etna is in Sicily [1]."],
+                          checkpointer=InMemorySaver())
     graph.invoke({"question": "Who built the first COBOL compiler?"}, config)
     out = graph.invoke({"question": "Where is Mount Etna?"}, config)
     assert out["llm_calls"] == 1 and out["trace"][0]["reason"] == "self-contained"
 
 
 def test_answer_tokens_stream(indexed, embedder):
-    graph, _ = graph_with(indexed, embedder, ["Streamed answer [1]."])
+    graph, _ = graph_with(indexed, embedder, ["Grace Hopper built the COBOL compiler [1]."])
     pieces = [
         chunk.content
         for chunk, meta in graph.stream({"question": "Who built the first COBOL compiler?"}, stream_mode="messages")
         if meta["langgraph_node"] == "generate"
     ]
-    assert len(pieces) > 3 and "".join(pieces) == "Streamed answer [1]."
+    assert len(pieces) > 3 and "".join(pieces) == "Grace Hopper built the COBOL compiler [1]."

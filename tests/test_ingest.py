@@ -27,7 +27,7 @@ def assert_consistent(store: ChunkStore) -> None:
 
 
 def test_each_format_is_ingested_and_reingest_embeds_nothing(tmp_path, ingestor):
-    paths = write_corpus(tmp_path / "docs")
+    write_corpus(tmp_path / "docs")
     first = ingestor.ingest([tmp_path / "docs"], progress=False)
     assert first.added == 5 and not first.failures
     kinds = {m["kind"] for metas in chunks_by_file(ingestor.store).values() for m in metas}

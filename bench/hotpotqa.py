@@ -1,0 +1,79 @@
+"""Shared by the benchmarks: the machine they ran on, percentiles, and the HotpotQA pool.
+
+``load_questions`` reads the IRCoT/HotpotQA JSONL; ``ingest_pool`` writes the paragraphs of
+all questions, deduplicated by title, as JSONL records and ingests them with the ordinary
+:class:`Ingestor`, into a work directory that later runs reuse (unchanged text is never
+embedded twice).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+def machine() -> dict:
+    cpu = platform.processor() or "unknown"
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        cpu = next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(memory, 1), "python": platform.python_version()}
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def load_questions(path: Path) -> tuple[list[dict], list[dict]]:
+    """(questions with gold answers and supporting titles, pooled paragraphs deduplicated by title)."""
+    questions, pool = [], {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        for ctx in row["contexts"]:
+            pool.setdefault(ctx["title"], {"id": ctx["title"], "title": ctx["title"], "text": ctx["paragraph_text"]})
+        questions.append({
+            "id": row["question_id"],
+            "question": row["question_text"],
+            "answers": [span for obj in row["answers_objects"] for span in obj["spans"]],
+            "relevant": sorted({c["title"] for c in row["contexts"] if c["is_supporting"]}),
+        })
+    return questions, list(pool.values())
+
+
+def ingest_pool(data: Path, work_dir: Path, fresh: bool = False):
+    """Ingest the pooled paragraphs of ``data`` into ``work_dir``; return the :class:`Ingestor`."""
+    import shutil
+
+    from knowledge.ingest import Ingestor
+    from settings import Settings
+
+    _, paragraphs = load_questions(data)
+    if fresh:
+        shutil.rmtree(work_dir, ignore_errors=True)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    corpus = work_dir / "hotpotqa-pool.jsonl"
+    body = "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in paragraphs)
+    if not corpus.exists() or corpus.read_text(encoding="utf-8") != body:
+        corpus.write_text(body, encoding="utf-8")
+    ingestor = Ingestor.from_settings(Settings(data_dir=work_dir / "data", collection="hotpotqa"))
+    print(f"ingesting {len(paragraphs)} pooled paragraphs …", file=sys.stderr)
+    report = ingestor.ingest([corpus], progress=True)
+    print(report.summary(), file=sys.stderr)
+    if report.failures:
+        raise SystemExit(f"ingestion failed: {report.failures[0]}")
+    return ingestor

@@ -1,0 +1,1 @@
+"""Measuring answers and retrieval: SQuAD-style answer scores and ranking metrics."""

@@ -1,0 +1,107 @@
+"""Route a question: to the document index, to the web, or straight to an answer, and say
+whether it is complex enough to decompose.
+
+By default cheap rules decide (no LLM call): greetings and thanks need no retrieval,
+questions about current events go to the web when a web search key is set, and
+multi-hop shapes (a relative clause that hides a bridge entity, a comparison of two
+things) are marked complex. With ``router="llm"`` one structured LLM call decides, and
+the rules are its fallback when the model's output is unusable.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Literal
+
+from langchain_core.runnables import RunnableConfig
+from pydantic import BaseModel, Field
+
+from components import Components
+from graphs.state import RAGState
+from llms.structured import ask_json
+from llms.usage import LLMUsage
+from nodes.tracing import trace_event
+
+PROMPT = """Decide how to answer the user's question.
+route: "index" if it should be answered from the user's documents, "web" if it needs current
+information from the internet (news, prices, today's events), "direct" if it is small talk that
+needs no sources.
+complex: true if answering needs two or more facts found separately (for example about an
+entity that the question only describes, or a comparison of two things).
+Question: {question}"""
+
+
+class RouteDecision(BaseModel):
+    route: Literal["index", "web", "direct"]
+    complex: bool
+    reason: str = Field("", max_length=120)
+
+
+_SMALL_TALK = re.compile(
+    r"^\s*(hi|hello|hey|thanks|thank you|good (morning|afternoon|evening)|bye|goodbye|ok|okay|cheers)\b[\s!.,]*"
+    r"(there|a lot|so much|again)?[\s!.]*$",
+    re.IGNORECASE,
+)
+_CURRENT = re.compile(
+    r"\b(today|tonight|yesterday|this (week|month|year)|latest|breaking|current(ly)?|right now|news|"
+    r"stock price|weather|forecast|score of)\b",
+    re.IGNORECASE,
+)
+_COMPARISON = re.compile(
+    r"\b(both|same|older|younger|earlier|later|first|larger|smaller|bigger|taller|longer|shorter|more|less|"
+    r"fewer|higher|lower|either|neither|which (one|of))\b",
+    re.IGNORECASE,
+)
+_RELATIVE = re.compile(r"\b(who|whom|whose|which|that|where|when)\b", re.IGNORECASE)
+
+
+def rule_route(question: str, web_available: bool) -> RouteDecision:
+    """The routing rules, also the fallback of the LLM router."""
+    if _SMALL_TALK.match(question):
+        return RouteDecision(route="direct", complex=False, reason="small talk needs no sources")
+    if _CURRENT.search(question):
+        if web_available:
+            return RouteDecision(route="web", complex=False, reason="asks about current events")
+        return RouteDecision(route="index", complex=False, reason="asks about current events, but web search is not configured")
+    words = question.split()
+    comparison = bool(_COMPARISON.search(question)) and bool(re.search(r"\b(and|or)\b|,", question))
+    # A wh-word or "that" after the opening words usually starts a clause describing a bridge entity.
+    relative = any(_RELATIVE.fullmatch(w.strip(",.?!\"'")) for w in words[2:]) and len(words) >= 9
+    if comparison:
+        return RouteDecision(route="index", complex=True, reason="compares two things")
+    if relative:
+        return RouteDecision(route="index", complex=True, reason="describes an entity it asks about (multi-hop)")
+    return RouteDecision(route="index", complex=False, reason="single-fact question")
+
+
+def route(state: RAGState, config: RunnableConfig, *, components: Components) -> dict:
+    """Choose index / web / direct and whether to decompose."""
+    started = time.perf_counter()
+    settings = components.settings.for_run(config)
+    question = state["standalone_question"]
+    web_available = settings.web_fallback and settings.tavily_api_key is not None
+    fallback = rule_route(question, web_available)
+    usage = LLMUsage()
+    status = "rules"
+    decision = fallback
+    if settings.router == "llm":
+        decision, status = ask_json(
+            components.llm, PROMPT.format(question=question), RouteDecision, usage, default=fallback, max_tokens=80
+        )
+        if decision.route == "web" and not web_available:
+            decision = decision.model_copy(update={"route": "index", "reason": decision.reason + "; web search not configured"})
+    complex_ = decision.route == "index" and (
+        settings.decompose == "always" or (settings.decompose == "auto" and decision.complex)
+    )
+    return {
+        "route": decision.route,
+        "complex": complex_,
+        "llm_calls": usage.calls,
+        "trace": [
+            trace_event(
+                "route", started, usage, route=decision.route, complex=complex_, reason=decision.reason,
+                decided_by=status,
+            )
+        ],
+    }

@@ -1,0 +1,233 @@
+"""Every branch and loop bound of the agentic graph, driven by scripted chat models."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from components import Components
+from documents import write_corpus
+from graphs import build_graph
+from scripted_llm import ScriptedChatModel
+from tavily_double import TavilyDouble
+
+COBOL = "Who built the first COBOL compiler?"
+GOOD = "Grace Hopper led the team that built the first COBOL compiler [1]."
+
+
+@pytest.fixture
+def indexed(tmp_path, settings, embedder, ingestor):
+    write_corpus(tmp_path / "docs")
+    ingestor.ingest([tmp_path / "docs"], progress=False)
+    return settings
+
+
+def run(settings, embedder, script, question=COBOL, config=None, **overrides):
+    llm = ScriptedChatModel(script=list(script))
+    graph = build_graph(components=Components(settings.model_copy(update=overrides), llm=llm, embedder=embedder))
+    return graph.invoke({"question": question}, config or {}), llm
+
+
+def path(out) -> list[str]:
+    return [e["node"] for e in out["trace"]]
+
+
+def event(out, node, index=0) -> dict:
+    return [e for e in out["trace"] if e["node"] == node][index]
+
+
+def test_fast_path_costs_one_llm_call(indexed, embedder):
+    out, _ = run(indexed, embedder, [GOOD])
+    assert path(out) == ["contextualize", "route", "transform_query", "retrieve", "grade_documents", "rerank",
+                         "generate", "reflect", "finalize"]
+    assert out["llm_calls"] == 1
+    assert event(out, "route")["decided_by"] == "rules" and event(out, "route")["route"] == "index"
+    assert event(out, "reflect")["verdict"] == "ok"
+    assert out["citations"][0]["title"] == "Grace Hopper"
+    assert out["llm_calls"] == sum(e.get("llm_calls", 0) for e in out["trace"])
+    assert all("ms" in e for e in out["trace"])
+
+
+def test_reranker_puts_the_asked_fact_first(indexed, embedder):
+    out, _ = run(indexed, embedder, [GOOD])
+    order = event(out, "rerank")["order"]
+    assert order[0]["title"] == "Grace Hopper"
+    assert order == sorted(order, key=lambda d: -d["rerank_score"])
+
+
+def test_small_talk_is_answered_directly(indexed, embedder):
+    out, llm = run(indexed, embedder, ["Hello! How can I help?"], question="hello!")
+    assert path(out) == ["contextualize", "route", "generate", "reflect", "finalize"]
+    assert out["answer"] == "Hello! How can I help?" and out["citations"] == []
+    assert "<sources>" not in llm.prompts[0]
+
+
+def test_llm_router_repairs_bad_json_once(indexed, embedder):
+    script = ["route it to the index please", json.dumps({"route": "index", "complex": False, "reason": "docs"}), GOOD]
+    out, _ = run(indexed, embedder, script, router="llm")
+    assert event(out, "route")["decided_by"] == "repaired"
+    assert out["llm_calls"] == 3
+
+
+def test_llm_router_timeout_falls_back_to_rules(indexed, embedder):
+    out, _ = run(indexed, embedder, [TimeoutError("LLM timed out after 120 s"), GOOD], router="llm")
+    decision = event(out, "route")
+    assert decision["decided_by"].startswith("default: TimeoutError") and decision["route"] == "index"
+    assert out["answer"] == GOOD
+
+
+def test_llm_router_never_routes_to_an_unconfigured_web(indexed, embedder):
+    out, _ = run(indexed, embedder, ['{"route": "web", "complex": false, "reason": "news"}', GOOD], router="llm")
+    assert event(out, "route")["route"] == "index"
+    assert "web_search" not in path(out)
+
+
+def test_sequential_decomposition_feeds_answers_forward(indexed, embedder):
+    question = "What language was compiled by the compiler that the woman who led the team built?"
+    plan = json.dumps({"sub_questions": ["Who led the team that built the first COBOL compiler?", "What did #1 build?"]})
+    out, llm = run(indexed, embedder, [plan, "Grace Hopper", "the first COBOL compiler", GOOD], question=question)
+    assert path(out)[:5] == ["contextualize", "route", "decompose", "answer_sub_question", "answer_sub_question"]
+    assert event(out, "route")["complex"] is True
+    assert event(out, "answer_sub_question", 1)["question"] == "What did Grace Hopper build?"
+    assert [a["answer"] for a in out["sub_answers"]] == ["Grace Hopper", "the first COBOL compiler"]
+    assert "Findings for parts of the question" in llm.prompts[-1]
+    assert out["llm_calls"] == 4
+
+
+def test_parallel_decomposition_writes_no_intermediate_answers(indexed, embedder):
+    question = "Are Mount Etna and the Fresnel lens both older than the COBOL compiler?"
+    plan = json.dumps({"sub_questions": ["When did Mount Etna form?", "When was the Fresnel lens invented?"]})
+    out, _ = run(indexed, embedder, [plan, "Yes [1]."], question=question, decompose_mode="parallel")
+    assert path(out).count("answer_sub_question") == 2
+    assert out["llm_calls"] == 2
+    titles = {d["title"] for d in out["documents"]}
+    assert "Volcanoes" in titles or "Lighthouses" in titles
+
+
+def test_unusable_plan_falls_back_to_a_simple_question(indexed, embedder):
+    question = "What language was compiled by the compiler that the woman who led the team built?"
+    out, _ = run(indexed, embedder, ["no idea", "still no json", GOOD], question=question)
+    assert event(out, "decompose")["status"].startswith("default: invalid output")
+    assert "transform_query" in path(out) and "answer_sub_question" not in path(out)
+
+
+def test_agentic_profile_runs_every_query_transform(indexed, embedder):
+    rewrites = json.dumps({"rewordings": ["Which person created the COBOL compiler?", "COBOL compiler inventor"],
+                           "step_back": "What is the history of early compilers?"})
+    hyde = "Grace Hopper built the first COBOL compiler in 1959."
+    config = {"configurable": {"profile": "agentic", "router": "rules"}}
+    out, _ = run(indexed, embedder, [rewrites, hyde, GOOD], config=config)
+    transform = event(out, "transform_query")
+    assert transform["queries"] == 5 and transform["step_back"].startswith("What is the history")
+    assert transform["hyde"] == hyde
+    assert len(event(out, "retrieve")["queries"]) == 5
+    assert out["llm_calls"] == 3
+
+
+def test_too_few_relevant_without_web_key_retries_the_index_and_notes_it(indexed, embedder):
+    out, _ = run(indexed, embedder, ["COBOL compiler team lead", GOOD], relevance_threshold=0.99, max_retries=1)
+    assert path(out) == ["contextualize", "route", "transform_query", "retrieve", "grade_documents", "rewrite_question",
+                         "retrieve", "grade_documents", "rerank", "generate", "reflect", "finalize"]
+    assert event(out, "rewrite_question")["web_skipped"] == "no Tavily API key (set TAVILY_API_KEY)"
+    assert "web search skipped: no Tavily API key (set TAVILY_API_KEY)" in out["notes"]
+    assert event(out, "grade_documents", 1)["note"].startswith("too few relevant chunks")
+    assert out["answer"] == GOOD
+
+
+def web_settings(settings, double, **extra):
+    return settings.model_copy(update={"tavily_api_key": "tvly-test-key", "web_search_url": double.url,
+                                       "web_search_timeout_s": 1.0, **extra})
+
+
+def test_web_fallback_over_http_adds_citable_web_sources(indexed, embedder):
+    results = [{"title": "COBOL history", "url": "https://example.org/cobol",
+                "content": "The first COBOL compiler was built by a team led by Grace Hopper in 1959.", "score": 0.9}]
+    with TavilyDouble(results=results) as double:
+        out, _ = run(web_settings(indexed, double), embedder, ["first COBOL compiler", GOOD], relevance_threshold=0.99)
+        assert double.requests[0].body["query"] == "first COBOL compiler"
+    assert "web_search" in path(out) and event(out, "web_search")["results"] == 1
+    assert out["web_used"] is True
+    assert any(d["source"] == "https://example.org/cobol" for d in out["documents"])
+
+
+@pytest.mark.parametrize("mode, reason", [
+    ("401", "rejected the API key"),
+    ("429", "rate-limited"),
+    ("slow", "timed out"),
+])
+def test_web_errors_leave_a_note_and_the_documents_still_answer(indexed, embedder, mode, reason):
+    with TavilyDouble() as double:
+        double.mode = mode
+        out, _ = run(web_settings(indexed, double), embedder, ["COBOL", GOOD], relevance_threshold=0.99)
+    assert any(reason in n for n in out["notes"]), out["notes"]
+    assert out["answer"] == GOOD and out["documents"]
+
+
+def test_web_routed_question_falls_back_to_documents_when_search_fails(indexed, embedder):
+    with TavilyDouble() as double:
+        double.mode = "500"
+        out, _ = run(web_settings(indexed, double), embedder, [GOOD], question="What is the latest news on COBOL compilers?")
+    assert event(out, "route")["route"] == "web"
+    assert path(out)[2:5] == ["web_search", "transform_query", "retrieve"]
+    assert out["citations"]
+
+
+def test_ungrounded_answer_is_regenerated_then_kept_with_a_note(indexed, embedder):
+    made_up = "Charles Babbage invented it during the Napoleonic wars in Paris [1]."
+    out, llm = run(indexed, embedder, [made_up, made_up], max_regenerations=1)
+    assert path(out).count("generate") == 2
+    assert event(out, "reflect", 0)["verdict"] == "ungrounded" and event(out, "reflect", 0)["next"] == "regenerate"
+    assert event(out, "generate", 1)["strict"] is True
+    assert event(out, "reflect", 1)["next"] == "finish"
+    assert any("may not be supported" in n for n in out["notes"])
+
+
+def test_better_earlier_answer_is_kept(indexed, embedder):
+    ungrounded = "Charles Babbage invented it during the Napoleonic wars in Paris [1]."
+    out, _ = run(indexed, embedder, [GOOD.replace("[1]", "[1] in Napoleonic Paris"), ungrounded], max_regenerations=1)
+    first = event(out, "reflect", 0)
+    if first["verdict"] == "ungrounded":
+        assert out["answer"].startswith("Grace Hopper")
+
+
+def test_unhelpful_answer_triggers_another_search_bounded_by_retries(indexed, embedder):
+    refusal = "I don't know."
+    out, _ = run(indexed, embedder, [refusal, "COBOL compiler creator", refusal], max_retries=1)
+    assert path(out).count("rewrite_question") == 1 and path(out).count("generate") == 2
+    assert event(out, "reflect", 1)["next"] == "finish"
+    assert any("may not contain the answer" in n for n in out["notes"])
+
+
+def test_every_loop_ends_under_generous_bounds(indexed, embedder):
+    llm_default = "I don't know."
+    llm = ScriptedChatModel(default=llm_default)
+    settings = indexed.model_copy(update={"max_retries": 5, "max_regenerations": 5, "relevance_threshold": 0.99})
+    out = build_graph(components=Components(settings, llm=llm, embedder=embedder)).invoke({"question": COBOL})
+    assert path(out)[-1] == "finalize"
+    assert path(out).count("rewrite_question") <= 5
+    assert out["answer"] == llm_default
+
+
+def test_failing_llm_degrades_to_a_note(indexed, embedder):
+    out, _ = run(indexed, embedder, [ConnectionError("connection refused"), "x"], max_regenerations=0, max_retries=0)
+    assert "could not write an answer" in out["answer"]
+    assert any("the language model failed (ConnectionError" in n for n in out["notes"])
+    assert out["citations"]
+
+
+def test_naive_profile_is_retrieve_and_generate(indexed, embedder):
+    out, _ = run(indexed, embedder, [GOOD], config={"configurable": {"profile": "naive"}})
+    assert event(out, "grade_documents")["grader"] == "off"
+    assert event(out, "rerank")["method"] == "off"
+    assert event(out, "reflect")["verdict"] == "skipped"
+    assert out["llm_calls"] == 1
+
+
+def test_answer_tokens_stream_from_generate(indexed, embedder):
+    from langchain_core.language_models import FakeListChatModel
+
+    graph = build_graph(components=Components(indexed, llm=FakeListChatModel(responses=[GOOD]), embedder=embedder))
+    pieces = [c.content for c, meta in graph.stream({"question": COBOL}, stream_mode="messages")
+              if meta["langgraph_node"] == "generate"]
+    assert "".join(pieces) == GOOD

@@ -1,0 +1,295 @@
+"""Hybrid retrieval: reciprocal-rank fusion, the persisted BM25 index and the fused retriever."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from documents import write_corpus
+from knowledge.lexical import LexicalIndex
+from knowledge.retriever import DenseRetriever, HybridRetriever, as_retrieved, reciprocal_rank_fusion
+from knowledge.store import ChunkStore
+
+REPO = Path(__file__).resolve().parent.parent
+
+# The identifier sits in release notes about other things, while another section is all about
+# a near-namesake: the encoder prefers that section, BM25 matches the exact token.
+API = """# HTTP toolkit
+
+## Parsing headers
+
+Call parse_header on a raw header block to split it into a dictionary of header names and
+values; parse_headers_strict does the same but rejects malformed header lines.
+
+## Sending requests
+
+A session keeps connections open between requests and retries idempotent ones.
+
+## Release notes
+
+Version 2.4 starts faster, fixes a crash on empty configuration files, adds Windows
+installers and deprecates parse_quux_header, to be removed in 3.0.
+"""
+
+
+@pytest.fixture
+def corpus(tmp_path, ingestor) -> dict[str, Path]:
+    paths = write_corpus(tmp_path / "docs")
+    paths["api"] = tmp_path / "docs" / "api.md"
+    paths["api"].write_text(API)
+    ingestor.ingest([tmp_path / "docs"], progress=False)
+    return paths
+
+
+@pytest.fixture
+def hybrid(corpus, ingestor, embedder) -> HybridRetriever:
+    return HybridRetriever(embedder, ingestor.store, LexicalIndex(ingestor.store))
+
+
+def chunk_with_heading(store: ChunkStore, heading: str) -> str:
+    return store.collection.get(where={"heading": heading}, include=[])["ids"][0]
+
+
+def published(index: LexicalIndex) -> list[str]:
+    return sorted(p.name for p in index.path.iterdir()) if index.path.exists() else []
+
+
+# -- reciprocal-rank fusion -----------------------------------------------------------------
+
+
+def test_rrf_sums_reciprocal_ranks():
+    fused = reciprocal_rank_fusion([["a", "b", "c"], ["c", "a"]], k=10)
+    assert [doc for doc, _ in fused] == ["a", "c", "b"]
+    scores = dict(fused)
+    assert scores["a"] == pytest.approx(1 / 11 + 1 / 12)
+    assert scores["c"] == pytest.approx(1 / 13 + 1 / 11)
+    # In one list only: that list's share, nothing from the other.
+    assert scores["b"] == pytest.approx(1 / 12)
+
+
+def test_rrf_breaks_ties_by_best_rank_then_by_earlier_list():
+    # x and y mirror each other: equal scores, both best at rank 1; x gets there in the first list.
+    assert [doc for doc, _ in reciprocal_rank_fusion([["x", "y"], ["y", "x"]], k=60)] == ["x", "y"]
+    # With k=0, p (2nd twice) ties q and z (1st once) at exactly 1.0; their rank 1 beats p's 2.
+    fused = reciprocal_rank_fusion([["q", "p"], ["z", "p"]], k=0)
+    assert fused == [("q", 1.0), ("z", 1.0), ("p", 1.0)]
+
+
+def test_rrf_is_independent_of_summation_order_and_ignores_repeats():
+    lists = [["a", "b", "c"], ["b", "c", "a"], ["c", "a", "b"]]
+    # Every id has ranks {1, 2, 3}: bit-equal scores whatever the order they are summed in.
+    assert len({score for _, score in reciprocal_rank_fusion(lists, k=60)}) == 1
+    assert reciprocal_rank_fusion([["a", "a", "b"]], k=60) == [("a", 1 / 61), ("b", 1 / 63)]
+    assert reciprocal_rank_fusion([], k=60) == reciprocal_rank_fusion([[], []], k=60) == []
+    with pytest.raises(ValueError):
+        reciprocal_rank_fusion([["a"]], k=-1)
+
+
+# -- the lexical index ----------------------------------------------------------------------
+
+
+def test_bm25_finds_an_exact_identifier_the_encoder_misses(corpus, ingestor, embedder, hybrid):
+    target = chunk_with_heading(ingestor.store, "Release notes")
+    dense = DenseRetriever(embedder, ingestor.store).search("parse_quux_header", k=3)
+    assert dense[0]["chunk_id"] != target and dense[0]["heading"] == "Parsing headers"
+    lexical = LexicalIndex(ingestor.store).search("parse_quux_header", k=3)
+    assert [cid for cid, _ in lexical] == [target] and lexical[0][1] > 0
+    top = hybrid.search("parse_quux_header", k=3)[0]
+    assert top["chunk_id"] == target and top["lexical_rank"] == 1 and top["dense_rank"] > 1
+
+
+def test_lexical_index_covers_title_and_heading_and_ignores_stopwords(corpus, ingestor):
+    index = LexicalIndex(ingestor.store)
+    # Neither word is in the section's text, only in its heading.
+    assert index.search("release notes", k=2)[0][0] == chunk_with_heading(ingestor.store, "Release notes")
+    # The title is in every chunk of its document, and only there.
+    api = ingestor.store.collection.get(where={"title": "HTTP toolkit"}, include=[])["ids"]
+    assert sorted(cid for cid, _ in index.search("toolkit", k=10)) == sorted(api) and len(api) == 3
+    # Inflections meet through the stemmer.
+    assert index.search("waggle dancing", k=1)[0][0] == chunk_with_heading(ingestor.store, "Waggle dance")
+    assert index.search("the of and", k=5) == []
+    assert index.search("xylophone", k=5) == []
+    assert index.search("lighthouse", k=0) == []
+
+
+def test_hybrid_results_have_the_retriever_shape_and_both_ranks(hybrid):
+    results = hybrid.search("Who built the first COBOL compiler?", k=4)
+    assert len(results) == 4
+    for r in results:
+        assert set(r) == set(as_retrieved({"id": "", "text": "", "metadata": {}, "score": 0})) | {"dense_rank", "lexical_rank"}
+        assert r["dense_rank"] is not None or r["lexical_rank"] is not None
+    top = results[0]
+    assert (top["title"], top["dense_rank"], top["lexical_rank"]) == ("Grace Hopper", 1, 1)
+    assert top["score"] == pytest.approx(2 / 61, abs=1e-6)
+    assert [r["score"] for r in results] == sorted((r["score"] for r in results), reverse=True)
+    # A chunk that BM25 did not bring says so; its score is the dense side's share alone.
+    dense_only = [r for r in results if r["lexical_rank"] is None]
+    assert dense_only and all(r["score"] == pytest.approx(1 / (60 + r["dense_rank"]), abs=1e-6) for r in dense_only)
+
+
+def test_where_filter_applies_to_both_sides(hybrid):
+    results = hybrid.search("lighthouse keepers and the COBOL compiler", k=10, where={"title": "Lighthouses"})
+    assert results and {r["title"] for r in results} == {"Lighthouses"}
+    # Ranks on the lexical side count among the chunks that passed the filter.
+    assert sorted(r["lexical_rank"] for r in results if r["lexical_rank"] is not None)[0] == 1
+
+
+def test_search_many_fuses_queries_embedded_in_one_batch(hybrid, ingestor, embedder, monkeypatch):
+    batches = []
+    original = embedder.embed_queries
+    monkeypatch.setattr(embedder, "embed_queries", lambda texts: batches.append(len(texts)) or original(texts))
+    queries = ["Who built the first COBOL compiler?", "How do bees tell each other where flowers are?"]
+    # Every chunk is a candidate of both queries in so small a corpus; take them all.
+    fused = hybrid.search_many(queries, k=20)
+    assert batches == [2]
+    assert [r["score"] for r in fused] == sorted((r["score"] for r in fused), reverse=True)
+    # Each query's best chunk is first on both sides; ranks are the best over the queries.
+    best = {(r["title"], r["heading"]): (r["dense_rank"], r["lexical_rank"]) for r in fused}
+    assert best[("Grace Hopper", "")] == best[("Honey bees", "Waggle dance")] == (1, 1)
+    dense = DenseRetriever(embedder, ingestor.store).search_many(queries, k=20)
+    assert batches == [2, 2]
+    ranks = {(r["title"], r["heading"]): r["dense_rank"] for r in dense}
+    assert ranks[("Grace Hopper", "")] == ranks[("Honey bees", "Waggle dance")] == 1
+    assert hybrid.search_many([], k=4) == []
+
+
+def test_index_is_rebuilt_after_a_change_and_reused_otherwise(tmp_path, corpus, ingestor):
+    index = LexicalIndex(ingestor.store)
+    assert index.search("Fresnel", k=1) and index.builds == 1
+    first = published(index)
+    assert len(first) == 1
+    stamp = (index.path / first[0] / "ids.json").stat().st_mtime_ns
+
+    assert index.search("Fresnel", k=1) and index.builds == 1
+    assert published(index) == first and (index.path / first[0] / "ids.json").stat().st_mtime_ns == stamp
+
+    # A changed file: same number of chunks, new text, so a new fingerprint.
+    corpus["markdown"].write_text(corpus["markdown"].read_text().replace("Augustin-Jean Fresnel", "Augustin-Jean Fresnel and Arago"))
+    ingestor.ingest([tmp_path / "docs"], progress=False)
+    assert index.search("Arago", k=1)[0][0] == chunk_with_heading(ingestor.store, "Fresnel lens")
+    assert index.builds == 2
+
+    # A new file.
+    (tmp_path / "docs" / "tides.md").write_text("# Tides\nSpring tides follow the new and the full moon.")
+    ingestor.ingest([tmp_path / "docs"], progress=False)
+    assert index.search("tides", k=1) and index.builds == 3
+    # Only the current index is kept.
+    assert len(published(index)) == 1 and published(index) != first
+
+    assert index.search("tides", k=1) and index.builds == 3
+
+
+def test_a_quiet_database_is_not_listed_again_until_written(tmp_path, corpus, ingestor):
+    index = LexicalIndex(ingestor.store)
+    index.QUIET_S = 0.0  # the database was last written before the first listing began
+    index.search("Fresnel", k=1)
+    listed = index.listings
+    index.search("Fresnel", k=1)
+    assert index.listings == listed
+    (tmp_path / "docs" / "tides.md").write_text("# Tides\nSpring tides follow the new and the full moon.")
+    ingestor.ingest([tmp_path / "docs"], progress=False)
+    assert index.search("tides", k=1) and index.listings == listed + 1 and index.builds == 2
+
+
+def test_a_recently_written_database_is_listed_every_time(corpus, ingestor):
+    index = LexicalIndex(ingestor.store)
+    index.QUIET_S = 3600.0  # as if the last write were too recent for its mtime to be trusted
+    index.search("Fresnel", k=1)
+    index.search("Fresnel", k=1)
+    assert index.listings == 2 and index.builds == 1
+
+
+def test_another_instance_and_another_process_read_the_saved_index(tmp_path, corpus, ingestor, settings, embedder):
+    first = LexicalIndex(ingestor.store)
+    expected = first.search("COBOL compiler", k=3)
+    assert expected and first.builds == 1
+
+    again = LexicalIndex(ChunkStore(settings, embedder.model_id, embedder.dim))
+    assert again.search("COBOL compiler", k=3) == expected and again.builds == 0
+
+    script = (
+        "import json, sys\n"
+        "from settings import Settings\n"
+        "from knowledge.store import ChunkStore\n"
+        "from knowledge.lexical import LexicalIndex\n"
+        "index = LexicalIndex(ChunkStore(Settings(data_dir=sys.argv[1]), sys.argv[2], int(sys.argv[3])))\n"
+        "hits = index.search('COBOL compiler', k=3)\n"
+        "print(json.dumps({'builds': index.builds, 'hits': hits}))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(settings.data_dir), embedder.model_id, str(embedder.dim)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=True,
+    )
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["builds"] == 0
+    assert [tuple(h) for h in got["hits"]] == [(cid, pytest.approx(score)) for cid, score in expected]
+
+
+def test_concurrent_first_searches_build_once(corpus, ingestor):
+    index = LexicalIndex(ingestor.store)
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: index.search("Fresnel lens", k=2), range(4)))
+    assert index.builds == 1 and all(r == results[0] for r in results)
+
+
+def test_a_failed_save_publishes_nothing_and_search_still_works(corpus, ingestor, monkeypatch):
+    import bm25s
+
+    def crash(self, save_dir, **kwargs):
+        (Path(save_dir) / "data.csc.index.npy").write_bytes(b"half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(bm25s.BM25, "save", crash)
+    index = LexicalIndex(ingestor.store)
+    assert index.search("Fresnel", k=1)
+    assert published(index) == []
+    monkeypatch.undo()
+    fresh = LexicalIndex(ingestor.store)
+    assert fresh.search("Fresnel", k=1) and fresh.builds == 1 and len(published(fresh)) == 1
+
+
+def test_a_damaged_index_is_rebuilt_and_crash_leftovers_are_cleared(corpus, ingestor):
+    index = LexicalIndex(ingestor.store)
+    expected = index.search("Fresnel", k=2)
+    (folder,) = published(index)
+    (index.path / folder / "vocab.index.json").write_text("{not json")
+    leftover = index.path / ".tmp-crashed"
+    leftover.mkdir()
+    (leftover / "data.csc.index.npy").write_bytes(b"half")
+    os.utime(leftover, (0, 0))
+
+    fresh = LexicalIndex(ingestor.store)
+    assert fresh.search("Fresnel", k=2) == expected and fresh.builds == 1
+    assert published(fresh) == [folder]
+
+
+def test_empty_collection_gives_nothing(settings, embedder, tmp_path, ingestor):
+    store = ChunkStore(settings, embedder.model_id, embedder.dim)
+    index = LexicalIndex(store)
+    assert index.search("anything", k=5) == []
+    assert HybridRetriever(embedder, store, index).search("anything", k=5) == []
+    assert HybridRetriever(embedder, store, index).search_many(["a", "b"], k=5) == []
+    assert DenseRetriever(embedder, store).search_many(["anything"], k=5) == []
+    assert published(index) == []
+
+    # Emptied after it was indexed: the index follows, nothing stale comes back.
+    (tmp_path / "note.md").write_text("# Note\nCats purr.")
+    ingestor.ingest([tmp_path / "note.md"], progress=False)
+    assert index.search("cats", k=5)
+    store.delete_ids([cid for cid, _ in store.iter_metadata()])
+    assert index.search("cats", k=5) == []
+
+
+def test_components_pick_the_retriever_from_settings(settings, embedder):
+    from components import Components
+
+    assert isinstance(Components(settings, embedder=embedder).retriever, HybridRetriever)
+    dense = Components(settings.model_copy(update={"retrieval": "dense"}), embedder=embedder).retriever
+    assert isinstance(dense, DenseRetriever)
