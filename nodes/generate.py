@@ -33,6 +33,20 @@ NO_SOURCES_ANSWER = "I found nothing in the indexed documents about this, so I c
 
 _CITE = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
 _SENTENCE_BREAK = re.compile(r"((?<=[.!?])\s+(?=[A-Z0-9`\"'(]))")
+#: Words ending in a full stop that do not end a sentence ("Dr. Robotnik", "J. R. R. Tolkien").
+_ABBREVIATION = re.compile(r"(?:\b(?:Dr|Mr|Mrs|Ms|Prof|St|Sr|Jr|Mt|Gen|Col|Lt|Sgt|Capt|Gov|Sen|Rep|Rev|No|vs|etc|Inc|Ltd|Co|U\.S|e\.g|i\.e)|\b[A-Z])\.$")
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences at even indexes and the whitespace between them at odd ones (``"".join`` restores the text)."""
+    parts = _SENTENCE_BREAK.split(text)
+    merged = [parts[0]]
+    for i in range(1, len(parts), 2):
+        if _ABBREVIATION.search(merged[-1]):
+            merged[-1] += parts[i] + parts[i + 1]
+        else:
+            merged += [parts[i], parts[i + 1]]
+    return merged
 _WORD = re.compile(r"[a-z0-9]+")
 _STOPWORDS = frozenset(
     "the a an and or of to in on for with by as at from is are was were be been it its this that "
@@ -54,7 +68,7 @@ def attribute_uncited(answer: str, documents: list[dict]) -> tuple[str, list[int
         return answer, []
     vocab = [content_words(f"{d['title']} {d['text']}") for d in documents]
     added: list[int] = []
-    parts = _SENTENCE_BREAK.split(answer)  # sentences at even indexes, the breaks between them at odd
+    parts = split_sentences(answer)
     for i in range(0, len(parts), 2):
         sentence = parts[i]
         words = content_words(_CITE.sub(" ", sentence))

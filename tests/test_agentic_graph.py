@@ -231,3 +231,50 @@ def test_answer_tokens_stream_from_generate(indexed, embedder):
     pieces = [c.content for c, meta in graph.stream({"question": COBOL}, stream_mode="messages")
               if meta["langgraph_node"] == "generate"]
     assert "".join(pieces) == GOOD
+
+
+def test_llm_grader_drops_passages_judged_irrelevant(indexed, embedder):
+    grades = json.dumps({"relevant": [True] + [False] * 7})
+    out, llm = run(indexed, embedder, [grades, GOOD], grader="llm")
+    graded = event(out, "grade_documents")
+    assert graded["status"] == "ok" and graded["kept"] == 1
+    assert [g["kept"] for g in graded["grades"]][:2] == [True, False]
+    assert "helps answer the question" in llm.prompts[0]
+    assert out["llm_calls"] == 2
+
+
+def test_llm_grader_with_unusable_output_keeps_everything(indexed, embedder):
+    out, _ = run(indexed, embedder, ["yes yes", "maybe", GOOD], grader="llm")
+    graded = event(out, "grade_documents")
+    assert graded["status"].startswith("default: invalid output")
+    assert graded["kept"] == min(8, len(graded["grades"]))
+
+
+def test_multi_query_alone_fuses_the_rewordings(indexed, embedder):
+    rewrites = json.dumps({"rewordings": ["Who created COBOL's first compiler?"]})
+    out, llm = run(indexed, embedder, [rewrites, GOOD], multi_query=1)
+    assert event(out, "retrieve")["queries"] == [COBOL, "Who created COBOL's first compiler?"]
+    assert '"rewordings"' in llm.prompts[0] and '"step_back"' not in llm.prompts[0]
+
+
+def test_failed_follow_up_rewrite_keeps_the_users_words(indexed, embedder):
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    llm = ScriptedChatModel(script=[GOOD, TimeoutError("slow"), GOOD])
+    graph = build_graph(components=Components(indexed, llm=llm, embedder=embedder), checkpointer=InMemorySaver())
+    config = {"configurable": {"thread_id": "t"}}
+    graph.invoke({"question": COBOL}, config)
+    out = graph.invoke({"question": "What else did she build?"}, config)
+    assert event(out, "contextualize")["reason"].startswith("rewrite failed (TimeoutError")
+    assert out["standalone_question"] == "What else did she build?"
+
+
+def test_studio_entry_point_matches_langgraph_json():
+    from conftest import REPO
+    from graphs.rag import studio_graph
+
+    spec = json.loads((REPO / "langgraph.json").read_text())
+    path, _, attribute = spec["graphs"]["arag"].partition(":")
+    assert (REPO / path).is_file() and attribute == "studio_graph"
+    graph = studio_graph({"configurable": {"profile": "fast"}})
+    assert "reflect" in graph.get_graph().nodes

@@ -121,3 +121,14 @@ def test_answer_tokens_stream(indexed, embedder):
         if meta["langgraph_node"] == "generate"
     ]
     assert len(pieces) > 3 and "".join(pieces) == "Grace Hopper built the COBOL compiler [1]."
+
+
+def test_sentences_do_not_break_at_abbreviations():
+    from nodes.generate import attribute_uncited, split_sentences
+
+    text = "He also voiced Dr. Robotnik in the show. J. R. R. Tolkien wrote it.\nDone."
+    assert "".join(split_sentences(text)) == text
+    assert split_sentences(text)[::2] == ["He also voiced Dr. Robotnik in the show.", "J. R. R. Tolkien wrote it.", "Done."]
+    source = [{"title": "Sonic", "text": "Jaleel White voiced Dr. Robotnik in the Sonic the Hedgehog cartoons."}]
+    assert attribute_uncited("He voiced Dr. Robotnik in Sonic cartoons.", source) == (
+        "He voiced Dr. Robotnik in Sonic cartoons [1].", [1])
