@@ -35,18 +35,25 @@ class Components:
     ):
         self.settings = settings
         self._llm = llm
+        self._llms: dict[str, BaseChatModel] = {}
         self._embedder = embedder
         self._store = store
         self._lock = threading.Lock()
 
-    @property
-    def llm(self) -> BaseChatModel:
+    def llm_for(self, settings: Settings) -> BaseChatModel:
+        """The chat model ``settings.llm`` names (one instance per provider string), or the injected one."""
+        if self._llm is not None:
+            return self._llm
         with self._lock:
-            if self._llm is None:
+            if settings.llm not in self._llms:
                 from llms import make_chat_model
 
-                self._llm = make_chat_model(self.settings)
-            return self._llm
+                self._llms[settings.llm] = make_chat_model(settings)
+            return self._llms[settings.llm]
+
+    @property
+    def llm(self) -> BaseChatModel:
+        return self.llm_for(self.settings)
 
     @cached_property
     def embedder(self) -> Embedder:

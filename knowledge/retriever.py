@@ -80,6 +80,20 @@ def _best_ranks(rankings: list[list[str]]) -> dict[str, int]:
     return out
 
 
+def dense_rankings(
+    embedder: Embedder, store: ChunkStore, queries: list[str], depth: int, where: dict | None
+) -> tuple[list[list[str]], dict[str, dict]]:
+    """Per query, the ids of its ``depth`` nearest chunks (queries embedded in one batch), and the hits by id."""
+    pool: dict[str, dict] = {}
+    rankings: list[list[str]] = []
+    for vector in embedder.embed_queries(queries):
+        hits = store.query(vector, depth, where=where)
+        rankings.append([hit["id"] for hit in hits])
+        for hit in hits:
+            pool.setdefault(hit["id"], hit)
+    return rankings, pool
+
+
 class DenseRetriever:
     """Cosine nearest neighbours of the question's embedding in the chunk store.
 
@@ -110,14 +124,7 @@ class DenseRetriever:
         """
         if not queries or self.store.count() == 0:
             return []
-        depth = max(k, self.candidates)
-        pool: dict[str, dict] = {}
-        rankings: list[list[str]] = []
-        for vector in self.embedder.embed_queries(queries):
-            hits = self.store.query(vector, depth, where=where)
-            rankings.append([hit["id"] for hit in hits])
-            for hit in hits:
-                pool.setdefault(hit["id"], hit)
+        rankings, pool = dense_rankings(self.embedder, self.store, queries, max(k, self.candidates), where)
         ranks = _best_ranks(rankings)
         return [
             {**as_retrieved(pool[cid]), "score": round(score, 6), "dense_rank": ranks[cid]}
@@ -161,13 +168,7 @@ class HybridRetriever:
         if not queries or self.store.count() == 0:
             return []
         depth = max(k, self.candidates)
-        pool: dict[str, dict] = {}
-        dense: list[list[str]] = []
-        for vector in self.embedder.embed_queries(queries):
-            hits = self.store.query(vector, depth, where=where)
-            dense.append([hit["id"] for hit in hits])
-            for hit in hits:
-                pool.setdefault(hit["id"], hit)
+        dense, pool = dense_rankings(self.embedder, self.store, queries, depth, where)
 
         found = self.lexical.search_many(queries, depth * (LEXICAL_OVERFETCH if where else 1))
         # Dense hits already passed the filter; the rest are fetched, through the filter.

@@ -57,7 +57,7 @@ def answer_sub_question(state: RAGState, config: RunnableConfig, *, components: 
     if settings.decompose_mode == "sequential" and hits:
         try:
             reply = invoke_counted(
-                components.llm,
+                components.llm_for(settings),
                 [SystemMessage(SYSTEM_PROMPT),
                  HumanMessage(f"<sources>\n{format_sources(hits[:PINNED])}\n</sources>\n\nQuestion: {question}")],
                 usage, max_tokens=24, stop=["\n"],

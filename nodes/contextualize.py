@@ -50,13 +50,14 @@ def contextualize(state: RAGState, config: RunnableConfig, *, components: Compon
         raise ValueError("the question is empty")
     question = question.strip()
     history = state.get("history") or []
-    turns = components.settings.for_run(config).history_turns
+    settings = components.settings.for_run(config)
+    turns = settings.history_turns
     usage = LLMUsage()
     standalone, reason = question, "no history" if not history else "self-contained"
     if turns and needs_rewrite(question, history):
         try:
             reply = invoke_counted(
-                components.llm,
+                components.llm_for(settings),
                 [
                     SystemMessage(SYSTEM_PROMPT),
                     HumanMessage(f"{_conversation(history, turns)}\nUser: {question}\n\nRewritten question:"),

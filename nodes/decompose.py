@@ -41,7 +41,7 @@ def decompose(state: RAGState, config: RunnableConfig, *, components: Components
     prompt = PROMPT_SEQUENTIAL if settings.decompose_mode == "sequential" else PROMPT_PARALLEL
     usage = LLMUsage()
     plan, status = ask_json(
-        components.llm, prompt.format(n=settings.max_sub_questions, question=question), Plan, usage,
+        components.llm_for(settings), prompt.format(n=settings.max_sub_questions, question=question), Plan, usage,
         default=Plan(), max_tokens=120,
     )
     subs = []

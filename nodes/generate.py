@@ -29,6 +29,10 @@ SYSTEM_PROMPT = (
     "contain the answer, say that you don't know."
 )
 
+DIRECT_SYSTEM_PROMPT = "You are a helpful assistant. Reply briefly and politely."
+#: Added to the system prompt when reflection found the previous attempt ungrounded.
+STRICT_ADDENDUM = " State only facts written in the sources, in their words; do not add anything else."
+
 NO_SOURCES_ANSWER = "I found nothing in the indexed documents about this, so I cannot answer it."
 
 _CITE = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
@@ -114,10 +118,6 @@ def resolve_citations(answer: str, documents: list[dict]) -> tuple[list[dict], l
     return citations, invalid
 
 
-DIRECT_SYSTEM_PROMPT = "You are a helpful assistant. Reply briefly and politely."
-STRICT_ADDENDUM = " State only facts written in the sources, in their words; do not add anything else."
-
-
 def _prompt(question: str, documents: list[dict], sub_answers: list[dict]) -> str:
     findings = ""
     if sub_answers:
@@ -156,7 +156,7 @@ def generate(state: RAGState, config: RunnableConfig, *, components: Components)
         else:
             messages = [SystemMessage(DIRECT_SYSTEM_PROMPT), HumanMessage(question)]
         try:
-            reply = invoke_counted(components.llm, messages, usage, max_tokens=settings.answer_max_tokens)
+            reply = invoke_counted(components.llm_for(settings), messages, usage, max_tokens=settings.answer_max_tokens)
             answer = str(reply.content).strip() or "The model returned an empty answer."
         except LLMCallFailed as exc:  # a failing model degrades to a note, never a crash
             reason = str(exc)

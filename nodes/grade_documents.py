@@ -72,7 +72,7 @@ def grade_documents(state: RAGState, config: RunnableConfig, *, components: Comp
         # Unusable output keeps every passage: dropping good context is worse than keeping noise.
         default = Grades(relevant=[True] * len(shown))
         grades, status = ask_json(
-            components.llm, LLM_GRADE_PROMPT.format(question=question, passages=passages), Grades, usage,
+            components.llm_for(settings), LLM_GRADE_PROMPT.format(question=question, passages=passages), Grades, usage,
             default=default, max_tokens=12 * len(shown) + 20,
         )
         flags = (grades.relevant + [True] * len(shown))[: len(shown)]

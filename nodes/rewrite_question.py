@@ -38,7 +38,7 @@ def rewrite_question(state: RAGState, config: RunnableConfig, *, components: Com
     query, details = question, {}
     try:
         reply = invoke_counted(
-            components.llm, [SystemMessage(SYSTEM_PROMPT), HumanMessage(question)], usage, max_tokens=40, stop=["\n"]
+            components.llm_for(settings), [SystemMessage(SYSTEM_PROMPT), HumanMessage(question)], usage, max_tokens=40, stop=["\n"]
         )
         candidate = " ".join(str(reply.content).split()).strip('"')
         if 3 <= len(candidate) <= 200:

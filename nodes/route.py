@@ -87,7 +87,7 @@ def route(state: RAGState, config: RunnableConfig, *, components: Components) ->
     decision = fallback
     if settings.router == "llm":
         decision, status = ask_json(
-            components.llm, PROMPT.format(question=question), RouteDecision, usage, default=fallback, max_tokens=80
+            components.llm_for(settings), PROMPT.format(question=question), RouteDecision, usage, default=fallback, max_tokens=80
         )
         if decision.route == "web" and not web_available:
             decision = decision.model_copy(update={"route": "index", "reason": decision.reason + "; web search not configured"})

@@ -60,7 +60,7 @@ def transform_query(state: RAGState, config: RunnableConfig, *, components: Comp
     if wants:
         default = Rewrites()
         rewrites, status = ask_json(
-            components.llm,
+            components.llm_for(settings),
             REWRITE_PROMPT.format(wants="Reply with JSON holding " + " ".join(wants), question=question),
             Rewrites, usage, default=default, max_tokens=160,
         )
@@ -73,7 +73,7 @@ def transform_query(state: RAGState, config: RunnableConfig, *, components: Comp
     if settings.hyde:
         try:
             reply = invoke_counted(
-                components.llm, [SystemMessage(HYDE_SYSTEM), HumanMessage(question)], usage, max_tokens=90
+                components.llm_for(settings), [SystemMessage(HYDE_SYSTEM), HumanMessage(question)], usage, max_tokens=90
             )
             passage = " ".join(str(reply.content).split())
             if passage:

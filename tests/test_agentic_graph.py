@@ -278,3 +278,19 @@ def test_studio_entry_point_matches_langgraph_json():
     assert (REPO / path).is_file() and attribute == "studio_graph"
     graph = studio_graph({"configurable": {"profile": "fast"}})
     assert "reflect" in graph.get_graph().nodes
+
+
+def test_llm_can_be_chosen_per_call(indexed, embedder, monkeypatch):
+    made: dict[str, ScriptedChatModel] = {}
+
+    def fake_factory(settings, spec=None, progress=True):
+        made[settings.llm] = ScriptedChatModel(default=GOOD)
+        return made[settings.llm]
+
+    monkeypatch.setattr("llms.make_chat_model", fake_factory)
+    graph = build_graph(components=Components(indexed, embedder=embedder))
+    graph.invoke({"question": COBOL}, {"configurable": {"llm": "openai:some-model"}})
+    graph.invoke({"question": COBOL})
+    graph.invoke({"question": COBOL}, {"configurable": {"llm": "openai:some-model"}})
+    assert set(made) == {"openai:some-model", "llamacpp:local-1.5b"}
+    assert len(made["openai:some-model"].prompts) == 2 and len(made["llamacpp:local-1.5b"].prompts) == 1
