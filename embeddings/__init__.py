@@ -130,7 +130,7 @@ class Embedder:
                     raise EmbeddingModelError(f"cannot load embedding model {self.model_dir}: {exc}") from exc
             return self._model
 
-    @property
+    @cached_property
     def dim(self) -> int:
         import json
 
