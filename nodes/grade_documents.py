@@ -20,6 +20,7 @@ from components import Components
 from graphs.state import RAGState
 from llms.structured import ask_json
 from llms.usage import LLMUsage
+from nodes.rewrite_question import can_search_again
 from nodes.tracing import trace_event
 
 LLM_GRADE_PROMPT = """For each numbered passage, say whether it helps answer the question.
@@ -83,7 +84,7 @@ def grade_documents(state: RAGState, config: RunnableConfig, *, components: Comp
         {"chunk_id": c["chunk_id"], "title": c["title"], "relevance": c["relevance"], "kept": c["chunk_id"] in kept_ids} for c in scored
     ]
     details["kept"] = len(kept)
-    need_more = len(kept) < settings.min_relevant and state.get("retries", 0) < settings.max_retries
+    need_more = len(kept) < settings.min_relevant and can_search_again(state, settings)
     if len(kept) < settings.min_relevant and not need_more:
         # Out of retries: answer from the best candidates rather than from nothing.
         kept = scored[: settings.top_k]

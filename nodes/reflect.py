@@ -18,6 +18,7 @@ from langchain_core.runnables import RunnableConfig
 from components import Components
 from graphs.state import RAGState
 from nodes.generate import NO_SOURCES_ANSWER, content_words
+from nodes.rewrite_question import can_search_again
 from nodes.tracing import trace_event
 
 #: Least share of the answer's new content words found in its sources to count as grounded.
@@ -32,7 +33,8 @@ _REFUSAL = re.compile(
 
 def support(answer: str, question: str, sources: list[dict]) -> float:
     """Share of the answer's content words (not already in the question) found in the sources."""
-    words = content_words(re.sub(r"\[\d+(?:\s*[,;]\s*\d+)*\]", " ", answer)) - content_words(question)
+    # "yes" answers a comparison; it is a verdict on the sources, not a word they must contain.
+    words = content_words(re.sub(r"\[\d+(?:\s*[,;]\s*\d+)*\]", " ", answer)) - content_words(question) - {"yes"}
     if not words:
         return 1.0
     vocab: set[str] = set()
@@ -71,7 +73,7 @@ def reflect(state: RAGState, config: RunnableConfig, *, components: Components) 
         next_step = "finish"
     elif verdict == "ungrounded" and state.get("generations", 0) <= settings.max_regenerations:
         next_step = "regenerate"
-    elif verdict == "not useful" and state.get("retries", 0) < settings.max_retries and state.get("route") != "direct":
+    elif verdict == "not useful" and state.get("route") != "direct" and can_search_again(state, settings):
         next_step = "search_again"
     else:
         next_step = "finish"

@@ -29,6 +29,12 @@ def web_unavailable_reason(settings) -> str | None:
     return None
 
 
+def can_search_again(state: RAGState, settings) -> bool:
+    """Retries remain and another search has something to search: indexed chunks, or the web."""
+    searchable = bool(state.get("candidates")) or web_unavailable_reason(settings) is None
+    return state.get("retries", 0) < settings.max_retries and searchable
+
+
 def rewrite_question(state: RAGState, config: RunnableConfig, *, components: Components) -> dict:
     """Produce ``search_query``; decide between the web and another index search."""
     started = time.perf_counter()

@@ -13,12 +13,15 @@ from pydantic import Field
 class ScriptedChatModel(BaseChatModel):
     """Replies in order; an ``Exception`` in the script is raised instead of replying.
 
-    ``default`` answers once the script is used up; ``prompts`` keeps every prompt seen.
+    ``default`` answers once the script is used up; ``prompts`` keeps every prompt seen, and
+    ``unexpected`` counts calls past the script with no default (the graph turns such a
+    failure into a note, so tests check the count).
     """
 
     script: list[Any] = Field(default_factory=list)
     default: str | None = None
     prompts: list[str] = Field(default_factory=list)
+    unexpected: int = 0
 
     @property
     def _llm_type(self) -> str:
@@ -31,6 +34,7 @@ class ScriptedChatModel(BaseChatModel):
         elif self.default is not None:
             step = self.default
         else:
+            self.unexpected += 1
             raise AssertionError(f"unexpected LLM call #{len(self.prompts)}:\n{self.prompts[-1][:500]}")
         if isinstance(step, BaseException):
             raise step

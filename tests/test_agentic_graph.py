@@ -26,7 +26,9 @@ def indexed(tmp_path, settings, embedder, ingestor):
 def run(settings, embedder, script, question=COBOL, config=None, **overrides):
     llm = ScriptedChatModel(script=list(script))
     graph = build_graph(components=Components(settings.model_copy(update=overrides), llm=llm, embedder=embedder))
-    return graph.invoke({"question": question}, config or {}), llm
+    out = graph.invoke({"question": question}, config or {})
+    assert llm.unexpected == 0, f"{llm.unexpected} LLM call(s) beyond the script"
+    return out, llm
 
 
 def path(out) -> list[str]:
@@ -294,3 +296,14 @@ def test_llm_can_be_chosen_per_call(indexed, embedder, monkeypatch):
     graph.invoke({"question": COBOL}, {"configurable": {"llm": "openai:some-model"}})
     assert set(made) == {"openai:some-model", "llamacpp:local-1.5b"}
     assert len(made["openai:some-model"].prompts) == 2 and len(made["llamacpp:local-1.5b"].prompts) == 1
+
+
+def test_grounding_score_hand_computed():
+    from nodes.reflect import is_useful, support
+
+    source = [{"title": "Grace Hopper", "text": "Grace Hopper built the first COBOL compiler in 1959."}]
+    assert support("Yes [1].", "Did Grace Hopper build it?", source) == 1.0
+    assert support("Charles Babbage invented it [1].", "Who invented it?", source) == 0.0
+    # new words: hopper, built, 1959 (all in the source) and paris (not): 3 of 4
+    assert support("Hopper built it in 1959 in Paris.", "Who made it?", source) == 0.75
+    assert not is_useful("I don't know.") and is_useful("Grace Hopper [1].")

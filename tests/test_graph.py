@@ -62,8 +62,11 @@ def test_uncited_sentence_is_attributed_to_the_source_it_comes_from(indexed, emb
 
 
 def test_empty_index_answers_without_calling_the_llm(settings, embedder):
-    graph, llm = graph_with(settings, embedder, [])
-    out = graph.invoke({"question": "Anything there?"})
+    from scripted_llm import ScriptedChatModel
+
+    llm = ScriptedChatModel()
+    out = build_graph(components=Components(settings, llm=llm, embedder=embedder)).invoke({"question": "Anything there?"})
+    assert llm.prompts == []
     assert out["llm_calls"] == 0 and out["citations"] == []
     assert "nothing in the indexed documents" in out["answer"]
 
