@@ -264,6 +264,15 @@ class TavilyWebSearch:
         return f": {text}"
 
 
+def unavailable_reason(settings: Settings) -> str | None:
+    """Why these settings allow no web search (fallback off, no key), or None when they do."""
+    if not settings.web_fallback:
+        return "web fallback is off in settings"
+    if not TavilyWebSearch.from_settings(settings).available:
+        return WebSearchUnavailable().reason
+    return None
+
+
 def _as_score(value: object) -> float:
     try:
         return float(value)  # type: ignore[arg-type]

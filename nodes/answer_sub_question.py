@@ -43,10 +43,11 @@ def answer_sub_question(state: RAGState, config: RunnableConfig, *, components: 
     done = list(state.get("sub_answers") or [])
     index = len(done)
     question = fill_placeholders(state["sub_questions"][index], [a["answer"] for a in done])
-    hits = components.retriever_for(settings).search_many([question], settings.candidates)
+    retriever = components.retriever_for(settings)
+    hits = retriever.search_many([question], settings.candidates)
     pool = {c["chunk_id"]: c for c in state.get("candidates") or []}
     if index == 0:
-        for c in components.retriever_for(settings).search_many([state["standalone_question"]], POOLED):
+        for c in retriever.search_many([state["standalone_question"]], POOLED):
             pool.setdefault(c["chunk_id"], c)
     for rank, c in enumerate(hits[:POOLED]):
         entry = pool.setdefault(c["chunk_id"], dict(c))

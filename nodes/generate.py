@@ -38,7 +38,10 @@ NO_SOURCES_ANSWER = "I found nothing in the indexed documents about this, so I c
 _CITE = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
 _SENTENCE_BREAK = re.compile(r"((?<=[.!?])\s+(?=[A-Z0-9`\"'(]))")
 #: Words ending in a full stop that do not end a sentence ("Dr. Robotnik", "J. R. R. Tolkien").
-_ABBREVIATION = re.compile(r"(?:\b(?:Dr|Mr|Mrs|Ms|Prof|St|Sr|Jr|Mt|Gen|Col|Lt|Sgt|Capt|Gov|Sen|Rep|Rev|No|vs|etc|Inc|Ltd|Co|U\.S|e\.g|i\.e)|\b[A-Z])\.$")
+_ABBREVIATION = re.compile(
+    r"(?:\b(?:Dr|Mr|Mrs|Ms|Prof|St|Sr|Jr|Mt|Gen|Col|Lt|Sgt|Capt|Gov|Sen|Rep|Rev|No|vs|etc|Inc|Ltd|Co|U\.S|e\.g|i\.e)"
+    r"|\b[A-Z])\.$"
+)
 
 
 def split_sentences(text: str) -> list[str]:
@@ -51,6 +54,8 @@ def split_sentences(text: str) -> list[str]:
         else:
             merged += [parts[i], parts[i + 1]]
     return merged
+
+
 _WORD = re.compile(r"[a-z0-9]+")
 _STOPWORDS = frozenset(
     "the a an and or of to in on for with by as at from is are was were be been it its this that "

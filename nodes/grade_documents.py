@@ -2,10 +2,10 @@
 
 Two graders behind one node. The score grader (default) compares the question's
 embedding with each chunk's stored vector and keeps chunks whose cosine similarity
-reaches ``relevance_threshold``: no LLM call, a few milliseconds. Chunks pinned as the
-evidence of a sub-question are kept whatever their similarity to the whole question. The LLM grader asks
-for a yes/no per chunk in one batched, schema-constrained call; small local models
-grade near chance, so it is meant for capable hosted models.
+reaches ``relevance_threshold``: no LLM call, a few milliseconds. The LLM grader asks for
+a yes/no per chunk in one batched, schema-constrained call; small local models grade near
+chance, so it is meant for capable hosted models. Chunks pinned as the evidence of a
+sub-question are kept by either grader, whatever their similarity to the whole question.
 """
 
 from __future__ import annotations

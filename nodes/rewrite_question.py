@@ -15,23 +15,16 @@ from langchain_core.runnables import RunnableConfig
 
 from components import Components
 from graphs.state import RAGState
+from knowledge.web import unavailable_reason
 from llms.usage import LLMCallFailed, LLMUsage, invoke_counted
 from nodes.tracing import trace_event
 
 SYSTEM_PROMPT = "Rewrite the question as a short search query with the key names and terms. Output only the query."
 
 
-def web_unavailable_reason(settings) -> str | None:
-    if not settings.web_fallback:
-        return "web fallback is off in settings"
-    if settings.tavily_api_key is None:
-        return "no Tavily API key (set TAVILY_API_KEY)"
-    return None
-
-
 def can_search_again(state: RAGState, settings) -> bool:
     """Retries remain and another search has something to search: indexed chunks, or the web."""
-    searchable = bool(state.get("candidates")) or web_unavailable_reason(settings) is None
+    searchable = bool(state.get("candidates")) or unavailable_reason(settings) is None
     return state.get("retries", 0) < settings.max_retries and searchable
 
 
@@ -53,7 +46,7 @@ def rewrite_question(state: RAGState, config: RunnableConfig, *, components: Com
             details["rejected"] = candidate[:80]
     except LLMCallFailed as exc:  # the original question is a fine query
         details["error"] = str(exc)
-    skipped = web_unavailable_reason(settings)
+    skipped = unavailable_reason(settings)
     notes = [f"web search skipped: {skipped}"] if skipped else []
     return {
         "search_query": query,

@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 
 from components import Components
 from graphs.state import RAGState
+from knowledge.web import unavailable_reason
 from llms.structured import ask_json
 from llms.usage import LLMUsage
 from nodes.tracing import trace_event
@@ -80,7 +81,7 @@ def route(state: RAGState, config: RunnableConfig, *, components: Components) ->
     started = time.perf_counter()
     settings = components.settings.for_run(config)
     question = state["standalone_question"]
-    web_available = settings.web_fallback and settings.tavily_api_key is not None
+    web_available = unavailable_reason(settings) is None
     fallback = rule_route(question, web_available)
     usage = LLMUsage()
     status = "rules"

@@ -13,7 +13,7 @@ from langchain_core.runnables import RunnableConfig
 
 from components import Components
 from graphs.state import RAGState
-from knowledge.web import TavilyWebSearch, WebSearchError
+from knowledge.web import TavilyWebSearch, WebSearchError, WebSearchUnavailable, unavailable_reason
 from nodes.tracing import trace_event
 
 
@@ -24,8 +24,9 @@ def web_search(state: RAGState, config: RunnableConfig, *, components: Component
     query = state.get("search_query") or state["standalone_question"]
     documents = list(state.get("documents") or [])
     try:
-        if not settings.web_fallback:
-            raise WebSearchError("disabled in settings")
+        reason = unavailable_reason(settings)
+        if reason:
+            raise WebSearchUnavailable(reason)
         results = TavilyWebSearch.from_settings(settings).search(query)
     except WebSearchError as exc:
         note = f"web search skipped: {exc.reason}"

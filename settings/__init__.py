@@ -141,6 +141,13 @@ class Settings(BaseSettings):
             return self
         return type(self).model_validate({**self.model_dump(), **overrides})
 
+    @field_validator("web_search_url", "llm_base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value
+
     @field_validator("collection")
     @classmethod
     def _collection_name(cls, value: str) -> str:

@@ -131,8 +131,8 @@ def test_too_few_relevant_without_web_key_retries_the_index_and_notes_it(indexed
     out, _ = run(indexed, embedder, ["COBOL compiler team lead", GOOD], relevance_threshold=0.99, max_retries=1)
     assert path(out) == ["contextualize", "route", "transform_query", "retrieve", "grade_documents", "rewrite_question",
                          "retrieve", "grade_documents", "rerank", "generate", "reflect", "finalize"]
-    assert event(out, "rewrite_question")["web_skipped"] == "no Tavily API key (set TAVILY_API_KEY)"
-    assert "web search skipped: no Tavily API key (set TAVILY_API_KEY)" in out["notes"]
+    assert event(out, "rewrite_question")["web_skipped"] == "no Tavily API key configured (set TAVILY_API_KEY)"
+    assert "web search skipped: no Tavily API key configured (set TAVILY_API_KEY)" in out["notes"]
     assert event(out, "grade_documents", 1)["note"].startswith("too few relevant chunks")
     assert out["answer"] == GOOD
 

@@ -41,3 +41,9 @@ def test_per_call_overrides_and_profiles():
 def test_bad_collection_name_is_refused():
     with pytest.raises(ValidationError, match="collection names need"):
         Settings(collection="a")
+
+
+def test_urls_must_be_http():
+    with pytest.raises(ValidationError, match="must start with http"):
+        Settings(web_search_url="127.0.0.1:8000")
+    assert Settings(llm_base_url="http://127.0.0.1:8000/v1").llm_base_url.endswith("/v1")
