@@ -224,6 +224,95 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _training_options(args: argparse.Namespace):
+    from training.finetune import FineTuneConfig
+    from training.trainer import PairOptions
+
+    if args.steps is not None and args.steps < 1:
+        raise UsageError("--steps must be at least 1")
+    if args.max_pairs < 10 or args.synthetic < 0:
+        raise UsageError("--max-pairs must be at least 10 and --synthetic at least 0")
+    if not 0 <= args.held_out < 0.5:
+        raise UsageError("--held-out must be in [0, 0.5)")
+    options = PairOptions(mode=args.pairs, synthetic=args.synthetic, max_pairs=args.max_pairs, held_out=args.held_out,
+                          negatives=args.negatives,
+                          skip=args.skip, seed=args.seed)
+    cfg = FineTuneConfig(epochs=args.epochs, max_steps=args.steps or -1, batch_size=args.batch_size,
+                         group_size=args.negatives_per_step + 1, learning_rate=args.learning_rate,
+                         temperature=getattr(args, "temperature", 0.05),
+                         query_instruction=getattr(args, "query_instruction", None), seed=args.seed,
+                         query_max_len=args.query_max_len, passage_max_len=args.passage_max_len)
+    return options, cfg
+
+
+def _train(args: argparse.Namespace, kind: str) -> int:
+    from components import Components
+    from training.finetune import FineTuneError
+    from training.trainer import load_qrels, train_embedder, train_reranker
+
+    settings = _settings(args)
+    options, cfg = _training_options(args)
+    if args.base is not None and not (Path(args.base) / "config.json").is_file():
+        raise UsageError(f"--base {args.base}: not a model directory (no config.json)")
+    components = Components(settings)
+    if components.store.count() == 0:
+        raise UsageError(f"collection {settings.collection!r} is empty: run `arag ingest` first")
+    try:
+        if kind == "embedder":
+            qrels = load_qrels(Path(args.qrels)) if args.qrels else None
+            result = train_embedder(components, options, cfg, base=args.base, qrels=qrels,
+                                    progress=not args.quiet, activate=not args.no_activate)
+        else:
+            result = train_reranker(components, options, cfg, base=args.base, eval_queries=args.eval_queries,
+                                    progress=not args.quiet, activate=not args.no_activate)
+    except (ValueError, FileNotFoundError) as exc:
+        raise UsageError(str(exc)) from None
+    except FineTuneError as exc:
+        print(f"arag: error: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps({"kind": kind, "model_dir": str(result.model_dir), "in_use": result.won,
+                          "metrics": result.metrics, "seconds": result.seconds}, default=str))
+    else:
+        print(result.summary())
+        print(f"model card: {result.model_dir / 'CARD.md'}")
+    return 0
+
+
+def cmd_train_embedder(args: argparse.Namespace) -> int:
+    return _train(args, "embedder")
+
+
+def cmd_train_reranker(args: argparse.Namespace) -> int:
+    return _train(args, "reranker")
+
+
+def _training_arguments(p: argparse.ArgumentParser, kind: str) -> None:
+    p.add_argument("--pairs", choices=["auto", "llm", "unsupervised", "both"], default="auto",
+                   help="queries written by the LLM (E5 manner), unsupervised (inverse cloze, crops, titles), or both; "
+                   "auto: both")
+    p.add_argument("--synthetic", type=int, default=600, metavar="N", help="passages the LLM writes a query for (default 600)")
+    p.add_argument("--max-pairs", type=int, default=3000, help="training pairs kept, LLM-written ones first (default 3000)")
+    p.add_argument("--held-out", type=float, default=0.1, help="share of documents held out for evaluation (default 0.1)")
+    p.add_argument("--negatives", type=int, default=7, help="hard negatives mined per pair (default 7)")
+    p.add_argument("--negatives-per-step", type=int, default=3 if kind == "embedder" else 7,
+                   help="hard negatives each pair brings to a training step")
+    p.add_argument("--skip", type=int, default=3, help="top ranks skipped when mining negatives (default 3)")
+    p.add_argument("--epochs", type=float, default=1.0)
+    p.add_argument("--steps", type=int, help="stop after this many optimiser steps (default: whole epochs)")
+    p.add_argument("--batch-size", type=int, default=16 if kind == "embedder" else 8)
+    p.add_argument("--learning-rate", type=float, default=3e-5 if kind == "embedder" else 5e-5)
+    p.add_argument("--query-max-len", type=int, default=64, help="query tokens kept in training (default 64)")
+    p.add_argument("--passage-max-len", type=int, default=192, help="passage tokens kept in training (default 192)")
+    p.add_argument("--base", help="start from this local model directory (default: the packaged all-MiniLM-L6-v2"
+                   + (" or the embedder in use)" if kind == "embedder" else ")"))
+    p.add_argument("--seed", type=int, default=13)
+    p.add_argument("--no-activate", action="store_true", help="evaluate and keep the model, but do not put it in use")
+    p.add_argument("--llm", help="LLM that writes the synthetic queries")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="arag",
@@ -266,6 +355,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output file (required for png/svg)")
     p.add_argument("--trace", help="a file holding the output of `arag ask --json`, whose path is highlighted")
     p.set_defaults(func=cmd_graph)
+
+    p = sub.add_parser("train-embedder", help="fine-tune the embedding model on the indexed documents",
+                       description="Make training pairs from the indexed chunks, mine hard negatives, fine-tune with "
+                       "FlagEmbedding, and re-embed the collection with the new model if it retrieves better on held-out pairs. "
+                       "Running it again after an interruption resumes.")
+    _training_arguments(p, "embedder")
+    p.add_argument("--temperature", type=float, default=0.05, help="InfoNCE temperature (default 0.05)")
+    p.add_argument("--query-instruction", help="text put before every query, in training and at search time")
+    p.add_argument("--qrels", help="extra evaluation: JSONL lines {\"query\": ..., \"relevant\": [chunk ids, sources or titles]}")
+    p.set_defaults(func=cmd_train_embedder)
+
+    p = sub.add_parser("train-reranker", help="fine-tune a cross-encoder reranker on the indexed documents",
+                       description="Make training pairs from the indexed chunks, mine hard negatives, fine-tune a "
+                       "cross-encoder with FlagEmbedding, calibrate its scores, and use it for grading and reranking if it "
+                       "ranks held-out pairs better than the scorer in use.")
+    _training_arguments(p, "reranker")
+    p.add_argument("--eval-queries", type=int, default=150, help="held-out queries whose candidates are reranked (default 150)")
+    p.set_defaults(func=cmd_train_reranker)
 
     p = sub.add_parser("models", help="list the local LLM presets; --prepare assembles and verifies them",
                        description="List local GGUF presets and whether they are assembled.")

@@ -39,6 +39,17 @@ class Components:
         self._embedder = embedder
         self._store = store
         self._lock = threading.Lock()
+        self._judges: dict[str, object] = {}
+
+    def judge_for(self, settings: Settings):
+        """The :class:`relevance.RelevanceJudge` that ``settings.scorer`` names (one per scorer)."""
+        with self._lock:
+            if settings.scorer not in self._judges:
+                from knowledge.model_registry import ModelRegistry
+                from relevance import make_judge
+
+                self._judges[settings.scorer] = make_judge(settings.scorer, self.embedder, ModelRegistry(self.settings))
+            return self._judges[settings.scorer]
 
     def llm_for(self, settings: Settings) -> BaseChatModel:
         """The chat model ``settings.llm`` names (one instance per provider string), or the injected one."""

@@ -45,11 +45,22 @@ def resolve_model_dir(name: str) -> Path:
     return path
 
 
+def card_field(model_dir: Path, key: str):
+    """A field of the ``card.json`` that locally trained models carry (None when absent)."""
+    import json
+
+    try:
+        return json.loads((model_dir / "card.json").read_text()).get(key)
+    except (FileNotFoundError, ValueError):
+        return None
+
+
 def model_fingerprint(model_dir: Path) -> str:
     """A short identity of a model directory's weights, to tell one model version from another."""
     digest = hashlib.sha256()
     for f in sorted(model_dir.iterdir()):
-        if f.is_file() and f.suffix in {".safetensors", ".bin", ".json"}:
+        # The card and calibration describe a model; rewriting them does not change its vectors.
+        if f.is_file() and f.suffix in {".safetensors", ".bin", ".json"} and f.name not in {"card.json", "calibration.json"}:
             size = f.stat().st_size
             digest.update(f"{f.name}:{size}".encode())
             with f.open("rb") as fh:
@@ -79,7 +90,15 @@ class Embedder:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Embedder":
-        return cls(resolve_model_dir(settings.embedding_model), batch_size=settings.embedding_batch_size)
+        """The model ``settings.embedding_model`` names; "auto" is the collection's trained one, if any."""
+        name = settings.embedding_model
+        if name == "auto":
+            from knowledge.model_registry import ModelRegistry
+
+            active = ModelRegistry(settings).active_dir("embedder")
+            name = str(active) if active else "minilm"
+        model_dir = resolve_model_dir(name)
+        return cls(model_dir, batch_size=settings.embedding_batch_size, query_instruction=card_field(model_dir, "query_instruction"))
 
     @cached_property
     def model_id(self) -> str:

@@ -70,3 +70,25 @@ def ndcg_at(ranked: list[str], relevant: set[str], k: int = 10) -> float:
     dcg = sum(1 / math.log2(i + 2) for i, item in enumerate(_distinct(ranked)[:k]) if item in relevant)
     ideal = sum(1 / math.log2(i + 2) for i in range(min(len(relevant), k)))
     return dcg / ideal
+
+
+def mrr_at(ranked: list[str], relevant: set[str], k: int = 10) -> float:
+    """Reciprocal rank of the first relevant item among the first k distinct ones (0 if none)."""
+    for i, item in enumerate(_distinct(ranked)[:k]):
+        if item in relevant:
+            return 1 / (i + 1)
+    return 0.0
+
+
+def ranking_metrics(rankings: list[list[str]], relevant: list[set[str]], cutoffs: tuple[int, ...] = (1, 2, 10)) -> dict:
+    """Mean recall@k for each cut-off, nDCG@10 and MRR@10 over queries.
+
+    Example:
+        >>> ranking_metrics([["a", "b"], ["c", "d"]], [{"a"}, {"d"}], cutoffs=(1,))
+        {'recall@1': 0.5, 'ndcg@10': 0.8155, 'mrr@10': 0.75}
+    """
+    n = max(1, len(rankings))
+    out = {f"recall@{k}": sum(recall_at(r, g, k) for r, g in zip(rankings, relevant)) / n for k in cutoffs}
+    out["ndcg@10"] = sum(ndcg_at(r, g) for r, g in zip(rankings, relevant)) / n
+    out["mrr@10"] = sum(mrr_at(r, g) for r, g in zip(rankings, relevant)) / n
+    return {key: round(value, 4) for key, value in out.items()}

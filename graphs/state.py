@@ -19,7 +19,7 @@ class RetrievedChunk(TypedDict, total=False):
     text: str
     score: float
     relevance: float
-    rerank_score: float
+    relevance_raw: float
 
 
 class Citation(RetrievedChunk):

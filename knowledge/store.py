@@ -49,12 +49,16 @@ class ChunkStore:
         1
     """
 
-    def __init__(self, settings: Settings, model_id: str, dim: int, client=None):
+    def __init__(self, settings: Settings, model_id: str, dim: int, client=None, name: str | None = None):
+        from knowledge.model_registry import ModelRegistry
+
         self.settings = settings
         self.model_id = model_id
         self.dim = dim
         self._client = client
         self._collection = None
+        #: The Chroma collection: the one the registry's active embedder fills, unless named here.
+        self.name = name or ModelRegistry(settings).chroma_collection()
 
     @property
     def client(self):
@@ -66,19 +70,24 @@ class ChunkStore:
     def collection(self):
         if self._collection is None:
             col = self.client.get_or_create_collection(
-                self.settings.collection,
+                self.name,
                 embedding_function=None,
                 metadata={"hnsw:space": "cosine", "embedding_model": self.model_id, "dim": self.dim},
             )
             built_with = (col.metadata or {}).get("embedding_model")
             if built_with not in (None, self.model_id):
                 raise IndexMismatch(
-                    f"collection {self.settings.collection!r} was built with embedding model "
+                    f"collection {self.name!r} was built with embedding model "
                     f"{built_with}, but {self.model_id} is configured; set ARAG_EMBEDDING_MODEL "
                     "back or re-ingest into a new collection (ARAG_COLLECTION)"
                 )
             self._collection = col
         return self._collection
+
+    def drop(self) -> None:
+        """Delete the whole Chroma collection (used once its chunks live on in another)."""
+        self.client.delete_collection(self.name)
+        self._collection = None
 
     def count(self) -> int:
         return self.collection.count()

@@ -1,7 +1,8 @@
 """Answer the next sub-question of a decomposed question.
 
 Each pass retrieves for one sub-question, with ``#n`` replaced by the answers found so
-far, pins its best chunks so the final context keeps the evidence of every hop, and in
+far, pins its best chunks (by the relevance scorer, when reranking is on) so the final
+context keeps the evidence of every hop, and in
 sequential mode asks the LLM for a short answer from those chunks alone (a short prompt:
 two chunks, a few words out). In parallel mode no intermediate answer is written.
 """
@@ -45,6 +46,9 @@ def answer_sub_question(state: RAGState, config: RunnableConfig, *, components: 
     question = fill_placeholders(state["sub_questions"][index], [a["answer"] for a in done])
     retriever = components.retriever_for(settings)
     hits = retriever.search_many([question], settings.candidates)
+    if settings.rerank and len(hits) > 1:
+        # The evidence pinned for a hop is what the relevance scorer ranks best for that hop.
+        hits = sorted(components.judge_for(settings).judge(question, hits), key=lambda c: -c["relevance"])
     pool = {c["chunk_id"]: c for c in state.get("candidates") or []}
     if index == 0:
         for c in retriever.search_many([state["standalone_question"]], POOLED):

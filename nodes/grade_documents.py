@@ -1,18 +1,19 @@
 """Grade retrieved chunks and keep the relevant ones.
 
-Two graders behind one node. The score grader (default) compares the question's
-embedding with each chunk's stored vector and keeps chunks whose cosine similarity
-reaches ``relevance_threshold``: no LLM call, a few milliseconds. The LLM grader asks for
-a yes/no per chunk in one batched, schema-constrained call; small local models grade near
+Two graders behind one node. The score grader (default) asks the relevance scorer (the
+collection's trained cross-encoder, else late interaction) for each chunk's calibrated
+probability of relevance and keeps chunks at or above ``relevance_threshold``: no LLM call,
+and the threshold means the same whichever scorer is active. The LLM grader asks for a
+yes/no per chunk in one batched, schema-constrained call; small local models grade near
 chance, so it is meant for capable hosted models. Chunks pinned as the evidence of a
-sub-question are kept by either grader, whatever their similarity to the whole question.
+sub-question are kept by either grader, whatever their relevance to the whole question.
+The scores travel with the chunks, so the rerank node orders them without scoring again.
 """
 
 from __future__ import annotations
 
 import time
 
-import numpy as np
 from langchain_core.runnables import RunnableConfig
 from pydantic import BaseModel, Field
 
@@ -37,19 +38,6 @@ class Grades(BaseModel):
     relevant: list[bool] = Field(max_length=LLM_GRADE_MAX)
 
 
-def score_relevance(components: Components, question: str, chunks: list[dict]) -> list[float]:
-    """Cosine similarity of the question with each chunk's stored vector (web chunks: embedded now)."""
-    if not chunks:
-        return []
-    query = components.embedder.embed_queries([question])[0]
-    stored = components.store.embeddings_for([c["chunk_id"] for c in chunks if not c["chunk_id"].startswith("web:")])
-    missing = [c for c in chunks if c["chunk_id"] not in stored]
-    if missing:
-        fresh = components.embedder.embed_documents([f"{c['title']}\n{c['text']}" for c in missing])
-        stored.update({c["chunk_id"]: v for c, v in zip(missing, fresh)})
-    return [round(float(np.dot(query, stored[c["chunk_id"]])), 4) for c in chunks]
-
-
 def grade_documents(state: RAGState, config: RunnableConfig, *, components: Components) -> dict:
     """Keep the candidates judged relevant; the rest are dropped with their grades in the trace."""
     started = time.perf_counter()
@@ -58,14 +46,17 @@ def grade_documents(state: RAGState, config: RunnableConfig, *, components: Comp
     candidates = state.get("candidates") or []
     usage = LLMUsage()
     details: dict = {"grader": settings.grader}
-    relevance = score_relevance(components, question, candidates) if candidates else []
-    scored = [{**c, "relevance": r} for c, r in zip(candidates, relevance)]
     if settings.grader == "off" or not candidates:
+        scored = list(candidates)
         kept = scored
-    elif settings.grader == "score":
+    else:
+        judge = components.judge_for(settings)
+        scored = judge.judge(question, candidates)
+        details["scorer"] = judge.name
+    if settings.grader == "score" and candidates:
         kept = [c for c in scored if c["relevance"] >= settings.relevance_threshold or c.get("pinned")]
         details["threshold"] = settings.relevance_threshold
-    else:
+    elif settings.grader == "llm":
         shown = scored[:LLM_GRADE_MAX]
         passages = "\n\n".join(
             f"[{i}] {' '.join(c['text'].split()[:LLM_GRADE_WORDS])}" for i, c in enumerate(shown, start=1)
@@ -81,13 +72,14 @@ def grade_documents(state: RAGState, config: RunnableConfig, *, components: Comp
         details["status"] = status
     kept_ids = {c["chunk_id"] for c in kept}
     details["grades"] = [
-        {"chunk_id": c["chunk_id"], "title": c["title"], "relevance": c["relevance"], "kept": c["chunk_id"] in kept_ids} for c in scored
+        {"chunk_id": c["chunk_id"], "title": c["title"], "relevance": c.get("relevance"), "kept": c["chunk_id"] in kept_ids}
+        for c in scored
     ]
     details["kept"] = len(kept)
     need_more = len(kept) < settings.min_relevant and can_search_again(state, settings)
     if len(kept) < settings.min_relevant and not need_more:
         # Out of retries: answer from the best candidates rather than from nothing.
-        kept = scored[: settings.top_k]
+        kept = sorted(scored, key=lambda c: -(c.get("relevance") or 0.0))[: settings.top_k]
         details["note"] = "too few relevant chunks and no retries left; using the best candidates"
     details["need_more"] = need_more
     return {

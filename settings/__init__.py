@@ -75,7 +75,9 @@ class Settings(BaseSettings):
 
     # Embeddings and chunking
     embedding_model: str = Field(
-        "minilm", description="'minilm' (packaged all-MiniLM-L6-v2) or a local model directory."
+        "auto",
+        description="'auto' (the collection's trained embedder if one is active, else MiniLM), "
+        "'minilm' (packaged all-MiniLM-L6-v2) or a local model directory.",
     )
     embedding_batch_size: int = Field(32, ge=1)
     chunk_tokens: int = Field(200, ge=32, le=512, description="Target chunk size in embedding tokens.")
@@ -109,16 +111,19 @@ class Settings(BaseSettings):
     step_back: bool = Field(False, description="Also retrieve for a more generic step-back question.")
     hyde: bool = Field(False, description="Also retrieve with a hypothetical answer passage (HyDE).")
     grader: Literal["score", "llm", "off"] = Field(
-        "score", description="Document grading: a similarity threshold (no LLM call), the LLM, or none."
+        "score", description="Document grading: the relevance scorer's calibrated probability (no LLM call), the LLM, or none."
+    )
+    scorer: Literal["auto", "cross-encoder", "late-interaction", "splade"] = Field(
+        "auto",
+        description="Relevance scorer for grading and reranking: 'auto' is the collection's trained cross-encoder "
+        "(arag train-reranker) when one is in use, else late interaction over the embedding model's token vectors.",
     )
     relevance_threshold: float = Field(
-        0.3, ge=-1.0, le=1.0, description="Score grader: least cosine similarity of a relevant chunk."
+        0.5, ge=0.0, le=1.0, description="Score grader: least calibrated probability of relevance to keep a chunk."
     )
     min_relevant: int = Field(1, ge=0, description="Fewer relevant chunks than this triggers rewrite + web search.")
     web_fallback: bool = Field(True, description="Search the web (Tavily) when the documents fall short.")
-    rerank: Literal["late-interaction", "off"] = Field(
-        "late-interaction", description="Reorder candidates by token-level max-sim (ColBERT-style) before trimming."
-    )
+    rerank: bool = Field(True, description="Reorder candidates by the relevance scorer before trimming to the context budget.")
     reflect: bool = Field(True, description="Check the answer is grounded and useful (Self-RAG) before returning it.")
     max_retries: int = Field(1, ge=0, le=5, description="Extra retrieval rounds after a failed grade or reflection.")
     max_regenerations: int = Field(1, ge=0, le=5, description="Extra generations after an ungrounded answer.")
@@ -177,15 +182,15 @@ class Settings(BaseSettings):
 PROFILES: dict[str, dict] = {
     "naive": {
         "router": "rules", "decompose": "off", "multi_query": 0, "step_back": False, "hyde": False,
-        "grader": "off", "web_fallback": False, "rerank": "off", "reflect": False, "retrieval": "dense",
+        "grader": "off", "web_fallback": False, "rerank": False, "reflect": False, "retrieval": "dense",
     },
     "fast": {
         "router": "rules", "decompose": "auto", "multi_query": 0, "step_back": False, "hyde": False,
-        "grader": "score", "web_fallback": True, "rerank": "late-interaction", "reflect": True,
+        "grader": "score", "web_fallback": True, "rerank": True, "reflect": True,
     },
     "agentic": {
         "router": "llm", "decompose": "auto", "multi_query": 2, "step_back": True, "hyde": True,
-        "grader": "score", "web_fallback": True, "rerank": "late-interaction", "reflect": True,
+        "grader": "score", "web_fallback": True, "rerank": True, "reflect": True,
     },
 }
 

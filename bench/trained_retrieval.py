@@ -1,0 +1,271 @@
+"""Locally trained embedder and reranker on HotpotQA: retrieval, reranking and grading, side by side.
+
+Run: ``.venv/bin/python bench/trained_retrieval.py [--synthetic 900] [--max-pairs 2500]``
+Writes ``bench/results/trained_retrieval.json`` and prints the Markdown tables the docs quote.
+
+Protocol. The paragraphs of all questions in ``--data`` (dev-250: 2,495, deduplicated by
+title) are ingested like user documents (``bench/hotpotqa.py``). Training pairs come from
+that corpus alone, exactly as ``arag train-embedder`` / ``arag train-reranker`` make them:
+queries written by the local LLM for ``--synthetic`` sampled paragraphs (E5 manner) plus
+unsupervised pairs (inverse cloze, crops, titles), hard negatives mined with BM25 and MiniLM,
+a held-out split by document. No question of the dataset is seen before evaluation. The
+questions are then the queries and their supporting paragraphs the relevant ones:
+
+1. Retrieval (top 10 of the whole pool): BM25, base MiniLM, the trained embedder, SPLADE-tiny,
+   and reciprocal-rank fusions of them.
+2. Reranking the top 30 of the best fusion with each scorer: late interaction (MiniLM token
+   vectors), the BGE-M3-style combination of dense, lexical and multi-vector scores (weights
+   learned on the held-out pairs), SPLADE, and the trained cross-encoder.
+3. Grading: each question's 10 paragraphs (2 supporting, 8 distractors) judged relevant when
+   the scorer's calibrated probability is at least 0.5 (calibrations fitted on held-out pairs).
+
+Models trained earlier can be reused with ``--reuse`` (the newest versions in the work dir).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from hotpotqa import REPO, ingest_pool, load_questions, machine, percentile  # noqa: E402
+
+from evaluation.metrics import ndcg_at, recall_at  # noqa: E402
+
+RERANK_TOP = 30
+
+
+def metrics_of(rankings: list[list[str]], questions: list[dict]) -> dict:
+    n = len(questions)
+    return {
+        "recall@2": round(sum(recall_at(r, set(q["relevant"]), 2) for r, q in zip(rankings, questions)) / n, 3),
+        "recall@10": round(sum(recall_at(r, set(q["relevant"]), 10) for r, q in zip(rankings, questions)) / n, 3),
+        "ndcg@10": round(sum(ndcg_at(r, set(q["relevant"])) for r, q in zip(rankings, questions)) / n, 3),
+    }
+
+
+def rrf(*rankings: list[str], k: int = 60) -> list[str]:
+    scores: dict[str, float] = {}
+    for ranking in rankings:
+        for rank, item in enumerate(ranking):
+            scores[item] = scores.get(item, 0.0) + 1.0 / (k + rank + 1)
+    return sorted(scores, key=lambda i: -scores[i])
+
+
+def dense_search(embedder, matrix: np.ndarray, ids: list[str], queries: list[str], depth: int) -> tuple[list[list[str]], list[float]]:
+    out, millis = [], []
+    for q in queries:
+        started = time.perf_counter()
+        vector = embedder.embed_queries([q])[0]
+        top = np.argsort(-(matrix @ vector))[:depth]
+        millis.append((time.perf_counter() - started) * 1000)
+        out.append([ids[j] for j in top])
+    return out, millis
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "hotpotqa" / "dev-250.jsonl")
+    parser.add_argument("--work-dir", type=Path, default=Path(tempfile.gettempdir()) / "arag-bench-retrieval-quality")
+    parser.add_argument("--llm", default="llamacpp:local-1.5b", help="LLM that writes the synthetic queries")
+    parser.add_argument("--synthetic", type=int, default=900)
+    parser.add_argument("--max-pairs", type=int, default=2500)
+    parser.add_argument("--embedder-epochs", type=float, default=1.0)
+    parser.add_argument("--reranker-epochs", type=float, default=1.0)
+    parser.add_argument("--limit", type=int, help="evaluate on the first N questions only (a quick check)")
+    parser.add_argument("--held-out-queries", type=int, default=120, help="held-out pairs used to fit calibrations")
+    parser.add_argument("--reuse", action="store_true", help="evaluate the newest trained models instead of training")
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "trained_retrieval.json")
+    args = parser.parse_args()
+
+    from components import Components
+    from embeddings import Embedder
+    from knowledge.ingest import embedding_text
+    from knowledge.lexical import query_terms
+    from knowledge.model_registry import ModelRegistry
+    from relevance.calibration import Calibrator, fit_logistic, threshold_metrics
+    from relevance.scorers import CrossEncoderScorer, LateInteractionScorer, MultiScorer, SpladeScorer, idf_weights
+    from training.finetune import FineTuneConfig
+    from training.negatives import dense_matrix
+    from training.pairs import passages_from_store, read_pairs
+    from training.trainer import (
+        PairOptions,
+        calibrate,
+        rerank_candidates,
+        score_candidates,
+        train_embedder,
+        train_reranker,
+        workspace,
+    )
+
+    questions, paragraphs = load_questions(args.data)
+    questions = questions[: args.limit] if args.limit else questions
+    ingestor = ingest_pool(args.data, args.work_dir)
+    settings = ingestor.settings.model_copy(update={"llm": args.llm, "models_dir": REPO / ".arag" / "models"})
+    components = Components(settings, embedder=ingestor.embedder, store=ingestor.store)
+    registry = ModelRegistry(settings)
+    options = PairOptions(mode="both", synthetic=args.synthetic, max_pairs=args.max_pairs)
+    training: dict = {}
+    if args.reuse:
+        embedder_dir, reranker_dir = registry.versions("embedder")[-1], registry.versions("reranker")[-1]
+    else:
+        cfg_e = FineTuneConfig(epochs=args.embedder_epochs, batch_size=16, group_size=4, learning_rate=3e-5, save_steps=100)
+        result_e = train_embedder(components, options, cfg_e, activate=False)
+        cfg_r = FineTuneConfig(epochs=args.reranker_epochs, batch_size=8, group_size=4, learning_rate=5e-5, save_steps=100)
+        result_r = train_reranker(components, options, cfg_r, activate=False)
+        embedder_dir, reranker_dir = result_e.model_dir, result_r.model_dir
+    for kind, model_dir in (("embedder", embedder_dir), ("reranker", reranker_dir)):
+        card = json.loads((model_dir / "card.json").read_text())
+        training[kind] = {"model": model_dir.name, "seconds": card["seconds"], "data": card["data"],
+                          "config": card["config"], "held_out_metrics": card["metrics"]}
+
+    store, base = components.store, components.embedder
+    passages = passages_from_store(store)
+    ids = [p.id for p in passages]
+    title_of = {p.id: p.title.split(" — ")[0] for p in passages}
+    meta = dict(store.iter_metadata())
+    texts = [embedding_text(meta[i].get("title", ""), meta[i].get("heading", ""), p.text) for i, p in zip(ids, passages)]
+    queries = [q["question"] for q in questions]
+
+    def titles(ranking: list[str]) -> list[str]:
+        return [title_of[c] for c in ranking]
+
+    # 1. Retrieval.
+    rows, timing = [], {}
+    lexical = components.lexical
+    started = time.perf_counter()
+    bm25 = [[cid for cid, _ in lexical.search(q, 40)] for q in queries]
+    timing["bm25_ms"] = round((time.perf_counter() - started) * 1000 / len(queries), 1)
+    base_matrix = dense_matrix(store, ids)
+    base_dense, base_ms = dense_search(base, base_matrix, ids, queries, 40)
+    trained = Embedder(embedder_dir)
+    started = time.perf_counter()
+    trained_matrix = trained.embed_documents(texts, progress=True)
+    index_rate = len(texts) / (time.perf_counter() - started)
+    trained_dense, trained_ms = dense_search(trained, trained_matrix, ids, queries, 40)
+    splade = SpladeScorer()
+    started = time.perf_counter()
+    from scipy import sparse
+
+    blocks = []
+    for start in range(0, len(texts), 256):
+        blocks.append(sparse.csr_matrix(splade.encode(texts[start : start + 256])))
+    splade_matrix = sparse.vstack(blocks).tocsr()
+    splade_rate = len(texts) / (time.perf_counter() - started)
+    splade_ranked, splade_ms = [], []
+    for q in queries:
+        t0 = time.perf_counter()
+        qv = splade.encode([q])[0]
+        scores = splade_matrix @ qv
+        splade_ranked.append([ids[j] for j in np.argsort(-scores)[:40]])
+        splade_ms.append((time.perf_counter() - t0) * 1000)
+
+    fusions = {
+        "RRF(BM25, MiniLM)": [rrf(a, b) for a, b in zip(bm25, base_dense)],
+        "RRF(BM25, trained)": [rrf(a, b) for a, b in zip(bm25, trained_dense)],
+        "RRF(BM25, SPLADE)": [rrf(a, b) for a, b in zip(bm25, splade_ranked)],
+        "RRF(BM25, trained, SPLADE)": [rrf(a, b, c) for a, b, c in zip(bm25, trained_dense, splade_ranked)],
+        "RRF(BM25, MiniLM, trained, SPLADE)": [rrf(a, b, c, d) for a, b, c, d in zip(bm25, base_dense, trained_dense, splade_ranked)],
+    }
+    singles = {
+        "BM25": (bm25, timing["bm25_ms"]),
+        "MiniLM (base, dense)": (base_dense, statistics.median(base_ms)),
+        f"trained embedder ({embedder_dir.name}, dense)": (trained_dense, statistics.median(trained_ms)),
+        "SPLADE-tiny (sparse)": (splade_ranked, statistics.median(splade_ms)),
+    }
+    for name, (ranked, ms) in singles.items():
+        rows.append({"stage": "retrieval", "method": name, **metrics_of([titles(r) for r in ranked], questions),
+                     "median_ms_per_query": round(ms, 1)})
+    for name, ranked in fusions.items():
+        rows.append({"stage": "retrieval", "method": name, **metrics_of([titles(r) for r in ranked], questions)})
+    best_fusion = max((r for r in rows if r["method"] in fusions), key=lambda r: r["ndcg@10"])["method"]
+    pool = [r[:RERANK_TOP] for r in fusions[best_fusion]]
+    by_id = {p.id: p for p in passages}
+    covered = sum(len(set(titles(c)) & set(q["relevant"])) for c, q in zip(pool, questions)) / (2 * len(questions))
+
+    # Calibration and M3 weights from held-out synthetic/unsupervised pairs of the corpus (never the questions).
+    held = read_pairs(workspace(settings) / "pairs-held-out.jsonl")
+    held_candidates = rerank_candidates(components, held, args.held_out_queries)
+    late = LateInteractionScorer(base)
+    multi = MultiScorer(base, idf_weights(texts, query_terms))
+    features = [multi.features(pair.query, cand_texts) for pair, _, cand_texts in held_candidates]
+    labels = np.concatenate([[float(c == pair.positive_id) for c in cand_ids] for pair, cand_ids, _ in held_candidates])
+    weights, bias = fit_logistic(np.vstack(features), labels)
+    multi.weights = weights
+    multi_cal = Calibrator("platt", slope=1.0, intercept=bias)
+    late_cal, _ = calibrate(held_candidates, score_candidates(late, held_candidates))
+    splade_cal, _ = calibrate(held_candidates, score_candidates(splade, held_candidates))
+    cross = CrossEncoderScorer(reranker_dir)
+    cross_cal = Calibrator.load(reranker_dir / "calibration.json")
+    scorers = {
+        "late interaction (MiniLM token vectors)": (late, late_cal),
+        "M3-style dense + lexical + multi-vector (learned weights)": (multi, multi_cal),
+        "SPLADE-tiny": (splade, splade_cal),
+        f"trained cross-encoder ({reranker_dir.name})": (cross, cross_cal),
+    }
+
+    # 2. Reranking the fused top 30.
+    def passage_texts(chunk_ids):
+        return [f"{by_id[c].title}\n{by_id[c].text}" for c in chunk_ids]
+
+    for name, (scorer, _) in scorers.items():
+        reranked, seconds = [], []
+        for q, cands in zip(queries, pool):
+            t0 = time.perf_counter()
+            s = scorer.score(q, passage_texts(cands))
+            seconds.append(time.perf_counter() - t0)
+            reranked.append([cands[i] for i in np.argsort(-s, kind="stable")])
+        rows.append({"stage": f"rerank top {RERANK_TOP} of {best_fusion}", "method": name,
+                     **metrics_of([titles(r) for r in reranked], questions),
+                     "median_s_per_query": round(statistics.median(seconds), 3),
+                     "p95_s_per_query": round(percentile(seconds, 0.95), 3),
+                     "pairs_per_s": round(RERANK_TOP / statistics.median(seconds), 1)})
+
+    # 3. Grading supporting vs distractor paragraphs at the calibrated threshold 0.5.
+    contexts = [json.loads(line) for line in args.data.read_text(encoding="utf-8").splitlines() if line.strip()][: len(questions)]
+    grading = []
+    for name, (scorer, cal) in scorers.items():
+        probs, gold = [], []
+        for row in contexts:
+            cands = [f"{c['title']}\n{c['paragraph_text']}" for c in row["contexts"]]
+            probs += list(cal(scorer.score(row["question_text"], cands)))
+            gold += [float(c["is_supporting"]) for c in row["contexts"]]
+        grading.append({"scorer": name, **threshold_metrics(probs, gold, 0.5)})
+
+    out = {
+        "machine": machine(), "date": time.strftime("%Y-%m-%d"), "data": args.data.name,
+        "questions": len(questions), "paragraphs": len(paragraphs), "chunks": len(ids),
+        "training": training, "indexing_chunks_per_s": {"MiniLM / trained embedder (same architecture)": round(index_rate, 1),
+                                                       "SPLADE-tiny": round(splade_rate, 1)},
+        "rerank_pool": {"fusion": best_fusion, "depth": RERANK_TOP, "supporting_paragraphs_in_pool": round(covered, 3)},
+        "calibrations": {"late-interaction": late_cal.__dict__, "splade": splade_cal.__dict__,
+                         "multi": {"weights": list(map(float, weights)), "intercept": bias}},
+        "results": rows, "grading": grading,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=2, ensure_ascii=False, default=float) + "\n")
+
+    print(f"{out['questions']} questions, {out['paragraphs']} paragraphs in {out['chunks']} chunks; machine: {out['machine']}\n")
+    print("| stage | method | recall@2 | recall@10 | nDCG@10 | speed |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        speed = (f"{r['median_ms_per_query']} ms/query" if "median_ms_per_query" in r else
+                 f"{r['median_s_per_query']} s/query ({r['pairs_per_s']} pairs/s)" if "pairs_per_s" in r else "")
+        print(f"| {r['stage']} | {r['method']} | {r['recall@2']:.3f} | {r['recall@10']:.3f} | {r['ndcg@10']:.3f} | {speed} |")
+    print("\n| grading scorer (threshold 0.5) | accuracy | precision | recall |\n|---|---|---|---|")
+    for g in grading:
+        print(f"| {g['scorer']} | {g['accuracy']:.3f} | {g['precision']:.3f} | {g['recall']:.3f} |")
+    for kind, t in training.items():
+        print(f"\n{kind} {t['model']}: {t['data'].get('train')} training pairs {t['data'].get('kinds')}; seconds {t['seconds']}")
+    print(f"\nsupporting paragraphs in the rerank pool: {covered:.3f}; indexing: {out['indexing_chunks_per_s']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""Relevance: scorers that need no LLM call, and their calibration into probabilities.
+
+:class:`RelevanceJudge` is what the graph's grade and rerank nodes use: the active scorer
+(the collection's trained cross-encoder when ``arag train-reranker`` has put one in use, else
+late interaction over the embedding model's token vectors) and its calibrator, so a chunk
+comes out with ``relevance``, a probability, and ``relevance_raw``, the scorer's own number.
+
+Example:
+    >>> import numpy as np
+    >>> class Length:
+    ...     name = "length"
+    ...     def score(self, query, passages):
+    ...         return np.array([len(p) for p in passages], dtype=float)
+    >>> judge = RelevanceJudge(Length(), Calibrator(slope=1.0, intercept=-10.0))
+    >>> [c["relevance"] for c in judge.judge("q", [{"title": "T", "text": "short"}, {"title": "T", "text": "a much longer text"}])]
+    [0.0293, 1.0]
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from relevance.calibration import Calibrator
+from relevance.scorers import CrossEncoderScorer, LateInteractionScorer, RelevanceScorer, SpladeScorer
+
+#: Calibrations used until one is fitted for the collection (``arag train-reranker`` fits them).
+#: Fitted by ``bench/rerankers.py`` on held-out synthetic pairs of the HotpotQA pool (no test
+#: questions), with the packaged all-MiniLM-L6-v2 and SPLADE-tiny.
+DEFAULT_CALIBRATIONS = {
+    "late-interaction": Calibrator("platt", slope=14.0, intercept=-8.4),
+    "splade": Calibrator("platt", slope=0.12, intercept=-2.5),
+    "cross-encoder": Calibrator("platt", slope=1.0, intercept=0.0),
+}
+
+
+class RelevanceJudge:
+    """A scorer and its calibrator, applied to retrieved chunks."""
+
+    def __init__(self, scorer: RelevanceScorer, calibrator: Calibrator):
+        self.scorer = scorer
+        self.calibrator = calibrator
+
+    @property
+    def name(self) -> str:
+        return self.scorer.name
+
+    def judge(self, question: str, chunks: list[dict]) -> list[dict]:
+        """Copies of ``chunks`` with ``relevance`` (probability, 4 places) and ``relevance_raw``."""
+        if not chunks:
+            return []
+        raw = self.scorer.score(question, [f"{c['title']}\n{c['text']}" for c in chunks])
+        probability = self.calibrator(raw)
+        return [{**c, "relevance": round(float(p), 4), "relevance_raw": round(float(r), 4)}
+                for c, p, r in zip(chunks, probability, raw)]
+
+
+def make_judge(name: str, embedder, registry) -> RelevanceJudge:
+    """The judge for scorer ``name`` ("auto", "cross-encoder", "late-interaction", "splade")."""
+    reranker_dir = registry.active_dir("reranker")
+    if name == "auto":
+        name = "cross-encoder" if reranker_dir else "late-interaction"
+    if name == "cross-encoder":
+        if reranker_dir is None:
+            raise ValueError("no trained reranker is in use for this collection: run `arag train-reranker`, "
+                             "or set ARAG_SCORER=late-interaction")
+        scorer: RelevanceScorer = CrossEncoderScorer(reranker_dir, max_length=_card_max_length(reranker_dir))
+        fitted = reranker_dir / "calibration.json"
+    elif name == "late-interaction":
+        scorer = LateInteractionScorer(embedder)
+        fitted = registry.calibration_path(name, embedder.model_id)
+    elif name == "splade":
+        scorer = SpladeScorer()
+        fitted = registry.calibration_path(name, "splade-tiny")
+    else:
+        raise ValueError(f"unknown relevance scorer {name!r}")
+    calibrator = Calibrator.load(fitted) if fitted.exists() else DEFAULT_CALIBRATIONS[name]
+    return RelevanceJudge(scorer, calibrator)
+
+
+def _card_max_length(model_dir: Path) -> int:
+    from embeddings import card_field
+
+    return int(card_field(model_dir, "max_length") or 256)

