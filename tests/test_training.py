@@ -196,8 +196,13 @@ def test_tiny_reranker_fine_tune_writes_a_loadable_calibrated_model(trained_rera
     assert card["kind"] == "reranker" and card["data"]["mode"] == "unsupervised" and card["config"]["max_steps"] == 2
     assert set(card["metrics"]["trained"]) >= {"ndcg@10", "recall@1", "mrr@10"}
     assert (model_dir / "CARD.md").read_text().startswith("# reranker reranker-v1")
-    scores = CrossEncoderScorer(model_dir).score("how do I exit the interpreter", ["Type quit() to exit.", "Lists hold items."])
-    assert scores.shape == (2,) and np.isfinite(scores).all()
+    assert card["inference"] == "onnxruntime int8" and (model_dir / "model.int8.onnx").exists()
+    passages = ["Type quit() to exit.", "Lists hold items.", "The interpreter prints a prompt before each line. " * 4]
+    onnx = CrossEncoderScorer(model_dir)
+    torch_scores = CrossEncoderScorer(model_dir, backend="torch").score("how do I exit the interpreter", passages)
+    scores = onnx.score("how do I exit the interpreter", passages)
+    assert onnx.backend == "onnx" and scores.shape == (3,) and np.isfinite(scores).all()
+    assert np.abs(scores - torch_scores).max() < 0.5  # int8 weights: close to, not equal to, the fp32 logits
     cal = Calibrator.load(model_dir / "calibration.json")
     assert 0.0 <= cal([scores.max()])[0] <= 1.0
     assert ModelRegistry(settings).active_dir("reranker") is None  # --no-activate
@@ -248,3 +253,12 @@ def test_embedder_replaces_the_index_model_only_when_it_wins(corpus, tmp_path, m
     monkeypatch.setattr(trainer, "evaluate_dense", lambda emb, *a: {**real(emb, *a), "ndcg@10": 0.0 if "v3" in str(emb.model_dir) else 0.9})
     lost = trainer.train_embedder(Components(settings), options, cfg, progress=False)
     assert not lost.won and registry.active_dir("embedder") == won.model_dir  # the winner stays
+
+
+def test_training_an_empty_collection_or_with_bad_options_is_a_usage_error(tmp_path, settings):
+    empty = train_cli(settings, "embedder")
+    assert empty.returncode == 2 and "is empty: run `arag ingest` first" in empty.stderr
+    bad = train_cli(settings, "reranker", "--held-out", "0.9")
+    assert bad.returncode == 2 and "--held-out must be in [0, 0.5)" in bad.stderr
+    missing = train_cli(settings, "reranker", "--base", str(tmp_path / "nowhere"))
+    assert missing.returncode == 2 and "not a model directory" in missing.stderr

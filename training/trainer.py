@@ -34,7 +34,6 @@ from training.pairs import (
     TrainingPair,
     clean_pairs,
     passages_from_store,
-    read_pairs,
     sample_passages,
     split_pairs,
     synthetic_pairs,
@@ -205,6 +204,21 @@ def _card(kind, settings, base, report, cfg, seconds, metrics, won, device, extr
     }
 
 
+def _pairs_and_fine_tune(components, kind: str, options: PairOptions, cfg: FineTuneConfig, base: Path, progress: bool):
+    """Shared first half of both trainings: (held-out pairs, data report, new model dir, seconds)."""
+    seconds: dict = {}
+    started = time.perf_counter()
+    train, held, report = build_pairs(components, options, progress)
+    seconds["pairs"] = round(time.perf_counter() - started, 1)
+    data = workspace(components.settings) / f"{kind}-train.jsonl"
+    write_flag_data(train, data)
+    model_dir = ModelRegistry(components.settings).new_version_dir(kind)
+    started = time.perf_counter()
+    fine_tune(kind, base, data, workspace(components.settings) / f"{kind}-run", model_dir, cfg, quiet=not progress)
+    seconds["fine_tune"] = round(time.perf_counter() - started, 1)
+    return held, report, model_dir, seconds
+
+
 def train_embedder(components, options: PairOptions, cfg: FineTuneConfig, base: Path | None = None,
                    qrels: list[dict] | None = None, progress: bool = True, activate: bool = True) -> TrainingResult:
     """Fine-tune an embedder on the collection's pairs; re-embed and switch to it only if it wins."""
@@ -216,18 +230,8 @@ def train_embedder(components, options: PairOptions, cfg: FineTuneConfig, base: 
     settings = components.settings
     registry = ModelRegistry(settings)
     base = Path(base) if base else components.embedder.model_dir
-    seconds: dict = {}
-    started = time.perf_counter()
-    train, held, report = build_pairs(components, options, progress)
-    seconds["pairs"] = round(time.perf_counter() - started, 1)
+    held, report, model_dir, seconds = _pairs_and_fine_tune(components, "embedder", options, cfg, base, progress)
     passages = passages_from_store(components.store)
-    work = workspace(settings)
-    write_flag_data(train, work / "embedder-train.jsonl")
-
-    model_dir = registry.new_version_dir("embedder")
-    started = time.perf_counter()
-    fine_tune("embedder", base, work / "embedder-train.jsonl", work / "embedder-run", model_dir, cfg, quiet=not progress)
-    seconds["fine_tune"] = round(time.perf_counter() - started, 1)
 
     started = time.perf_counter()
     ids = [p.id for p in passages]
@@ -301,6 +305,19 @@ def incumbent_scorer(components):
     return CrossEncoderScorer(active) if active else LateInteractionScorer(components.embedder)
 
 
+def _export_onnx(model_dir: Path, seconds: dict) -> str:
+    """Write the int8 ONNX export the app runs; on failure the torch weights serve (said in the card)."""
+    from relevance.scorers import export_int8_onnx
+
+    started = time.perf_counter()
+    try:
+        export_int8_onnx(model_dir)
+    except Exception as exc:  # noqa: BLE001 - any exporter failure leaves a working torch model
+        return f"torch (ONNX export failed: {type(exc).__name__}: {exc})"
+    seconds["onnx_export"] = round(time.perf_counter() - started, 1)
+    return "onnxruntime int8"
+
+
 def train_reranker(components, options: PairOptions, cfg: FineTuneConfig, base: Path | None = None,
                    eval_queries: int = 150, progress: bool = True, activate: bool = True) -> TrainingResult:
     """Fine-tune a cross-encoder on the collection's pairs; calibrate it; use it only if it wins."""
@@ -311,17 +328,8 @@ def train_reranker(components, options: PairOptions, cfg: FineTuneConfig, base: 
     settings = components.settings
     registry = ModelRegistry(settings)
     base = Path(base) if base else packaged_minilm_dir()
-    seconds: dict = {}
-    started = time.perf_counter()
-    train, held, report = build_pairs(components, options, progress)
-    seconds["pairs"] = round(time.perf_counter() - started, 1)
-    work = workspace(settings)
-    write_flag_data(train, work / "reranker-train.jsonl")
-
-    model_dir = registry.new_version_dir("reranker")
-    started = time.perf_counter()
-    fine_tune("reranker", base, work / "reranker-train.jsonl", work / "reranker-run", model_dir, cfg, quiet=not progress)
-    seconds["fine_tune"] = round(time.perf_counter() - started, 1)
+    held, report, model_dir, seconds = _pairs_and_fine_tune(components, "reranker", options, cfg, base, progress)
+    export = _export_onnx(model_dir, seconds)
 
     started = time.perf_counter()
     candidates = rerank_candidates(components, held, eval_queries)
@@ -346,7 +354,7 @@ def train_reranker(components, options: PairOptions, cfg: FineTuneConfig, base: 
     won = wins(metrics["trained"], metrics["incumbent"])
     device = "cuda" if has_gpu() else "cpu"
     write_card(model_dir, _card("reranker", settings, base, report, cfg, seconds, metrics, won, device,
-                                {"max_length": cfg.query_max_len + cfg.passage_max_len}))
+                                {"max_length": cfg.query_max_len + cfg.passage_max_len, "inference": export}))
     if won and activate:
         registry.activate("reranker", {"dir": str(model_dir)})
     return TrainingResult("reranker", model_dir, won, metrics, seconds)
