@@ -195,7 +195,7 @@ def test_tiny_reranker_fine_tune_writes_a_loadable_calibrated_model(trained_rera
     card = json.loads((model_dir / "card.json").read_text())
     assert card["kind"] == "reranker" and card["data"]["mode"] == "unsupervised" and card["config"]["max_steps"] == 2
     assert set(card["metrics"]["trained"]) >= {"ndcg@10", "recall@1", "mrr@10"}
-    assert (model_dir / "CARD.md").read_text().startswith("# reranker reranker-v1")
+    assert (model_dir / "CARD.md").read_text().startswith("# reranker reranker-v1") and "in use: no." in (model_dir / "CARD.md").read_text()
     assert card["inference"] == "onnxruntime int8" and (model_dir / "model.int8.onnx").exists()
     passages = ["Type quit() to exit.", "Lists hold items.", "The interpreter prints a prompt before each line. " * 4]
     onnx = CrossEncoderScorer(model_dir)
@@ -248,7 +248,8 @@ def test_embedder_replaces_the_index_model_only_when_it_wins(corpus, tmp_path, m
     hits = parts.retriever.search("How do I leave the interactive interpreter?", 3)
     assert hits and all(h["chunk_id"] for h in hits)
     card = json.loads((won.model_dir / "card.json").read_text())
-    assert card["won"] and card["seconds"]["reembed"] >= 0
+    assert card["won"] and card["active"] and card["seconds"]["reembed"] >= 0
+    assert "Verdict: it beat the model in use; in use: yes." in (won.model_dir / "CARD.md").read_text()
 
     monkeypatch.setattr(trainer, "evaluate_dense", lambda emb, *a: {**real(emb, *a), "ndcg@10": 0.0 if "v3" in str(emb.model_dir) else 0.9})
     lost = trainer.train_embedder(Components(settings), options, cfg, progress=False)
@@ -262,3 +263,24 @@ def test_training_an_empty_collection_or_with_bad_options_is_a_usage_error(tmp_p
     assert bad.returncode == 2 and "--held-out must be in [0, 0.5)" in bad.stderr
     missing = train_cli(settings, "reranker", "--base", str(tmp_path / "nowhere"))
     assert missing.returncode == 2 and "not a model directory" in missing.stderr
+
+
+def test_user_qrels_are_evaluated_whatever_names_the_documents(corpus, tmp_path):
+    from training.negatives import dense_matrix
+    from training.trainer import evaluate_dense, load_qrels
+
+    parts = Components(corpus)
+    passages = passages_from_store(parts.store)
+    matrix = dense_matrix(parts.store, [p.id for p in passages])
+    target, other = passages[0], passages[1]
+    query = " ".join(target.text.split()[:20])
+    for name in (target.id, target.source, target.title):
+        path = tmp_path / "qrels.jsonl"
+        path.write_text(json.dumps({"query": query, "relevant": [name]}) + "\n")
+        metrics = evaluate_dense(parts.embedder, matrix, passages, [], load_qrels(path))
+        assert metrics["qrels recall@10"] == 1.0 and metrics["qrels mrr@10"] > 0.5
+    path.write_text(json.dumps({"query": query, "relevant": [other.source]}) + "\n")
+    assert evaluate_dense(parts.embedder, matrix, passages, [], load_qrels(path))["qrels mrr@10"] < 1.0
+    path.write_text('{"query": "no judgments"}\n')
+    with pytest.raises(ValueError, match=r"qrels.jsonl:1: expected"):
+        load_qrels(path)

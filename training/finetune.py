@@ -82,6 +82,9 @@ def fine_tune_command(kind: str, base: Path, train_file: Path, run_dir: Path, cf
         "--logging_steps", "10",
         "--seed", str(cfg.seed),
         "--dataloader_num_workers", "0",
+        # FlagEmbedding's reranker reshapes logits by the configured batch size, so a short last
+        # batch crashes the run at its final step; dropping it loses at most batch_size - 1 pairs.
+        "--dataloader_drop_last", "True",
         "--report_to", "none",
         "--disable_tqdm", "False",
     ]

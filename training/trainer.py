@@ -181,7 +181,8 @@ def write_card(model_dir: Path, card: dict) -> None:
              "| metric | model in use | this model |", "|---|---|---|"]
     for key, value in card["metrics"].get("trained", {}).items():
         lines.append(f"| {key} | {card['metrics'].get('incumbent', {}).get(key, '')} | {value} |")
-    lines += ["", "In use: " + ("yes" if card["won"] else "no, it did not beat the model in use") + "."]
+    verdict = "it beat the model in use" if card["won"] else "it did not beat the model in use"
+    lines += ["", f"Verdict: {verdict}; in use: {'yes' if card.get('active') else 'no'}."]
     (model_dir / "CARD.md").write_text("\n".join(lines) + "\n")
 
 
@@ -259,7 +260,7 @@ def train_embedder(components, options: PairOptions, cfg: FineTuneConfig, base: 
         registry.activate("embedder", {"dir": str(model_dir), "collection": target.name, "model_id": trained_embedder.model_id})
         old.drop()
         write_card(model_dir, _card("embedder", settings, base, report, cfg, seconds, metrics, won, device,
-                                    {"query_instruction": cfg.query_instruction}))
+                                    {"query_instruction": cfg.query_instruction, "active": True}))
     return TrainingResult("embedder", model_dir, won, metrics, seconds)
 
 
@@ -357,4 +358,7 @@ def train_reranker(components, options: PairOptions, cfg: FineTuneConfig, base: 
                                 {"max_length": cfg.query_max_len + cfg.passage_max_len, "inference": export}))
     if won and activate:
         registry.activate("reranker", {"dir": str(model_dir)})
+        write_card(model_dir, _card("reranker", settings, base, report, cfg, seconds, metrics, won, device,
+                                    {"max_length": cfg.query_max_len + cfg.passage_max_len, "inference": export,
+                                     "active": True}))
     return TrainingResult("reranker", model_dir, won, metrics, seconds)
