@@ -31,6 +31,7 @@ from relevance.calibration import Calibrator, threshold_metrics
 from training.finetune import FineTuneConfig, fine_tune
 from training.negatives import dense_matrix, mine_hard_negatives
 from training.pairs import (
+    Passage,
     TrainingPair,
     clean_pairs,
     passages_from_store,
@@ -85,11 +86,15 @@ def _slug(text: str) -> str:
     return "".join(c if c.isalnum() or c in ".-" else "-" for c in text)
 
 
-def build_pairs(components, options: PairOptions, progress: bool = True) -> tuple[list[TrainingPair], list[TrainingPair], dict]:
-    """(train, held-out, report) for the collection, negatives attached; cached per option set."""
+def build_pairs(components, options: PairOptions, progress: bool = True,
+                passages: list[Passage] | None = None) -> tuple[list[TrainingPair], list[TrainingPair], dict]:
+    """(train, held-out, report) for the collection, negatives attached; cached per option set.
+
+    ``passages`` are the collection's chunks when the caller has read them already.
+    """
     settings = components.settings
     work = workspace(settings)
-    passages = passages_from_store(components.store)
+    passages = passages if passages is not None else passages_from_store(components.store)
     if len(passages) < 4:
         raise ValueError(f"collection {settings.collection!r} has {len(passages)} chunks; ingest documents first")
     mode = options.mode
@@ -196,20 +201,24 @@ def wins(trained: dict, incumbent: dict, key: str = "ndcg@10", margin: float = 0
     return trained.get(key, 0.0) > incumbent.get(key, 0.0) + margin
 
 
-def _card(kind, settings, base, report, cfg, seconds, metrics, won, device, extra=None) -> dict:
+def _card(kind, settings, base, report, cfg, seconds, metrics, won, extra=None) -> dict:
+    """The card's fields; ``seconds`` is shared, so later stages (re-embedding) show up on a rewrite."""
+    from training.finetune import has_gpu
+
     return {
         "kind": kind, "base": str(base), "collection": settings.collection,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "device": device,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "device": "cuda" if has_gpu() else "cpu",
         "data": report, "config": asdict(cfg), "seconds": seconds, "metrics": metrics, "won": won,
         **(extra or {}),
     }
 
 
 def _pairs_and_fine_tune(components, kind: str, options: PairOptions, cfg: FineTuneConfig, base: Path, progress: bool):
-    """Shared first half of both trainings: (held-out pairs, data report, new model dir, seconds)."""
+    """Shared first half of both trainings: (all passages, held-out pairs, data report, new model dir, seconds)."""
     seconds: dict = {}
     started = time.perf_counter()
-    train, held, report = build_pairs(components, options, progress)
+    passages = passages_from_store(components.store)
+    train, held, report = build_pairs(components, options, progress, passages)
     seconds["pairs"] = round(time.perf_counter() - started, 1)
     data = workspace(components.settings) / f"{kind}-train.jsonl"
     write_flag_data(train, data)
@@ -217,39 +226,35 @@ def _pairs_and_fine_tune(components, kind: str, options: PairOptions, cfg: FineT
     started = time.perf_counter()
     fine_tune(kind, base, data, workspace(components.settings) / f"{kind}-run", model_dir, cfg, quiet=not progress)
     seconds["fine_tune"] = round(time.perf_counter() - started, 1)
-    return held, report, model_dir, seconds
+    return passages, held, report, model_dir, seconds
 
 
 def train_embedder(components, options: PairOptions, cfg: FineTuneConfig, base: Path | None = None,
                    qrels: list[dict] | None = None, progress: bool = True, activate: bool = True) -> TrainingResult:
     """Fine-tune an embedder on the collection's pairs; re-embed and switch to it only if it wins."""
     from embeddings import Embedder
+    from knowledge.ingest import embedding_text
     from knowledge.reembed import reembed_collection
     from knowledge.store import ChunkStore
-    from training.finetune import has_gpu
 
     settings = components.settings
     registry = ModelRegistry(settings)
     base = Path(base) if base else components.embedder.model_dir
-    held, report, model_dir, seconds = _pairs_and_fine_tune(components, "embedder", options, cfg, base, progress)
-    passages = passages_from_store(components.store)
+    passages, held, report, model_dir, seconds = _pairs_and_fine_tune(components, "embedder", options, cfg, base, progress)
 
     started = time.perf_counter()
     ids = [p.id for p in passages]
     incumbent = evaluate_dense(components.embedder, dense_matrix(components.store, ids), passages, held, qrels or [])
     trained_embedder = Embedder(model_dir, batch_size=settings.embedding_batch_size, query_instruction=cfg.query_instruction)
-    from knowledge.ingest import embedding_text
-
-    metadata = dict(components.store.iter_metadata())
-    texts = [embedding_text(metadata[p.id].get("title", ""), metadata[p.id].get("heading", ""), p.text) for p in passages]
+    # A passage's title already joins title and heading as ingestion does, so this is the text the index embedded.
+    texts = [embedding_text(p.title, "", p.text) for p in passages]
     matrix = trained_embedder.embed_documents(texts, progress=progress)
     trained = evaluate_dense(trained_embedder, matrix, passages, held, qrels or [])
     seconds["evaluate"] = round(time.perf_counter() - started, 1)
     won = wins(trained, incumbent)
     metrics = {"incumbent": incumbent, "trained": trained, "incumbent_model": components.embedder.model_id}
-    device = "cuda" if has_gpu() else "cpu"
-    write_card(model_dir, _card("embedder", settings, base, report, cfg, seconds, metrics, won, device,
-                                {"query_instruction": cfg.query_instruction}))
+    card = _card("embedder", settings, base, report, cfg, seconds, metrics, won, {"query_instruction": cfg.query_instruction})
+    write_card(model_dir, card)
     if won and activate:
         target = ChunkStore(settings, trained_embedder.model_id, trained_embedder.dim,
                             client=components.store.client, name=f"{settings.collection}--{model_dir.name}")
@@ -259,8 +264,7 @@ def train_embedder(components, options: PairOptions, cfg: FineTuneConfig, base: 
         old = components.store
         registry.activate("embedder", {"dir": str(model_dir), "collection": target.name, "model_id": trained_embedder.model_id})
         old.drop()
-        write_card(model_dir, _card("embedder", settings, base, report, cfg, seconds, metrics, won, device,
-                                    {"query_instruction": cfg.query_instruction, "active": True}))
+        write_card(model_dir, card | {"active": True})
     return TrainingResult("embedder", model_dir, won, metrics, seconds)
 
 
@@ -324,12 +328,11 @@ def train_reranker(components, options: PairOptions, cfg: FineTuneConfig, base: 
     """Fine-tune a cross-encoder on the collection's pairs; calibrate it; use it only if it wins."""
     from embeddings import packaged_minilm_dir
     from relevance.scorers import CrossEncoderScorer, LateInteractionScorer
-    from training.finetune import has_gpu
 
     settings = components.settings
     registry = ModelRegistry(settings)
     base = Path(base) if base else packaged_minilm_dir()
-    held, report, model_dir, seconds = _pairs_and_fine_tune(components, "reranker", options, cfg, base, progress)
+    _, held, report, model_dir, seconds = _pairs_and_fine_tune(components, "reranker", options, cfg, base, progress)
     export = _export_onnx(model_dir, seconds)
 
     started = time.perf_counter()
@@ -353,12 +356,10 @@ def train_reranker(components, options: PairOptions, cfg: FineTuneConfig, base: 
         late_cal.save(registry.calibration_path(incumbent.name, components.embedder.model_id))
         metrics["incumbent_grading"] = late_grading
     won = wins(metrics["trained"], metrics["incumbent"])
-    device = "cuda" if has_gpu() else "cpu"
-    write_card(model_dir, _card("reranker", settings, base, report, cfg, seconds, metrics, won, device,
-                                {"max_length": cfg.query_max_len + cfg.passage_max_len, "inference": export}))
+    card = _card("reranker", settings, base, report, cfg, seconds, metrics, won,
+                 {"max_length": cfg.query_max_len + cfg.passage_max_len, "inference": export})
+    write_card(model_dir, card)
     if won and activate:
         registry.activate("reranker", {"dir": str(model_dir)})
-        write_card(model_dir, _card("reranker", settings, base, report, cfg, seconds, metrics, won, device,
-                                    {"max_length": cfg.query_max_len + cfg.passage_max_len, "inference": export,
-                                     "active": True}))
+        write_card(model_dir, card | {"active": True})
     return TrainingResult("reranker", model_dir, won, metrics, seconds)
