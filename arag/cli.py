@@ -287,6 +287,47 @@ def cmd_train_reranker(args: argparse.Namespace) -> int:
     return _train(args, "reranker")
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from components import Components
+    from evaluation.configs import ConfigError, load_configs, select
+    from evaluation.datasets import DatasetError, load_dataset
+    from evaluation.runner import EvalRun, RunExists, index_corpus, markdown_table, run_eval
+
+    if args.limit is not None and args.limit < 1:
+        raise UsageError("--limit must be 1 or more")
+    try:
+        dataset = load_dataset(Path(args.dataset), split=args.split)
+        configs = select(load_configs(Path(args.config_file) if args.config_file else None), args.configs)
+    except (DatasetError, ConfigError) as exc:
+        raise UsageError(str(exc)) from None
+    settings = _settings(args)
+    out_dir = Path(args.out) if args.out else Path("arag-eval") / dataset.name
+    prefix = None
+    if dataset.corpus is not None:
+        print(f"Indexing the {len(dataset.corpus)} documents of {dataset.name} into their own collection …", file=sys.stderr)
+        settings, ingestor, prefix = index_corpus(settings, dataset, progress=not args.quiet)
+        parts = Components(settings, embedder=ingestor.embedder, store=ingestor.store)
+    else:
+        parts = Components(settings)
+        if parts.store.count() == 0:
+            raise UsageError(f"{dataset.name} has no documents of its own and collection {settings.collection!r} is empty: "
+                             "ingest the documents its questions are about first")
+    run = EvalRun(out_dir, dataset, configs, args.limit, llm=settings.llm)
+    try:
+        summary = run_eval(run, parts, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet, prefix=prefix,
+                           answer_style=args.answer_style)
+    except RunExists as exc:
+        raise UsageError(str(exc)) from None
+    failed = sum(r["failed"] for r in summary)
+    print(f"\n{dataset.name} ({dataset.format}), {len(run.questions)} questions\n")
+    print(markdown_table(summary))
+    print(f"records: {out_dir / 'results.json'}\ntable:   {out_dir / 'summary.md'}\nplot:    {out_dir / 'quality_vs_cost.png'}",
+          file=sys.stderr)
+    if failed:
+        print(f"arag: {failed} question(s) failed; their reasons are in the records", file=sys.stderr)
+    return 0
+
+
 def _training_arguments(p: argparse.ArgumentParser, kind: str) -> None:
     p.add_argument("--pairs", choices=["auto", "llm", "unsupervised", "both"], default="auto",
                    help="queries written by the LLM (E5 manner), unsupervised (inverse cloze, crops, titles), or both; "
@@ -373,6 +414,26 @@ def build_parser() -> argparse.ArgumentParser:
     _training_arguments(p, "reranker")
     p.add_argument("--eval-queries", type=int, default=150, help="held-out queries whose candidates are reranked (default 150)")
     p.set_defaults(func=cmd_train_reranker)
+
+    p = sub.add_parser("eval", help="measure answer quality, retrieval quality, cost and speed of configurations",
+                       description="Run named configurations over the same questions and compare them: EM/F1, citation "
+                       "support, recall and nDCG of the first retrieval and of the final context, LLM calls, tokens, "
+                       "seconds and memory. Reads HotpotQA/IRCoT JSONL, FlashRAG QA JSONL (asked of the ingested "
+                       "collection) and BEIR folders. Writes results.json, summary.md and quality_vs_cost.png.")
+    p.add_argument("--dataset", required=True, help="a JSONL file or a BEIR folder")
+    p.add_argument("--configs", default="naive,fast,agentic", help="comma-separated configuration names (default naive,fast,agentic)")
+    p.add_argument("--config-file", help="TOML file of named configurations (default: evaluation/configs.toml)")
+    p.add_argument("--limit", type=int, help="the first N questions only")
+    p.add_argument("--split", help="BEIR qrels split (default test)")
+    p.add_argument("--out", help="output folder (default arag-eval/<dataset name>)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out where it stopped")
+    p.add_argument("--overwrite", action="store_true", help="replace the run in --out")
+    p.add_argument("--llm", help="LLM for configurations that do not name one")
+    p.add_argument("--answer-style", choices=["auto", "short", "sentence"], default="auto",
+                   help="short answer phrases (graded by EM/F1) or cited sentences; auto: short when the dataset has "
+                   "gold answers")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("models", help="list the local LLM presets; --prepare assembles and verifies them",
                        description="List local GGUF presets and whether they are assembled.")

@@ -16,8 +16,14 @@ questions are then the queries and their supporting paragraphs the relevant ones
 2. Reranking the top 30 of the best fusion with each scorer: late interaction (MiniLM token
    vectors), the BGE-M3-style combination of dense, lexical and multi-vector scores (weights
    learned on the held-out pairs), SPLADE, and the trained cross-encoder.
-3. Grading: each question's 10 paragraphs (2 supporting, 8 distractors) judged relevant when
-   the scorer's calibrated probability is at least 0.5 (calibrations fitted on held-out pairs).
+3. Link expansion (``relevance.links``) on top of each reranker: a candidate named by one of the
+   two most relevant candidates gains relevance, with a weight fitted per scorer on two-hop pairs
+   made from held-out documents of the corpus (``training.pairs.bridge_pairs``), never on the
+   questions. The nDCG@10 the questions would give at each weight of the grid is printed beside
+   it, as a sensitivity check only.
+4. Grading: each question's 10 paragraphs (2 supporting, 8 distractors) judged relevant when
+   the scorer's calibrated probability is at least 0.5 (calibrations fitted on held-out pairs),
+   without and with link expansion.
 
 Models trained earlier can be reused with ``--reuse`` (the newest versions in the work dir).
 """
@@ -91,6 +97,7 @@ def main() -> None:
     from knowledge.lexical import query_terms
     from knowledge.model_registry import ModelRegistry
     from relevance.calibration import Calibrator, fit_logistic, threshold_metrics
+    from relevance.links import WEIGHT_GRID, expand_links
     from relevance.scorers import CrossEncoderScorer, LateInteractionScorer, MultiScorer, SpladeScorer, idf_weights
     from training.finetune import FineTuneConfig
     from training.negatives import dense_matrix
@@ -98,6 +105,7 @@ def main() -> None:
     from training.trainer import (
         PairOptions,
         calibrate,
+        fit_links,
         rerank_candidates,
         score_candidates,
         train_embedder,
@@ -211,6 +219,15 @@ def main() -> None:
         f"trained cross-encoder ({reranker_dir.name})": (cross, cross_cal),
     }
 
+    started = time.perf_counter()
+    link_weights = fit_links(components, passages, held, scorers, args.held_out_queries, seed=29)
+    link_fit_seconds = round(time.perf_counter() - started, 1)
+
+    def expanded_ranking(chunk_ids, probabilities, weight):
+        chunks = [{"chunk_id": c, "title": by_id[c].title, "text": by_id[c].text, "relevance": float(p)}
+                  for c, p in zip(chunk_ids, probabilities)]
+        return [c["chunk_id"] for c in sorted(expand_links(chunks, weight), key=lambda c: -c["relevance"])]
+
     # 2. Reranking the fused top 30.
     def passage_texts(chunk_ids):
         return [f"{by_id[c].title}\n{by_id[c].text}" for c in chunk_ids]
@@ -234,29 +251,45 @@ def main() -> None:
     def charged(scorer, key, measured):
         return feature_seconds[key] if scorer is late or scorer is multi else measured
 
-    for name, (scorer, _) in scorers.items():
-        reranked, seconds = [], []
+    sensitivity = {}
+    for name, (scorer, cal) in scorers.items():
+        reranked, seconds, raw_scores = [], [], []
         for n, (q, cands) in enumerate(zip(queries, pool)):
             t0 = time.perf_counter()
             s = scores_for(name, scorer, ("rerank", n), q, passage_texts(cands))
             seconds.append(charged(scorer, ("rerank", n), time.perf_counter() - t0))
+            raw_scores.append(s)
             reranked.append([cands[i] for i in np.argsort(-s, kind="stable")])
         rows.append({"stage": f"rerank top {RERANK_TOP} of {best_fusion}", "method": name,
                      **metrics_of([titles(r) for r in reranked], questions),
                      "median_s_per_query": round(statistics.median(seconds), 3),
                      "p95_s_per_query": round(percentile(seconds, 0.95), 3),
                      "pairs_per_s": round(RERANK_TOP / statistics.median(seconds), 1)})
+        if name in link_weights:
+            weight = link_weights[name].weight
+            linked = [expanded_ranking(c, cal(s), weight) for c, s in zip(pool, raw_scores)]
+            rows.append({"stage": f"rerank top {RERANK_TOP} + link expansion", "method": f"{name}, weight {weight}",
+                         **metrics_of([titles(r) for r in linked], questions)})
+            sensitivity[name] = {str(w): metrics_of([titles(expanded_ranking(c, cal(s), w)) for c, s in zip(pool, raw_scores)],
+                                                    questions)["ndcg@10"] for w in WEIGHT_GRID}
 
     # 3. Grading supporting vs distractor paragraphs at the calibrated threshold 0.5.
     contexts = [json.loads(line) for line in args.data.read_text(encoding="utf-8").splitlines() if line.strip()][: len(questions)]
     grading = []
     for name, (scorer, cal) in scorers.items():
-        probs, gold = [], []
+        probs, linked_probs, gold = [], [], []
+        weight = link_weights[name].weight if name in link_weights else 0.0
         for n, row in enumerate(contexts):
             cands = [f"{c['title']}\n{c['paragraph_text']}" for c in row["contexts"]]
-            probs += list(cal(scores_for(name, scorer, ("grade", n), row["question_text"], cands)))
+            p = cal(scores_for(name, scorer, ("grade", n), row["question_text"], cands))
+            probs += list(p)
+            chunks = [{"chunk_id": str(i), "title": c["title"], "text": c["paragraph_text"], "relevance": float(v)}
+                      for i, (c, v) in enumerate(zip(row["contexts"], p))]
+            linked_probs += [c["relevance"] for c in expand_links(chunks, weight)]
             gold += [float(c["is_supporting"]) for c in row["contexts"]]
         grading.append({"scorer": name, **threshold_metrics(probs, gold, 0.5)})
+        if weight > 0:
+            grading.append({"scorer": f"{name} + link expansion (weight {weight})", **threshold_metrics(linked_probs, gold, 0.5)})
 
     out = {
         "machine": machine(), "date": time.strftime("%Y-%m-%d"), "data": args.data.name,
@@ -266,6 +299,8 @@ def main() -> None:
         "rerank_pool": {"fusion": best_fusion, "depth": RERANK_TOP, "supporting_paragraphs_in_pool": round(covered, 3)},
         "calibrations": {"late-interaction": late_cal.__dict__, "splade": splade_cal.__dict__,
                          "multi": {"weights": list(map(float, weights)), "intercept": bias}},
+        "link_weights": {name: w.__dict__ for name, w in link_weights.items()}, "link_fit_seconds": link_fit_seconds,
+        "link_sensitivity_on_questions": sensitivity,
         "results": rows, "grading": grading,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -284,6 +319,9 @@ def main() -> None:
     for kind, t in training.items():
         print(f"\n{kind} {t['model']}: {t['data'].get('train')} training pairs {t['data'].get('kinds')}; seconds {t['seconds']}")
     print(f"\nsupporting paragraphs in the rerank pool: {covered:.3f}; indexing: {out['indexing_chunks_per_s']}")
+    for name, w in link_weights.items():
+        print(f"link weight for {name}: {w.weight} (two-hop pairs: {w.fitted_on}; nDCG@10 there by weight {w.ndcg_by_weight}); "
+              f"on the questions by weight: {sensitivity.get(name)}")
 
 
 if __name__ == "__main__":

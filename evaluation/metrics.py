@@ -72,6 +72,34 @@ def ndcg_at(ranked: list[str], relevant: set[str], k: int = 10) -> float:
     return dcg / ideal
 
 
+def ndcg_from_scores(scores: list[float], ids: list[str], relevant: set[str], k: int = 10) -> float:
+    """Binary-gain nDCG@k of items ranked by ``scores``, fair to ties.
+
+    Items with equal scores could come in any order, so each gets the mean discount of the
+    positions its tie group spans (McSherry and Najork, ECIR 2008): a scorer that cannot tell
+    items apart gets the expected value, not the luck of the input order.
+
+    Example:
+        >>> round(ndcg_from_scores([1.0, 1.0, 0.5], ["a", "b", "c"], {"b"}), 4)
+        0.8155
+    """
+    if not relevant:
+        return 0.0
+    order = sorted(range(len(ids)), key=lambda i: -scores[i])
+    discounts = [1 / math.log2(i + 2) if i < k else 0.0 for i in range(len(order))]
+    dcg, start = 0.0, 0
+    while start < len(order):
+        end = start
+        while end + 1 < len(order) and scores[order[end + 1]] == scores[order[start]]:
+            end += 1
+        group = order[start : end + 1]
+        mean_discount = sum(discounts[start : end + 1]) / len(group)
+        dcg += mean_discount * sum(ids[i] in relevant for i in group)
+        start = end + 1
+    ideal = sum(1 / math.log2(i + 2) for i in range(min(len(relevant), k)))
+    return dcg / ideal
+
+
 def mrr_at(ranked: list[str], relevant: set[str], k: int = 10) -> float:
     """Reciprocal rank of the first relevant item among the first k distinct ones (0 if none)."""
     for i, item in enumerate(_distinct(ranked)[:k]):

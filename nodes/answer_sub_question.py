@@ -78,7 +78,7 @@ def answer_sub_question(state: RAGState, config: RunnableConfig, *, components: 
         "trace": [
             trace_event(
                 "answer_sub_question", started, usage, index=index + 1, question=question, answer=answer,
-                evidence=[c["title"] for c in hits[:PINNED]], **details,
+                evidence=[c["title"] for c in hits[:PINNED]], ranking=[c["chunk_id"] for c in hits], **details,
             )
         ],
     }

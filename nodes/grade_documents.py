@@ -51,7 +51,7 @@ def grade_documents(state: RAGState, config: RunnableConfig, *, components: Comp
         kept = scored
     else:
         judge = components.judge_for(settings)
-        scored = judge.judge(question, candidates)
+        scored = judge.judge(question, candidates, links=settings.link_expansion)
         details["scorer"] = judge.name
     if settings.grader == "score" and candidates:
         kept = [c for c in scored if c["relevance"] >= settings.relevance_threshold or c.get("pinned")]
@@ -72,7 +72,8 @@ def grade_documents(state: RAGState, config: RunnableConfig, *, components: Comp
         details["status"] = status
     kept_ids = {c["chunk_id"] for c in kept}
     details["grades"] = [
-        {"chunk_id": c["chunk_id"], "title": c["title"], "relevance": c.get("relevance"), "kept": c["chunk_id"] in kept_ids}
+        {"chunk_id": c["chunk_id"], "title": c["title"], "relevance": c.get("relevance"), "kept": c["chunk_id"] in kept_ids,
+         **({"linked_from": c["linked_from"]} if c.get("linked_from") else {})}
         for c in scored
     ]
     details["kept"] = len(kept)

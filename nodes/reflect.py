@@ -17,7 +17,7 @@ from langchain_core.runnables import RunnableConfig
 
 from components import Components
 from graphs.state import RAGState
-from nodes.generate import NO_SOURCES_ANSWER, content_words
+from nodes.generate import NO_SOURCES_ANSWER, content_words, strip_citations
 from nodes.rewrite_question import can_search_again
 from nodes.tracing import trace_event
 
@@ -34,7 +34,7 @@ _REFUSAL = re.compile(
 def support(answer: str, question: str, sources: list[dict]) -> float:
     """Share of the answer's content words (not already in the question) found in the sources."""
     # "yes" answers a comparison; it is a verdict on the sources, not a word they must contain.
-    words = content_words(re.sub(r"\[\d+(?:\s*[,;]\s*\d+)*\]", " ", answer)) - content_words(question) - {"yes"}
+    words = content_words(strip_citations(answer)) - content_words(question) - {"yes"}
     if not words:
         return 1.0
     vocab: set[str] = set()

@@ -44,7 +44,7 @@ def rerank(state: RAGState, config: RunnableConfig, *, components: Components) -
         judge = components.judge_for(settings)
         head = documents[:RERANK_DEPTH]
         unscored = [d for d in head if d.get("relevance") is None]
-        fresh = {d["chunk_id"]: d for d in judge.judge(question, unscored)}
+        fresh = {d["chunk_id"]: d for d in judge.judge(question, unscored, links=settings.link_expansion)}
         head = [fresh.get(d["chunk_id"], d) for d in head]
         # The evidence of each sub-question (pinned) stays ahead of better-scoring neighbours.
         head.sort(key=lambda d: (not d.get("pinned"), -d["relevance"]))

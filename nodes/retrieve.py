@@ -24,6 +24,7 @@ def retrieve(state: RAGState, config: RunnableConfig, *, components: Components)
             trace_event(
                 "retrieve", started, queries=queries, retrieval=settings.retrieval, found=len(candidates),
                 top=[{"chunk_id": d["chunk_id"], "title": d["title"], "score": d["score"]} for d in candidates[:5]],
+                ranking=[d["chunk_id"] for d in candidates],
             )
         ],
     }

@@ -13,7 +13,7 @@ Example:
     ...         return np.array([len(p) for p in passages], dtype=float)
     >>> judge = RelevanceJudge(Length(), Calibrator(slope=1.0, intercept=-10.0))
     >>> [c["relevance"] for c in judge.judge("q", [{"title": "T", "text": "short"}, {"title": "T", "text": "a much longer text"}])]
-    [0.0293, 1.0]
+    [0.0474, 1.0]
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from relevance.calibration import Calibrator
+from relevance.links import LinkWeight, expand_links
 from relevance.scorers import CrossEncoderScorer, LateInteractionScorer, RelevanceScorer, SpladeScorer
 
 #: Calibrations used until one is fitted for the collection (``arag train-reranker`` fits them).
@@ -31,27 +32,35 @@ DEFAULT_CALIBRATIONS = {
     "splade": Calibrator("platt", slope=0.12, intercept=-2.5),
     "cross-encoder": Calibrator("platt", slope=1.0, intercept=0.0),
 }
+#: Link-expansion weights used until one is fitted for the collection (see :mod:`relevance.links`).
+DEFAULT_LINK_WEIGHTS = {"late-interaction": 0.0, "splade": 0.0, "cross-encoder": 0.0}
 
 
 class RelevanceJudge:
-    """A scorer and its calibrator, applied to retrieved chunks."""
+    """A scorer, its calibrator and its link-expansion weight, applied to retrieved chunks."""
 
-    def __init__(self, scorer: RelevanceScorer, calibrator: Calibrator):
+    def __init__(self, scorer: RelevanceScorer, calibrator: Calibrator, link_weight: float = 0.0):
         self.scorer = scorer
         self.calibrator = calibrator
+        self.link_weight = link_weight
 
     @property
     def name(self) -> str:
         return self.scorer.name
 
-    def judge(self, question: str, chunks: list[dict]) -> list[dict]:
-        """Copies of ``chunks`` with ``relevance`` (probability, 4 places) and ``relevance_raw``."""
+    def judge(self, question: str, chunks: list[dict], links: bool = True) -> list[dict]:
+        """Copies of ``chunks`` with ``relevance`` (probability, 4 places) and ``relevance_raw``.
+
+        With ``links``, chunks named by the most relevant ones gain relevance
+        (:func:`relevance.links.expand_links`; they then carry ``relevance_own`` and ``linked_from``).
+        """
         if not chunks:
             return []
         raw = self.scorer.score(question, [f"{c['title']}\n{c['text']}" for c in chunks])
         probability = self.calibrator(raw)
-        return [{**c, "relevance": round(float(p), 4), "relevance_raw": round(float(r), 4)}
-                for c, p, r in zip(chunks, probability, raw)]
+        judged = [{**c, "relevance": round(float(p), 4), "relevance_raw": round(float(r), 4)}
+                  for c, p, r in zip(chunks, probability, raw)]
+        return expand_links(judged, self.link_weight) if links else judged
 
 
 def make_judge(name: str, embedder, registry) -> RelevanceJudge:
@@ -64,17 +73,17 @@ def make_judge(name: str, embedder, registry) -> RelevanceJudge:
             raise ValueError("no trained reranker is in use for this collection: run `arag train-reranker`, "
                              "or set ARAG_SCORER=late-interaction")
         scorer: RelevanceScorer = CrossEncoderScorer(reranker_dir, max_length=_card_max_length(reranker_dir))
-        fitted = reranker_dir / "calibration.json"
-    elif name == "late-interaction":
-        scorer = LateInteractionScorer(embedder)
-        fitted = registry.calibration_path(name, embedder.model_id)
-    elif name == "splade":
-        scorer = SpladeScorer()
-        fitted = registry.calibration_path(name, "splade-tiny")
+        fitted, links = reranker_dir / "calibration.json", reranker_dir / "links.json"
+    elif name in ("late-interaction", "splade"):
+        scorer = LateInteractionScorer(embedder) if name == "late-interaction" else SpladeScorer()
+        scored_with = embedder.model_id if name == "late-interaction" else "splade-tiny"
+        fitted = registry.calibration_path(name, scored_with)
+        links = registry.calibration_path(f"{name}-links", scored_with)
     else:
         raise ValueError(f"unknown relevance scorer {name!r}")
     calibrator = Calibrator.load(fitted) if fitted.exists() else DEFAULT_CALIBRATIONS[name]
-    return RelevanceJudge(scorer, calibrator)
+    weight = LinkWeight.load(links).weight if links.exists() else DEFAULT_LINK_WEIGHTS[name]
+    return RelevanceJudge(scorer, calibrator, weight)
 
 
 def _card_max_length(model_dir: Path) -> int:

@@ -93,6 +93,10 @@ class Settings(BaseSettings):
     context_tokens: int = Field(
         1200, ge=100, description="Budget of source tokens in the answer prompt."
     )
+    answer_style: Literal["sentence", "short"] = Field(
+        "sentence", description="'sentence': one or two cited sentences; 'short': the bare answer phrase and its "
+        "citation, as QA benchmarks grade it."
+    )
     history_turns: int = Field(2, ge=0, description="Earlier turns of a thread shown to the model.")
 
     # Agentic techniques; each can also be set for one call through
@@ -120,6 +124,11 @@ class Settings(BaseSettings):
     )
     relevance_threshold: float = Field(
         0.5, ge=0.0, le=1.0, description="Score grader: least calibrated probability of relevance to keep a chunk."
+    )
+    link_expansion: bool = Field(
+        True,
+        description="A chunk named by one of the most relevant chunks (its document's title appears there) "
+        "gains relevance: finds the second passage of multi-hop questions. Weight fitted by arag train-reranker.",
     )
     min_relevant: int = Field(1, ge=0, description="Fewer relevant chunks than this triggers rewrite + web search.")
     web_fallback: bool = Field(True, description="Search the web (Tavily) when the documents fall short.")

@@ -206,6 +206,7 @@ def test_tiny_reranker_fine_tune_writes_a_loadable_calibrated_model(trained_rera
     cal = Calibrator.load(model_dir / "calibration.json")
     assert 0.0 <= cal([scores.max()])[0] <= 1.0
     assert ModelRegistry(settings).active_dir("reranker") is None  # --no-activate
+    assert "link_weights" in card["metrics"] and card["seconds"]["fit_links"] >= 0
 
 
 def test_graph_grades_and_reranks_with_the_trained_reranker(trained_reranker):

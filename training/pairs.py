@@ -19,8 +19,8 @@ Example:
     >>> p = Passage("c1", "doc", "Lighthouses", "Lighthouses guide ships at night. "
     ...             "Their lamps turn. Keepers once lived inside them.")
     >>> pairs = clean_pairs(unsupervised_pairs([p], random.Random(0)))
-    >>> sorted({pair.kind for pair in pairs}) <= ["crop", "ict", "title"]
-    True
+    >>> {pair.kind for pair in pairs} <= {"crop", "ict", "title"}, len(pairs) > 0
+    (True, True)
 """
 
 from __future__ import annotations
@@ -85,6 +85,12 @@ class TrainingPair:
     kind: str
     negative_ids: list[str] = field(default_factory=list)
     negatives: list[str] = field(default_factory=list)
+    #: Other passages the query needs (the first hop of a two-hop pair).
+    related_ids: list[str] = field(default_factory=list)
+
+    @property
+    def relevant_ids(self) -> set[str]:
+        return {self.positive_id, *self.related_ids}
 
     def as_flag_record(self) -> dict:
         """One line of FlagEmbedding's training data."""
@@ -150,6 +156,59 @@ def unsupervised_pairs(passages: Iterable[Passage], rng: random.Random) -> list[
     return pairs
 
 
+#: Words kept of each hop's sentence in a two-hop query.
+BRIDGE_WORDS = 12
+
+
+def bridge_pairs(passages: list[Passage], rng: random.Random, sources: set[str] | None = None,
+                 limit: int | None = None) -> list[TrainingPair]:
+    """Two-hop pairs in the manner of HotpotQA's bridge questions, with no LLM.
+
+    Where passage A names the subject of passage B (B's document title, see
+    :func:`relevance.links.subject_of`), the query joins a sentence of B that does not name its
+    subject with the words around the mention in A, the mention removed: "was a diplomat who
+    served as Chief of Protocol | Kiss and Tell starred then 17-year-old as Corliss Archer".
+    The positive is B, the passage the question cannot find alone; A is in ``related_ids``.
+    Only links whose A comes from ``sources`` (when given) are used, at most ``limit`` of them.
+
+    Example:
+        >>> a = Passage("a", "d1", "Kiss and Tell", "Kiss and Tell is a 1945 film. It starred Shirley Temple as Corliss Archer.")
+        >>> b = Passage("b", "d2", "Shirley Temple", "Shirley Temple was an actress. She later served as a diplomat in Ghana.")
+        >>> [(p.positive_id, p.related_ids, p.kind) for p in bridge_pairs([a, b], random.Random(0))]
+        [('b', ['a'], 'bridge')]
+    """
+    from relevance.links import mentions, subject_of
+
+    by_subject: dict[str, list[Passage]] = {}
+    for p in passages:
+        name = subject_of(p.title)
+        if name:
+            by_subject.setdefault(name, []).append(p)
+    names = sorted(by_subject, key=len, reverse=True)
+    # One alternation, longest names first, finds every mention in a passage in one pass.
+    pattern = re.compile(r"(?<!\w)(" + "|".join(re.escape(n) for n in names) + r")(?!\w)") if names else None
+    links = []
+    for a in passages:
+        if pattern is None or (sources is not None and a.source not in sources):
+            continue
+        for name in dict.fromkeys(m.group(1) for m in pattern.finditer(a.text)):
+            links += [(a, b, name) for b in by_subject[name] if b.source != a.source]
+    rng.shuffle(links)
+    pairs: list[TrainingPair] = []
+    for a, b, name in links:
+        if limit is not None and len(pairs) >= limit:
+            break
+        around = [s for s in _sentences(a.text) if mentions(s, name)]
+        about = [s for s in _sentences(b.text) if not mentions(s, name) and len(s.split()) >= 5]
+        if not around or not about:
+            continue
+        first_hop = " ".join(re.sub(rf"(?<!\w){re.escape(name)}(?!\w)", " ", around[0]).split()[:BRIDGE_WORDS])
+        second_hop = " ".join(rng.choice(about).split()[:BRIDGE_WORDS])
+        pairs.append(TrainingPair(f"{second_hop} {first_hop}", b.id, passage_text(b), b.source, "bridge",
+                                  related_ids=[a.id]))
+    return pairs
+
+
 def synthetic_pairs(
     passages: list[Passage],
     llm,
@@ -211,7 +270,7 @@ def clean_pairs(pairs: Iterable[TrainingPair]) -> list[TrainingPair]:
             continue
         seen.add(norm)
         kept.append(TrainingPair(query, pair.positive_id, pair.positive, pair.source, pair.kind,
-                                 list(pair.negative_ids), list(pair.negatives)))
+                                 list(pair.negative_ids), list(pair.negatives), list(pair.related_ids)))
     return kept
 
 

@@ -25,14 +25,16 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from evaluation.metrics import ranking_metrics
+from evaluation.metrics import ndcg_from_scores, ranking_metrics
 from knowledge.model_registry import ModelRegistry
 from relevance.calibration import Calibrator, threshold_metrics
+from relevance.links import LinkWeight, fit_link_weight
 from training.finetune import FineTuneConfig, fine_tune
 from training.negatives import dense_matrix, mine_hard_negatives
 from training.pairs import (
     Passage,
     TrainingPair,
+    bridge_pairs,
     clean_pairs,
     passages_from_store,
     sample_passages,
@@ -288,8 +290,13 @@ def score_candidates(scorer, candidates, progress: bool = True) -> list[np.ndarr
 
 
 def rerank_metrics(candidates, scores: list[np.ndarray]) -> dict:
+    """Ranking metrics of the reordered candidates; nDCG@10 gives tied scores their expected value,
+    so a scorer that cannot separate candidates gains nothing from the retriever's order."""
     rankings = [[ids[i] for i in np.argsort(-s, kind="stable")] for (_, ids, _), s in zip(candidates, scores)]
-    return ranking_metrics(rankings, [{pair.positive_id} for pair, _, _ in candidates])
+    relevant = [{pair.positive_id} for pair, _, _ in candidates]
+    metrics = ranking_metrics(rankings, relevant)
+    tie_fair = [ndcg_from_scores(list(s), ids, rel) for (_, ids, _), s, rel in zip(candidates, scores, relevant)]
+    return metrics | {"ndcg@10": round(sum(tie_fair) / max(1, len(tie_fair)), 4)}
 
 
 def calibrate(candidates, scores: list[np.ndarray]) -> tuple[Calibrator, dict]:
@@ -300,6 +307,32 @@ def calibrate(candidates, scores: list[np.ndarray]) -> tuple[Calibrator, dict]:
         labels += [float(c == pair.positive_id) for c in ids]
     calibrator = Calibrator.fit(raw, labels)
     return calibrator, threshold_metrics(calibrator(raw), labels)
+
+
+def link_cases(candidates, scores: list[np.ndarray], calibrator: Calibrator,
+               by_id: dict[str, Passage]) -> list[tuple[list[dict], set[str]]]:
+    """Candidates as the judge sees them (calibrated ``relevance``), with each query's relevant ids."""
+    cases = []
+    for (pair, ids, _), raw in zip(candidates, scores):
+        chunks = [{"chunk_id": c, "title": by_id[c].title, "text": by_id[c].text, "relevance": float(p)}
+                  for c, p in zip(ids, calibrator(raw))]
+        cases.append((chunks, pair.relevant_ids))
+    return cases
+
+
+def fit_links(components, passages: list[Passage], held: list[TrainingPair], judges: dict[str, tuple],
+              limit: int, seed: int, progress: bool = True) -> dict[str, LinkWeight]:
+    """Each judge's link-expansion weight, fitted on two-hop pairs whose first hop is a held-out document.
+
+    ``judges`` maps a name to (scorer, calibrator). No link among held-out documents: no weights.
+    """
+    bridges = bridge_pairs(passages, random.Random(seed), sources={p.source for p in held}, limit=limit)
+    if not bridges:
+        return {}
+    candidates = rerank_candidates(components, bridges, limit)
+    by_id = {p.id: p for p in passages}
+    return {name: fit_link_weight(link_cases(candidates, score_candidates(scorer, candidates, progress), cal, by_id))
+            for name, (scorer, cal) in judges.items()}
 
 
 def incumbent_scorer(components):
@@ -332,7 +365,7 @@ def train_reranker(components, options: PairOptions, cfg: FineTuneConfig, base: 
     settings = components.settings
     registry = ModelRegistry(settings)
     base = Path(base) if base else packaged_minilm_dir()
-    _, held, report, model_dir, seconds = _pairs_and_fine_tune(components, "reranker", options, cfg, base, progress)
+    passages, held, report, model_dir, seconds = _pairs_and_fine_tune(components, "reranker", options, cfg, base, progress)
     export = _export_onnx(model_dir, seconds)
 
     started = time.perf_counter()
@@ -351,10 +384,20 @@ def train_reranker(components, options: PairOptions, cfg: FineTuneConfig, base: 
     calibrator, grading = calibrate(candidates, trained_scores)
     calibrator.save(model_dir / "calibration.json")
     metrics["trained_grading"] = grading
+    judges = {"trained": (trained_scorer, calibrator)}
     if isinstance(incumbent, LateInteractionScorer):
         late_cal, late_grading = calibrate(candidates, incumbent_scores)
         late_cal.save(registry.calibration_path(incumbent.name, components.embedder.model_id))
         metrics["incumbent_grading"] = late_grading
+        judges["incumbent"] = (incumbent, late_cal)
+    started = time.perf_counter()
+    weights = fit_links(components, passages, held, judges, eval_queries, options.seed + 5, progress)
+    seconds["fit_links"] = round(time.perf_counter() - started, 1)
+    if "trained" in weights:
+        weights["trained"].save(model_dir / "links.json")
+    if "incumbent" in weights:
+        weights["incumbent"].save(registry.calibration_path(f"{incumbent.name}-links", components.embedder.model_id))
+    metrics["link_weights"] = {name: asdict(w) for name, w in weights.items()} or "no links among held-out documents"
     won = wins(metrics["trained"], metrics["incumbent"])
     card = _card("reranker", settings, base, report, cfg, seconds, metrics, won,
                  {"max_length": cfg.query_max_len + cfg.passage_max_len, "inference": export})

@@ -1,0 +1,128 @@
+"""How the index scales: writing and querying Chroma from 1k to 1M chunks, against exact NumPy search.
+
+Run: ``.venv/bin/python bench/scaling.py [--sizes 1000,10000,100000,1000000] [--queries 200]``
+Writes ``bench/results/scaling.json`` and prints a Markdown table.
+
+Real chunks cost the embedding model's time (see ``bench/ask_latency.py`` and
+``bench/trained_retrieval.py`` for real ingestion); what grows with the collection is the
+store. So the chunks here carry synthetic 384-d vectors shaped like sentence embeddings
+(unit vectors drawn around 2,000 topic centres, so neighbours exist as they do in real
+text), a short text and metadata, and go through the app's own :class:`ChunkStore`:
+
+- **write**: chunks a second of ``ChunkStore.upsert`` while the collection grows to each
+  size, and the time to upsert the last 1,000 chunks again unchanged (what re-ingesting an
+  unchanged file would cost if it were not skipped before the store);
+- **query**: top-10 latency (median, p95) of Chroma's HNSW index and of brute-force NumPy
+  search over the same vectors, and Chroma's recall@10 against the exact answer. Queries are
+  perturbed copies of stored vectors, as questions sit near the chunks that answer them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from hotpotqa import REPO, machine, percentile  # noqa: E402
+
+DIM = 384
+TOPICS = 2000
+CHUNK = 5000
+
+
+def vectors(rng: np.random.Generator, centres: np.ndarray, n: int) -> np.ndarray:
+    topic = rng.integers(0, len(centres), n)
+    v = centres[topic] + rng.normal(0, 0.045, (n, DIM)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1000,10000,100000,1000000")
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--work-dir", type=Path, default=Path(tempfile.gettempdir()) / "arag-bench-scaling")
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "scaling.json")
+    args = parser.parse_args()
+
+    import shutil
+
+    from tqdm import tqdm
+
+    from knowledge.store import ChunkRecord, ChunkStore
+    from settings import Settings
+
+    sizes = sorted(int(s) for s in args.sizes.split(","))
+    shutil.rmtree(args.work_dir, ignore_errors=True)
+    store = ChunkStore(Settings(data_dir=args.work_dir, collection="scaling"), model_id="synthetic@384", dim=DIM)
+    rng = np.random.default_rng(7)
+    centres = rng.normal(0, 1, (TOPICS, DIM)).astype(np.float32)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    matrix = np.zeros((sizes[-1], DIM), dtype=np.float32)
+    rows, written = [], 0
+    for size in sizes:
+        started = time.perf_counter()
+        with tqdm(total=size - written, desc=f"write to {size:,}", unit="chunk") as bar:
+            while written < size:
+                n = min(CHUNK, size - written)
+                block = vectors(rng, centres, n)
+                matrix[written : written + n] = block
+                store.upsert([ChunkRecord(f"c{written + i}", f"synthetic chunk {written + i}",
+                                          {"source": f"doc{(written + i) // 10}", "title": f"Doc {(written + i) // 10}"}, v)
+                              for i, v in enumerate(block)])
+                written += n
+                bar.update(n)
+        write_rate = (size - (rows[-1]["chunks"] if rows else 0)) / (time.perf_counter() - started)
+        last = [ChunkRecord(f"c{i}", f"synthetic chunk {i}", {"source": f"doc{i // 10}", "title": f"Doc {i // 10}"}, matrix[i])
+                for i in range(size - 1000, size)]
+        started = time.perf_counter()
+        store.upsert(last)
+        unchanged_s = time.perf_counter() - started
+
+        picks = rng.integers(0, size, args.queries)
+        queries = matrix[picks] + rng.normal(0, 0.03, (args.queries, DIM)).astype(np.float32)
+        queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+        exact, exact_ms = [], []
+        view = matrix[:size]
+        for q in queries:
+            t0 = time.perf_counter()
+            scores = view @ q
+            top = np.argpartition(-scores, 10)[:10]
+            top = top[np.argsort(-scores[top])]
+            exact_ms.append((time.perf_counter() - t0) * 1000)
+            exact.append({f"c{i}" for i in top})
+        hnsw_ms, recalls = [], []
+        for q, truth in zip(queries, exact):
+            t0 = time.perf_counter()
+            hits = store.query(q, 10)
+            hnsw_ms.append((time.perf_counter() - t0) * 1000)
+            recalls.append(len(truth & {h["id"] for h in hits}) / 10)
+        row = {
+            "chunks": size, "write_chunks_per_s": round(write_rate, 1), "upsert_1000_unchanged_s": round(unchanged_s, 2),
+            "chroma_median_ms": round(statistics.median(hnsw_ms), 2), "chroma_p95_ms": round(percentile(hnsw_ms, 0.95), 2),
+            "numpy_median_ms": round(statistics.median(exact_ms), 2), "numpy_p95_ms": round(percentile(exact_ms, 0.95), 2),
+            "chroma_recall@10": round(statistics.mean(recalls), 4),
+            "disk_mb": round(sum(f.stat().st_size for f in args.work_dir.rglob("*") if f.is_file()) / 2**20, 1),
+        }
+        rows.append(row)
+        print(json.dumps(row), file=sys.stderr)
+
+    report = {"machine": machine(), "date": time.strftime("%Y-%m-%d"), "dim": DIM, "queries": args.queries, "rows": rows}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nmachine: {report['machine']}\n")
+    print("| chunks | write chunks/s | re-upsert 1,000 unchanged s | Chroma top-10 median ms | p95 ms | NumPy exact median ms | p95 ms | Chroma recall@10 | disk MiB |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['chunks']:,} | {r['write_chunks_per_s']:,.0f} | {r['upsert_1000_unchanged_s']} | {r['chroma_median_ms']} | "
+              f"{r['chroma_p95_ms']} | {r['numpy_median_ms']} | {r['numpy_p95_ms']} | {r['chroma_recall@10']:.3f} | {r['disk_mb']:,.0f} |")
+
+
+if __name__ == "__main__":
+    main()
