@@ -68,22 +68,17 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return 1 if report.failures else 0
 
 
-def _print_progress(update: dict) -> None:
-    for node, values in update.items():
-        event = (values or {}).get("trace")
-        event = getattr(event, "value", event)
-        if not event:
-            continue
-        last = event[-1]
-        keys = ("route", "found", "kept", "verdict", "reason", "skipped", "llm_calls", "prompt_tokens")
-        extras = {k: last[k] for k in keys if k in last}
-        detail = ", ".join(f"{k}={v}" for k, v in extras.items())
-        print(f"  · {node} {last['ms']:.0f} ms{(' (' + detail + ')') if detail else ''}", file=sys.stderr, flush=True)
+def _print_progress(node: str, event: dict) -> None:
+    keys = ("route", "found", "kept", "verdict", "reason", "skipped", "llm_calls", "prompt_tokens")
+    extras = {k: event[k] for k in keys if k in event}
+    detail = ", ".join(f"{k}={v}" for k, v in extras.items())
+    print(f"  · {node} {event['ms']:.0f} ms{(' (' + detail + ')') if detail else ''}", file=sys.stderr, flush=True)
 
 
 def run_question(settings, question: str, thread: str | None, stream_tokens: bool, show_progress: bool,
                  profile: str | None = None) -> dict:
     """Run one question through the graph, streaming progress and tokens; return the result."""
+    from components.conversations import ThreadStore, stream_turn
     from graphs import build_graph
 
     if not question.strip():
@@ -98,34 +93,18 @@ def run_question(settings, question: str, thread: str | None, stream_tokens: boo
     if profile:
         config.setdefault("configurable", {})["profile"] = profile
     graph = build_graph(settings, checkpointer=checkpointer)
-    started = time.perf_counter()
-    final: dict = {}
-    for mode, payload in graph.stream({"question": question}, config, stream_mode=["updates", "messages", "values"]):
-        if mode == "updates" and show_progress:
-            _print_progress(payload)
-        elif mode == "messages" and stream_tokens:
-            chunk, meta = payload
-            if meta.get("langgraph_node") == "generate" and chunk.content:
-                print(chunk.content, end="", flush=True)
-        elif mode == "values":
-            final = payload
-    return {
-        "question": question,
-        "standalone_question": final.get("standalone_question", question),
-        "answer": final.get("answer", ""),
-        "citations": [
-            {k: c[k] for k in ("n", "source", "title", "chunk_id", "text", "score")}
-            for c in final.get("citations", [])
-        ],
-        "notes": final.get("notes", []),
-        "route": final.get("route"),
-        "sub_questions": final.get("sub_questions", []),
-        "web_used": final.get("web_used", False),
-        "trace": final.get("trace", []),
-        "llm_calls": final.get("llm_calls", 0),
-        "thread": thread,
-        "seconds": round(time.perf_counter() - started, 2),
-    }
+    result: dict = {}
+    for kind, payload in stream_turn(graph, question, config, stream_tokens=stream_tokens):
+        if kind == "node" and show_progress:
+            _print_progress(*payload)
+        elif kind == "token":
+            print(payload, end="", flush=True)
+        elif kind == "result":
+            result = payload
+    if thread:
+        # The web app lists the same threads, so a conversation started here continues there.
+        ThreadStore(settings.checkpoint_path).add_turn(thread, result)
+    return result
 
 
 def _print_answer(result: dict, streamed: bool) -> None:
@@ -328,6 +307,22 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ui(args: argparse.Namespace) -> int:
+    app = Path(__file__).resolve().parent.parent / "ui" / "app.py"
+    env = dict(os.environ)
+    if args.data_dir:
+        env["ARAG_DATA_DIR"] = str(args.data_dir)
+    if args.collection:
+        env["ARAG_COLLECTION"] = args.collection
+    _settings(args)  # invalid settings fail here, with a clear message, not inside the page
+    cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.address", args.host, "--server.port", str(args.port),
+           "--server.headless", "true", "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal"]
+    print(f"arag web app on http://{args.host}:{args.port} (Ctrl+C stops it)", file=sys.stderr, flush=True)
+    # Streamlit takes this process's place, so its PID is the server's and a signal reaches it directly.
+    os.execve(sys.executable, cmd, env)
+    return 0  # not reached
+
+
 def _training_arguments(p: argparse.ArgumentParser, kind: str) -> None:
     p.add_argument("--pairs", choices=["auto", "llm", "unsupervised", "both"], default="auto",
                    help="queries written by the LLM (E5 manner), unsupervised (inverse cloze, crops, titles), or both; "
@@ -434,6 +429,12 @@ def build_parser() -> argparse.ArgumentParser:
                    "gold answers")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("ui", help="start the web app (chat, graph, knowledge base) on 127.0.0.1",
+                       description="Serve the Streamlit web app. It listens on 127.0.0.1 unless --host says otherwise.")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8501)
+    p.set_defaults(func=cmd_ui)
 
     p = sub.add_parser("models", help="list the local LLM presets; --prepare assembles and verifies them",
                        description="List local GGUF presets and whether they are assembled.")

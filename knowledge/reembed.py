@@ -18,8 +18,11 @@ PAGE = 512
 
 
 def reembed_collection(source: ChunkStore, target: ChunkStore, embedder, known: dict[str, np.ndarray] | None = None,
-                       progress: bool = True) -> int:
-    """Fill ``target`` with every chunk of ``source``, embedded by ``embedder``; return chunks embedded."""
+                       progress: bool = True, on_progress=None) -> int:
+    """Fill ``target`` with every chunk of ``source``, embedded by ``embedder``; return chunks embedded.
+
+    ``on_progress(done, total)`` is called after each page of chunks (for a progress bar in the web app).
+    """
     known = known or {}
     total = source.count()
     embedded = 0
@@ -46,4 +49,6 @@ def reembed_collection(source: ChunkStore, target: ChunkStore, embedder, known: 
             if records:
                 target.upsert(records)
             bar.update(len(ids))
+            if on_progress:
+                on_progress(min(offset, total), total)
     return embedded

@@ -236,11 +236,8 @@ def train_embedder(components, options: PairOptions, cfg: FineTuneConfig, base: 
     """Fine-tune an embedder on the collection's pairs; re-embed and switch to it only if it wins."""
     from embeddings import Embedder
     from knowledge.ingest import embedding_text
-    from knowledge.reembed import reembed_collection
-    from knowledge.store import ChunkStore
 
     settings = components.settings
-    registry = ModelRegistry(settings)
     base = Path(base) if base else components.embedder.model_dir
     passages, held, report, model_dir, seconds = _pairs_and_fine_tune(components, "embedder", options, cfg, base, progress)
 
@@ -258,16 +255,37 @@ def train_embedder(components, options: PairOptions, cfg: FineTuneConfig, base: 
     card = _card("embedder", settings, base, report, cfg, seconds, metrics, won, {"query_instruction": cfg.query_instruction})
     write_card(model_dir, card)
     if won and activate:
-        target = ChunkStore(settings, trained_embedder.model_id, trained_embedder.dim,
-                            client=components.store.client, name=f"{settings.collection}--{model_dir.name}")
         started = time.perf_counter()
-        reembed_collection(components.store, target, trained_embedder, dict(zip(ids, matrix)), progress=progress)
+        use_embedder(components, model_dir, trained_embedder, dict(zip(ids, matrix)), progress=progress)
         seconds["reembed"] = round(time.perf_counter() - started, 1)
-        old = components.store
-        registry.activate("embedder", {"dir": str(model_dir), "collection": target.name, "model_id": trained_embedder.model_id})
-        old.drop()
         write_card(model_dir, card | {"active": True})
     return TrainingResult("embedder", model_dir, won, metrics, seconds)
+
+
+def use_embedder(components, model_dir: Path, embedder=None, known: dict | None = None, progress: bool = True,
+                 on_progress=None) -> str:
+    """Re-embed the collection with the embedder in ``model_dir`` and switch the registry to it.
+
+    The chunks are copied into the model's own Chroma collection first (resumable), so readers
+    see the old model with its vectors until the switch. The previous collection is dropped.
+    Returns the new collection's name.
+    """
+    from embeddings import Embedder, card_field
+    from knowledge.reembed import reembed_collection
+    from knowledge.store import ChunkStore
+
+    settings = components.settings
+    embedder = embedder or Embedder(model_dir, batch_size=settings.embedding_batch_size,
+                                    query_instruction=card_field(model_dir, "query_instruction"))
+    target = ChunkStore(settings, embedder.model_id, embedder.dim, client=components.store.client,
+                        name=f"{settings.collection}--{model_dir.name}")
+    if target.name == components.store.name:
+        return target.name  # already in use
+    reembed_collection(components.store, target, embedder, known, progress=progress, on_progress=on_progress)
+    old = components.store
+    ModelRegistry(settings).activate("embedder", {"dir": str(model_dir), "collection": target.name, "model_id": embedder.model_id})
+    old.drop()
+    return target.name
 
 
 

@@ -1,0 +1,1 @@
+"""The pages of the web app, each a Streamlit script."""
