@@ -24,12 +24,20 @@ $(STAMP): pyproject.toml constraints.txt | $(PY)
 demo: install
 	$(VENV)/bin/arag demo
 
-# Graphviz renders graph pictures locally; installed when missing and apt is at hand.
+# System programs the tests use, installed when missing and apt is at hand (as root):
+# Graphviz renders graph pictures, Chromium drives the web app, PostgreSQL serves shared checkpoints.
 system-deps:
-	@command -v dot >/dev/null 2>&1 || { \
+	@missing=""; \
+	command -v dot >/dev/null 2>&1 || missing="$$missing graphviz"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v chromedriver >/dev/null 2>&1 || missing="$$missing chromium-driver"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq graphviz >/dev/null; \
-	  else echo "note: Graphviz (dot) is missing; PNG graph tests will be skipped"; fi; }
+	    echo "installing:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  else echo "note: missing$$missing; the tests that need them are skipped"; fi; \
+	fi
 
 test: install system-deps
 	$(PY) -m pytest

@@ -78,7 +78,7 @@ def _print_progress(node: str, event: dict) -> None:
 def run_question(settings, question: str, thread: str | None, stream_tokens: bool, show_progress: bool,
                  profile: str | None = None) -> dict:
     """Run one question through the graph, streaming progress and tokens; return the result."""
-    from components.conversations import ThreadStore, stream_turn
+    from components.conversations import stream_turn
     from graphs import build_graph
 
     if not question.strip():
@@ -103,7 +103,9 @@ def run_question(settings, question: str, thread: str | None, stream_tokens: boo
             result = payload
     if thread:
         # The web app lists the same threads, so a conversation started here continues there.
-        ThreadStore(settings.checkpoint_path).add_turn(thread, result)
+        from components.checkpoints import open_thread_store
+
+        open_thread_store(settings).add_turn(thread, result)
     return result
 
 

@@ -13,6 +13,7 @@ Example:
     >>> threads = ThreadStore(pathlib.Path(tempfile.mkdtemp()) / "checkpoints.sqlite")
     >>> tid = threads.create("Volcanoes")
     >>> threads.add_turn(tid, {"question": "Where is Etna?", "answer": "In Sicily [1]."})
+    1
     >>> [t["title"] for t in threads.list()], threads.turns(tid)[0]["answer"]
     (['Volcanoes'], 'In Sicily [1].')
 """
@@ -38,7 +39,7 @@ def turn_result(final: dict, question: str, seconds: float, thread: str | None =
         "standalone_question": final.get("standalone_question", question),
         "answer": final.get("answer", ""),
         "citations": [{k: c[k] for k in CITATION_FIELDS if k in c} for c in final.get("citations", [])],
-        "notes": final.get("notes", []),
+        "notes": list(dict.fromkeys(final.get("notes", []))),  # a failure met twice is said once
         "route": final.get("route"),
         "sub_questions": final.get("sub_questions", []),
         "web_used": final.get("web_used", False),
@@ -76,67 +77,97 @@ def stream_turn(graph, question: str, config: dict | None = None, stream_tokens:
 
 
 class ThreadStore:
-    """Thread titles and the record of each turn, in a SQLite file (safe across processes)."""
+    """Thread titles and the record of each turn, in SQLite (a path) or PostgreSQL (a ``postgresql://`` URL).
 
-    def __init__(self, path: Path):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+    Safe across threads (a connection each) and processes (the database's own locking).
+    """
+
+    SCHEMA = (
+        "CREATE TABLE IF NOT EXISTS arag_threads (id TEXT PRIMARY KEY, title TEXT NOT NULL, "
+        "created DOUBLE PRECISION NOT NULL, updated DOUBLE PRECISION NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS arag_turns (thread_id TEXT NOT NULL, n INTEGER NOT NULL, "
+        "record TEXT NOT NULL, PRIMARY KEY (thread_id, n))",
+    )
+
+    def __init__(self, target: Path | str):
+        self.postgres = isinstance(target, str) and target.startswith(("postgresql://", "postgres://"))
+        self.target = target if self.postgres else Path(target)
+        if not self.postgres:
+            self.target.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        with self._db() as db:
-            db.execute("CREATE TABLE IF NOT EXISTS arag_threads (id TEXT PRIMARY KEY, title TEXT NOT NULL, "
-                       "created REAL NOT NULL, updated REAL NOT NULL)")
-            db.execute("CREATE TABLE IF NOT EXISTS arag_turns (thread_id TEXT NOT NULL, n INTEGER NOT NULL, "
-                       "record TEXT NOT NULL, PRIMARY KEY (thread_id, n))")
+        for statement in self.SCHEMA:
+            self._run(statement)
 
-    def _db(self) -> sqlite3.Connection:
+    def _connection(self):
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(str(self.path), timeout=30)
-            conn.execute("PRAGMA journal_mode=WAL")
+            if self.postgres:
+                import psycopg
+
+                conn = psycopg.connect(self.target)
+            else:
+                conn = sqlite3.connect(str(self.target), timeout=30)
+                conn.execute("PRAGMA journal_mode=WAL")
             self._local.conn = conn
         return conn
+
+    def _run(self, *statements: tuple | str) -> list[tuple]:
+        """Run statements (SQL, or (SQL, params)) in one transaction; return the last one's rows."""
+        conn = self._connection()
+        rows: list[tuple] = []
+        try:
+            cur = conn.cursor()
+            for statement in statements:
+                sql, params = (statement, ()) if isinstance(statement, str) else statement
+                cur.execute(sql.replace("?", "%s") if self.postgres else sql, params)
+                rows = cur.fetchall() if cur.description else []
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
+        return rows
 
     def create(self, title: str | None = None, thread_id: str | None = None) -> str:
         tid = thread_id or uuid.uuid4().hex[:12]
         now = time.time()
-        with self._db() as db:
-            db.execute("INSERT OR IGNORE INTO arag_threads VALUES (?, ?, ?, ?)", (tid, (title or "New chat")[:80], now, now))
+        self._run(("INSERT INTO arag_threads VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+                   (tid, (title or "New chat")[:80], now, now)))
         return tid
 
     def rename(self, thread_id: str, title: str) -> None:
-        with self._db() as db:
-            db.execute("UPDATE arag_threads SET title = ? WHERE id = ?", (title.strip()[:80] or "New chat", thread_id))
+        self._run(("UPDATE arag_threads SET title = ? WHERE id = ?", (title.strip()[:80] or "New chat", thread_id)))
 
     def list(self) -> list[dict]:
         """Threads, most recently used first, with their number of turns."""
-        rows = self._db().execute(
-            "SELECT t.id, t.title, t.updated, COUNT(u.n) FROM arag_threads t LEFT JOIN arag_turns u ON u.thread_id = t.id "
-            "GROUP BY t.id ORDER BY t.updated DESC").fetchall()
+        rows = self._run("SELECT t.id, t.title, t.updated, COUNT(u.n) FROM arag_threads t LEFT JOIN arag_turns u "
+                         "ON u.thread_id = t.id GROUP BY t.id, t.title, t.updated ORDER BY t.updated DESC")
         return [{"id": r[0], "title": r[1], "updated": r[2], "turns": r[3]} for r in rows]
 
     def add_turn(self, thread_id: str, record: dict) -> int:
         """Append a turn (creating the thread if needed, titled by its first question); return its number."""
         self.create(record.get("question"), thread_id)
-        with self._db() as db:
-            n = db.execute("SELECT COALESCE(MAX(n), 0) + 1 FROM arag_turns WHERE thread_id = ?", (thread_id,)).fetchone()[0]
-            db.execute("INSERT INTO arag_turns VALUES (?, ?, ?)", (thread_id, n, json.dumps(record, ensure_ascii=False, default=str)))
-            db.execute("UPDATE arag_threads SET updated = ? WHERE id = ?", (time.time(), thread_id))
-            if n == 1:
-                db.execute("UPDATE arag_threads SET title = ? WHERE id = ? AND title = 'New chat'",
-                           ((record.get("question") or "New chat")[:80], thread_id))
+        payload = json.dumps(record, ensure_ascii=False, default=str)
+        title = (record.get("question") or "New chat")[:80]
+        # Numbered inside the insert, so two processes adding to one thread never take the same number.
+        rows = self._run(
+            ("INSERT INTO arag_turns SELECT ?, COALESCE(MAX(n), 0) + 1, ? FROM arag_turns WHERE thread_id = ? RETURNING n",
+             (thread_id, payload, thread_id)),
+        )
+        n = rows[0][0]
+        self._run(("UPDATE arag_threads SET updated = ? WHERE id = ?", (time.time(), thread_id)),
+                  ("UPDATE arag_threads SET title = ? WHERE id = ? AND title = 'New chat'", (title, thread_id)))
         return n
 
     def turns(self, thread_id: str) -> list[dict]:
-        rows = self._db().execute("SELECT record FROM arag_turns WHERE thread_id = ? ORDER BY n", (thread_id,)).fetchall()
+        rows = self._run(("SELECT record FROM arag_turns WHERE thread_id = ? ORDER BY n", (thread_id,)))
         return [json.loads(r[0]) for r in rows]
 
     def delete(self, thread_id: str, checkpointer=None) -> None:
         """Forget the thread: its turns here and its graph state in ``checkpointer``."""
         if checkpointer is not None:
             checkpointer.delete_thread(thread_id)
-        with self._db() as db:
-            db.execute("DELETE FROM arag_turns WHERE thread_id = ?", (thread_id,))
-            db.execute("DELETE FROM arag_threads WHERE id = ?", (thread_id,))
+        self._run(("DELETE FROM arag_turns WHERE thread_id = ?", (thread_id,)),
+                  ("DELETE FROM arag_threads WHERE id = ?", (thread_id,)))
 
 
 def run_steps(graph, thread_id: str) -> list[list[dict]]:

@@ -8,6 +8,7 @@ which embedding model built it; querying it with another model is refused.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,15 +28,31 @@ class ChunkRecord:
     embedding: np.ndarray | None = None
 
 
+class IndexUnavailable(RuntimeError):
+    """The Chroma server cannot be reached (or answered with an error)."""
+
+
 def open_client(settings: Settings):
+    """Chroma's HTTP client when ``chroma_url`` is set, else the embedded persistent client."""
     import chromadb
     from chromadb.config import Settings as ChromaSettings
 
+    chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+    if settings.chroma_url:
+        from urllib.parse import urlparse
+
+        url = urlparse(settings.chroma_url)
+        try:
+            return chromadb.HttpClient(host=url.hostname or "127.0.0.1", port=url.port or (443 if url.scheme == "https" else 8000),
+                                       ssl=url.scheme == "https", settings=chroma_settings)
+        except Exception as exc:  # noqa: BLE001 - the client checks the server on creation
+            raise IndexUnavailable(f"the Chroma server at {settings.chroma_url} cannot be reached ({_reason(exc)})") from exc
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return chromadb.PersistentClient(
-        path=str(settings.chroma_path),
-        settings=ChromaSettings(anonymized_telemetry=False, allow_reset=False),
-    )
+    return chromadb.PersistentClient(path=str(settings.chroma_path), settings=chroma_settings)
+
+
+def _reason(exc: BaseException) -> str:
+    return " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
 
 
 class ChunkStore:
@@ -83,6 +100,18 @@ class ChunkStore:
                 )
             self._collection = col
         return self._collection
+
+    @contextmanager
+    def reachable(self):
+        """Inside it, a Chroma server that fails or cannot be reached raises :class:`IndexUnavailable`."""
+        try:
+            yield
+        except (IndexUnavailable, IndexMismatch):
+            raise
+        except Exception as exc:
+            if self.settings.chroma_url is None:
+                raise
+            raise IndexUnavailable(f"the Chroma server at {self.settings.chroma_url} failed ({_reason(exc)})") from exc
 
     def drop(self) -> None:
         """Delete the whole Chroma collection (used once its chunks live on in another)."""

@@ -78,7 +78,7 @@ def make_chat_model(settings: Settings, spec: str | None = None, progress: bool 
             base_url=settings.llm_base_url,
             api_key=key or "not-needed",
             timeout=settings.llm_timeout_s,
-            max_retries=2,
+            max_retries=settings.llm_max_retries,  # the client backs off exponentially between tries
             temperature=settings.temperature,
             max_tokens=settings.answer_max_tokens,
         )

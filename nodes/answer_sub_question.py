@@ -19,6 +19,7 @@ from components import Components
 from graphs.state import RAGState
 from llms.usage import LLMCallFailed, LLMUsage, invoke_counted
 from nodes.generate import format_sources
+from nodes.retrieve import search
 from nodes.tracing import trace_event
 
 SYSTEM_PROMPT = "Answer the question with a short phrase taken from the sources (a name, date, place or number). If the sources do not say, answer: unknown."
@@ -44,21 +45,20 @@ def answer_sub_question(state: RAGState, config: RunnableConfig, *, components: 
     done = list(state.get("sub_answers") or [])
     index = len(done)
     question = fill_placeholders(state["sub_questions"][index], [a["answer"] for a in done])
-    retriever = components.retriever_for(settings)
-    hits = retriever.search_many([question], settings.candidates)
+    hits, error = search(components, settings, [question], settings.candidates)
     if settings.rerank and len(hits) > 1:
         # The evidence pinned for a hop is what the relevance scorer ranks best for that hop.
         hits = sorted(components.judge_for(settings).judge(question, hits), key=lambda c: -c["relevance"])
     pool = {c["chunk_id"]: c for c in state.get("candidates") or []}
-    if index == 0:
-        for c in retriever.search_many([state["standalone_question"]], POOLED):
+    if index == 0 and not error:
+        for c in search(components, settings, [state["standalone_question"]], POOLED)[0]:
             pool.setdefault(c["chunk_id"], c)
     for rank, c in enumerate(hits[:POOLED]):
         entry = pool.setdefault(c["chunk_id"], dict(c))
         if rank < PINNED:
             entry["pinned"] = True
     usage = LLMUsage()
-    answer, details = "", {}
+    answer, details = "", ({"error": error} if error else {})
     if settings.decompose_mode == "sequential" and hits:
         try:
             reply = invoke_counted(
@@ -75,6 +75,7 @@ def answer_sub_question(state: RAGState, config: RunnableConfig, *, components: 
         "candidates": list(pool.values()),
         "queries": (state.get("queries") or []) + [question],
         "llm_calls": usage.calls,
+        "notes": [f"the document index could not be searched: {error}"] if error else [],
         "trace": [
             trace_event(
                 "answer_sub_question", started, usage, index=index + 1, question=question, answer=answer,

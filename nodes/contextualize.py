@@ -51,6 +51,12 @@ def contextualize(state: RAGState, config: RunnableConfig, *, components: Compon
     question = question.strip()
     history = state.get("history") or []
     settings = components.settings.for_run(config)
+    notes = []
+    words = question.split()
+    if len(words) > settings.max_question_words:
+        # A question longer than the answer's whole context budget would crowd out the sources.
+        question = " ".join(words[: settings.max_question_words])
+        notes.append(f"the question was cut to its first {settings.max_question_words} words (of {len(words)})")
     turns = settings.history_turns
     usage = LLMUsage()
     standalone, reason = question, "no history" if not history else "self-contained"
@@ -95,7 +101,7 @@ def contextualize(state: RAGState, config: RunnableConfig, *, components: Compon
         "citations": [],
         "best": {},
         "reflection": {},
-        "notes": Overwrite([]),
+        "notes": Overwrite(notes),
         "trace": Overwrite([trace_event("contextualize", started, usage, reason=reason, standalone_question=standalone)]),
         "llm_calls": Overwrite(usage.calls),
     }

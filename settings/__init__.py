@@ -38,6 +38,14 @@ class Settings(BaseSettings):
         None, description="Where assembled GGUF models are kept; defaults to <data_dir>/models."
     )
     collection: str = Field("documents", description="Chroma collection holding the chunks.")
+    chroma_url: str | None = Field(
+        None, description="URL of a Chroma server (`chroma run`), e.g. http://127.0.0.1:8000; unset: the embedded "
+        "Chroma in <data_dir>/chroma. Use a server when several processes write the index."
+    )
+    database_url: SecretStr | None = Field(
+        None, description="PostgreSQL URL for conversation checkpoints shared by several app instances "
+        "(postgresql://user:password@host:5432/db); unset: SQLite in the data directory."
+    )
 
     # Language model
     llm: str = Field(
@@ -54,6 +62,10 @@ class Settings(BaseSettings):
     )
     llm_context_tokens: int = Field(4096, ge=512, description="Context window of the local model.")
     llm_timeout_s: float = Field(120.0, gt=0, description="Timeout of one call to a hosted LLM.")
+    llm_max_retries: int = Field(
+        2, ge=0, le=10, description="Retries of a hosted LLM call after a timeout, refused connection, HTTP 429 or 5xx, "
+        "with exponential backoff."
+    )
     answer_max_tokens: int = Field(200, ge=16, description="Upper bound on the answer's length in tokens.")
     temperature: float = Field(0.0, ge=0.0, le=2.0)
     openai_api_key: SecretStr | None = Field(
@@ -96,6 +108,10 @@ class Settings(BaseSettings):
     answer_style: Literal["sentence", "short"] = Field(
         "sentence", description="'sentence': one or two cited sentences; 'short': the bare answer phrase and its "
         "citation, as QA benchmarks grade it."
+    )
+    max_question_words: int = Field(
+        300, ge=10, le=5000, description="Longer questions are cut to this many words (with a note), so the sources keep "
+        "their place in the model's context."
     )
     history_turns: int = Field(2, ge=0, description="Earlier turns of a thread shown to the model.")
 
@@ -155,11 +171,18 @@ class Settings(BaseSettings):
             return self
         return type(self).model_validate({**self.model_dump(), **overrides})
 
-    @field_validator("web_search_url", "llm_base_url")
+    @field_validator("web_search_url", "llm_base_url", "chroma_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(("postgresql://", "postgres://")):
+            raise ValueError("must be a postgresql:// URL")
         return value
 
     @field_validator("collection")

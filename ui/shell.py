@@ -45,15 +45,14 @@ def _quiet_environment() -> None:
 @st.cache_resource(show_spinner="Loading the index …")
 def _build(settings_json: str) -> App:
     from components import Components
-    from components.checkpoints import open_checkpointer
-    from components.conversations import ThreadStore
+    from components.checkpoints import open_checkpointer, open_thread_store
     from graphs import build_graph
 
     settings = Settings.model_validate_json(settings_json)
     components = Components(settings)
     checkpointer = open_checkpointer(settings)
     graph = build_graph(components=components, checkpointer=checkpointer)
-    return App(settings, components, graph, checkpointer, ThreadStore(settings.checkpoint_path))
+    return App(settings, components, graph, checkpointer, open_thread_store(settings))
 
 
 def app() -> App:

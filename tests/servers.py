@@ -1,0 +1,125 @@
+"""Real servers for tests, started on 127.0.0.1 and stopped by PID: Chroma (`chroma run`) and PostgreSQL.
+
+Each is a context manager yielding its URL. PostgreSQL runs a throwaway cluster made with
+``initdb`` in a temporary folder (as the ``postgres`` user when the tests run as root, through ``setpriv``,
+which becomes the server so that its PID is the one stopped; PostgreSQL refuses to run as root); the test is skipped, with the reason, when the server
+programs are not installed (``make test`` installs Debian's ``postgresql``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _wait(ready, proc: subprocess.Popen, log: Path, what: str, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not ready():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            _stop(proc)
+            raise AssertionError(f"{what} did not start:\n{log.read_text(errors='replace')[-2000:]}")
+        time.sleep(0.3)
+
+
+@contextlib.contextmanager
+def chroma_server(folder: Path):
+    """`chroma run` on a free loopback port, storing in ``folder``; yields its URL."""
+    chroma = Path(sys.executable).with_name("chroma")
+    if not chroma.exists():
+        pytest.skip("the `chroma` command is not installed in this environment")
+    port = free_port()
+    log = folder.parent / f"chroma-{port}.log"
+    proc = subprocess.Popen([str(chroma), "run", "--path", str(folder), "--host", "127.0.0.1", "--port", str(port)],
+                            stdout=log.open("w"), stderr=subprocess.STDOUT, env={**os.environ, "ANONYMIZED_TELEMETRY": "False"})
+    url = f"http://127.0.0.1:{port}"
+
+    def ready() -> bool:
+        try:
+            return urllib.request.urlopen(f"{url}/api/v2/heartbeat", timeout=1).status == 200
+        except OSError:
+            return False
+
+    _wait(ready, proc, log, "the Chroma server")
+    try:
+        yield url, proc
+    finally:
+        _stop(proc)
+
+
+def _postgres_bin() -> Path | None:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if found:
+        return Path(found[-1]).parent
+    initdb = shutil.which("initdb")
+    return Path(initdb).parent if initdb else None
+
+
+@contextlib.contextmanager
+def postgres_server(folder: Path):
+    """A fresh PostgreSQL cluster on a free loopback port; yields ``postgresql://`` URL of database ``arag``."""
+    bindir = _postgres_bin()
+    if bindir is None:
+        pytest.skip("PostgreSQL is not installed (make test installs Debian's postgresql)")
+    as_root = os.geteuid() == 0
+    if as_root and shutil.which("setpriv") is None:
+        pytest.skip("running as root without setpriv: PostgreSQL cannot be started as another user")
+    folder.mkdir(parents=True, exist_ok=True)
+    data = folder / "pgdata"
+    prefix = ["setpriv", "--reuid=postgres", "--regid=postgres", "--clear-groups", "--"] if as_root else []
+    if as_root:
+        shutil.chown(folder, "postgres")
+        for parent in folder.parents:  # the server user must be able to reach the folder
+            if parent == Path(parent.anchor):
+                break
+            os.chmod(parent, os.stat(parent).st_mode | 0o011)
+    subprocess.run([*prefix, str(bindir / "initdb"), "-D", str(data), "-U", "arag", "-A", "trust", "--no-sync"],
+                   check=True, capture_output=True)
+    port = free_port()
+    log = folder / "postgres.log"
+    if as_root:
+        log.touch()
+        shutil.chown(log, "postgres")
+    proc = subprocess.Popen([*prefix, str(bindir / "postgres"), "-D", str(data), "-h", "127.0.0.1", "-p", str(port),
+                             "-k", str(folder), "-c", "fsync=off"], stdout=log.open("a"), stderr=subprocess.STDOUT)
+
+    def ready() -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                pass
+        except OSError:
+            return False
+        done = subprocess.run([*prefix, str(bindir / "psql"), "-h", "127.0.0.1", "-p", str(port), "-U", "arag", "-d", "postgres",
+                               "-c", "CREATE DATABASE arag"], capture_output=True, text=True)
+        return done.returncode == 0 or "already exists" in done.stderr
+
+    _wait(ready, proc, log, "PostgreSQL")
+    try:
+        yield f"postgresql://arag@127.0.0.1:{port}/arag"
+    finally:
+        _stop(proc)

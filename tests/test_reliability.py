@@ -1,0 +1,319 @@
+"""Faults survived and scale-out on real engines: Chroma server, PostgreSQL checkpoints, SIGKILLed
+ingestion, failing hosted LLMs, unreachable services, concurrent threads."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from openai_double import OpenAIDouble
+from scripted_llm import ScriptedChatModel
+from servers import chroma_server, free_port, postgres_server
+
+from components import Components
+from graphs import build_graph
+
+NOTES = {
+    "harbour.md": "# Harbour Lighthouse\n\nThe Harbour Lighthouse was designed by Mara Olsen in 1887. "
+                  "It stands on the north pier of Tromvik.",
+    "academy.md": "# Bergen Academy\n\nBergen Academy trained engineers and painters from 1850 until a fire in 1921.",
+    "oil.md": "# Whale oil\n\nWhale oil was the common lamp fuel until kerosene replaced it late in the century.",
+}
+
+
+def write_notes(folder):
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in NOTES.items():
+        (folder / name).write_text(text)
+    return folder
+
+
+def ingest(settings, embedder, folder):
+    from knowledge.ingest import Ingestor
+    from knowledge.store import ChunkStore
+
+    store = ChunkStore(settings, embedder.model_id, embedder.dim)
+    report = Ingestor(settings, embedder, store).ingest([folder], progress=False)
+    return store, report
+
+
+def cli(*args, env=None, timeout=300):
+    base = {k: v for k, v in os.environ.items() if not k.startswith("ARAG_")}
+    return subprocess.run([sys.executable, "-m", "arag", *args], capture_output=True, text=True, timeout=timeout,
+                          env={**base, "HF_HUB_OFFLINE": "1", "OMP_WAIT_POLICY": "PASSIVE", **(env or {})})
+
+
+# --- Chroma in client-server mode -------------------------------------------------------
+
+
+def test_every_part_works_against_a_chroma_server_and_survives_losing_it(tmp_path, settings, embedder):
+    notes = write_notes(tmp_path / "notes")
+    with chroma_server(tmp_path / "chroma-server") as (url, server):
+        remote = settings.model_copy(update={"chroma_url": url, "reflect": False})
+        store, report = ingest(remote, embedder, notes)
+        assert report.added == 3 and store.count() == 3
+        assert not (remote.data_dir / "chroma").exists()  # nothing went to the embedded store
+        # A second process (the CLI) sees the same index through the server.
+        listed = cli("--data-dir", str(remote.data_dir), "ingest", str(notes), "--json", env={"ARAG_CHROMA_URL": url})
+        assert listed.returncode == 0, listed.stderr
+        assert json.loads(listed.stdout)["unchanged"] == 3
+        llm = ScriptedChatModel(default="Mara Olsen designed it [1].")
+        graph = build_graph(components=Components(remote, llm=llm, embedder=embedder, store=store))
+        out = graph.invoke({"question": "Who designed the Harbour Lighthouse?"})
+        assert out["citations"] and out["citations"][0]["title"] == "Harbour Lighthouse"
+        hybrid = next(e for e in out["trace"] if e["node"] == "retrieve")
+        assert hybrid["retrieval"] == "hybrid" and hybrid["found"] == 3
+        server.terminate()
+        server.wait(timeout=20)
+        # The server is gone: a clear note, and the graph still answers (here: that it found nothing).
+        out = graph.invoke({"question": "Who designed the Harbour Lighthouse?"})
+        assert any("document index could not be searched" in n and url in n for n in out["notes"])
+        assert out["answer"] and not out["citations"]
+
+
+def test_unreachable_chroma_server_is_a_clear_note_on_the_command_line(tmp_path):
+    port = free_port()
+    done = cli("--data-dir", str(tmp_path / "d"), "ask", "Who?", "--json", env={"ARAG_CHROMA_URL": f"http://127.0.0.1:{port}"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout)
+    note = next(n for n in result["notes"] if "document index could not be searched" in n)
+    assert "Chroma server" in note and f"127.0.0.1:{port}" in note and "Traceback" not in done.stderr
+    assert result["answer"] and not result["citations"]
+
+
+# --- PostgreSQL checkpoints shared by app instances --------------------------------------
+
+
+def _double_reply(body: dict) -> str:
+    last = body["messages"][-1]["content"]
+    if "Rewritten question:" in last:
+        return "When was the Harbour Lighthouse built?"
+    return "It was built in 1887 [1]." if "built" in last else "Mara Olsen designed it [1]."
+
+
+def test_two_app_processes_continue_one_thread_through_postgresql(tmp_path, settings, embedder):
+    from components.checkpoints import open_thread_store
+    from settings import Settings
+
+    notes = write_notes(tmp_path / "notes")
+    ingest(settings, embedder, notes)
+    with postgres_server(tmp_path / "pg") as url, OpenAIDouble(reply=_double_reply) as llm:
+        database = url.replace("arag@", "arag:s3cret-pw@")  # trust authentication ignores it; it must never be shown
+        env = {"ARAG_DATABASE_URL": database, "ARAG_LLM": "openai:double", "ARAG_LLM_BASE_URL": f"{llm.url}/v1",
+               "ARAG_MODELS_DIR": str(settings.models_path)}
+        first = cli("--data-dir", str(settings.data_dir), "ask", "Who designed the Harbour Lighthouse?", "--thread", "shared",
+                    "--json", env=env)
+        assert first.returncode == 0, first.stderr[-2000:]
+        second = cli("--data-dir", str(settings.data_dir), "ask", "When was it built?", "--thread", "shared", "--json", env=env)
+        assert second.returncode == 0, second.stderr[-2000:]
+        result = json.loads(second.stdout)
+        context = next(e for e in result["trace"] if e["node"] == "contextualize")
+        assert context["reason"] == "rewritten against history"
+        assert result["standalone_question"] == "When was the Harbour Lighthouse built?"
+        rewrite = next(r for r in llm.chat_requests() if "Rewritten question:" in r.body["messages"][-1]["content"])
+        assert "Who designed the Harbour Lighthouse?" in rewrite.body["messages"][-1]["content"]  # the first process's turn
+        turns = open_thread_store(Settings(data_dir=settings.data_dir, database_url=database)).turns("shared")
+        assert [t["question"] for t in turns] == ["Who designed the Harbour Lighthouse?", "When was it built?"]
+        assert not settings.checkpoint_path.exists()  # nothing fell back to SQLite
+        assert "s3cret-pw" not in first.stdout + second.stdout + first.stderr + second.stderr
+
+
+# --- ingestion killed at random points ---------------------------------------------------
+
+
+def test_ingestion_killed_repeatedly_leaves_a_consistent_index_and_finishes(tmp_path, settings):
+    from knowledge.store import ChunkStore
+
+    corpus = tmp_path / "tutorial"
+    shutil.copytree(REPO / "samples" / "python-tutorial", corpus)
+    env = {"ARAG_DATA_DIR": str(settings.data_dir), "ARAG_MODELS_DIR": str(settings.models_path)}
+    rng = random.Random(11)
+    kills = 0
+    for attempt in range(5):
+        if attempt == 2:  # change a file between kills: the update path is interrupted too
+            page = corpus / "venv.rst"
+            page.write_text(page.read_text().replace("virtual environment", "venv environment", 3))
+        proc = subprocess.Popen([sys.executable, "-m", "arag", "ingest", str(corpus), "--quiet"],
+                                env={**{k: v for k, v in os.environ.items() if not k.startswith("ARAG_")}, **env,
+                                     "HF_HUB_OFFLINE": "1"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(6.0, 14.0))
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            kills += 1
+        proc.wait()
+    assert kills >= 3  # most runs were cut short
+    done = cli("--data-dir", str(settings.data_dir), "ingest", str(corpus), "--json", env=env)
+    assert done.returncode == 0, done.stderr
+    again = json.loads(cli("--data-dir", str(settings.data_dir), "ingest", str(corpus), "--json", env=env).stdout)
+    assert again["unchanged"] == 7 and again["chunks_embedded"] == 0
+
+    from embeddings import Embedder
+
+    embedder = Embedder.from_settings(settings)
+    store = ChunkStore(settings, embedder.model_id, embedder.dim)
+    by_file: dict[str, list[dict]] = {}
+    for _, meta in store.iter_metadata():
+        by_file.setdefault(meta["file"], []).append(meta)
+    assert sorted(by_file) == sorted(str(p) for p in corpus.glob("*.rst"))  # no orphans
+    for file, metas in by_file.items():
+        current = Counter(m["file_hash"] for m in metas)
+        assert len(current) == 1, f"{file}: chunks of two versions"
+        assert len(metas) == metas[0]["file_chunks"], f"{file}: incomplete"
+        assert sorted(m["position"] for m in metas) == list(range(len(metas))), f"{file}: duplicate or missing chunks"
+    assert any("venv environment" in t for t in store.collection.get(include=["documents"])["documents"])
+
+
+# --- hosted LLM failures ------------------------------------------------------------------
+
+
+@pytest.fixture
+def indexed(tmp_path, settings, embedder):
+    store, _ = ingest(settings, embedder, write_notes(tmp_path / "notes"))
+    return settings, embedder, store
+
+
+def ask_through(indexed, url, **overrides):
+    settings, embedder, store = indexed
+    run = settings.model_copy(update={"llm": "openai:double", "llm_base_url": f"{url}/v1", "reflect": False, **overrides})
+    graph = build_graph(components=Components(run, embedder=embedder, store=store))
+    return graph.invoke({"question": "Who designed the Harbour Lighthouse?"})
+
+
+def test_rate_limit_is_retried_with_backoff_and_then_answers(indexed):
+    with OpenAIDouble(reply="Mara Olsen designed it [1].", failures_before_success=1) as llm:
+        llm.mode = "429"
+        out = ask_through(indexed, llm.url, llm_max_retries=2)
+    assert out["answer"] == "Mara Olsen designed it [1]." and not out["notes"]
+    assert len(llm.chat_requests()) == 2  # one refused, one retried
+
+
+@pytest.mark.parametrize("mode, retries, expected_requests, reason", [
+    ("500", 2, 3, "Error code: 500"),
+    ("429", 1, 2, "Error code: 429"),
+    ("malformed", 0, 1, ""),
+    ("empty", 0, 1, "empty answer"),
+    ("slow", 0, 1, "Timeout"),
+])
+def test_llm_failures_degrade_to_a_note_and_the_best_passages(indexed, mode, retries, expected_requests, reason):
+    with OpenAIDouble(reply="never used", slow_s=5) as llm:
+        llm.mode = mode
+        started = time.monotonic()
+        out = ask_through(indexed, llm.url, llm_max_retries=retries, llm_timeout_s=0.5)
+        assert time.monotonic() - started < 30
+    assert len(llm.chat_requests()) == expected_requests
+    note = next(n for n in out["notes"] if n.startswith("the language model failed"))
+    assert reason in note
+    assert out["answer"].startswith("The language model could not write an answer") and out["citations"]
+
+
+def test_refused_connection_is_a_note(indexed):
+    port = free_port()  # nothing listens there
+    out = ask_through(indexed, f"http://127.0.0.1:{port}", llm_max_retries=1)
+    assert any("the language model failed" in n and "Connection" in n for n in out["notes"])
+    assert out["citations"]
+
+
+# --- concurrency ------------------------------------------------------------------------------
+
+
+class EchoModel(BaseChatModel):
+    """Answers with the question it was asked, after a short pause that lets threads interleave."""
+
+    @property
+    def _llm_type(self) -> str:
+        return "echo"
+
+    def _generate(self, messages, stop=None, run_manager=None, **kwargs) -> ChatResult:
+        prompt = str(messages[-1].content)
+        question = re.search(r"Question: (.*)", prompt).group(1).strip()
+        time.sleep(0.05)
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=f"About {question} [1]."))])
+
+
+def test_twenty_concurrent_questions_on_twenty_threads_do_not_cross(indexed):
+    from components.checkpoints import open_checkpointer
+
+    settings, embedder, store = indexed
+    graph = build_graph(components=Components(settings.model_copy(update={"reflect": False}), llm=EchoModel(),
+                                              embedder=embedder, store=store),
+                        checkpointer=open_checkpointer(settings))
+    questions = [f"What does note number {i} say about lighthouses?" for i in range(20)]
+    errors: list[BaseException] = []
+
+    def ask(i):
+        try:
+            return graph.invoke({"question": questions[i]}, {"configurable": {"thread_id": f"thread-{i}"}})
+        except BaseException as exc:  # noqa: BLE001 - collected and reported below
+            errors.append(exc)
+            raise
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        results = list(pool.map(ask, range(20)))
+    assert not errors
+    for i, out in enumerate(results):
+        assert out["answer"] == f"About {questions[i]} [1]."
+        history = graph.get_state({"configurable": {"thread_id": f"thread-{i}"}}).values["history"]
+        assert [h["question"] for h in history] == [questions[i]]
+    assert threading.active_count() < 50
+
+
+# --- served by LangGraph's own server -------------------------------------------------------
+
+
+def test_langgraph_dev_serves_the_graph_over_http(tmp_path, settings, embedder):
+    import urllib.request
+
+    langgraph = Path(sys.executable).with_name("langgraph")
+    if not langgraph.exists():
+        pytest.skip("langgraph-cli[inmem] is not installed (pip install -e '.[serve]')")
+    ingest(settings, embedder, write_notes(tmp_path / "notes"))
+    port = free_port()
+    with OpenAIDouble(reply="Mara Olsen designed it [1].") as llm:
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("ARAG_")}, "HF_HUB_OFFLINE": "1",
+               "ARAG_DATA_DIR": str(settings.data_dir), "ARAG_LLM": "openai:double", "ARAG_LLM_BASE_URL": f"{llm.url}/v1",
+               "LANGSMITH_TRACING": "false", "LANGGRAPH_CLI_NO_ANALYTICS": "1"}
+        log = tmp_path / "langgraph.log"
+        proc = subprocess.Popen([str(langgraph), "dev", "--no-browser", "--no-reload", "--host", "127.0.0.1",
+                                 "--port", str(port), "--config", str(REPO / "langgraph.json")],
+                                cwd=REPO, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 90
+            while True:
+                try:
+                    if urllib.request.urlopen(f"http://127.0.0.1:{port}/ok", timeout=2).status == 200:
+                        break
+                except OSError:
+                    pass
+                assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-2000:]
+                time.sleep(0.5)
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}/runs/wait", method="POST", headers={"Content-Type": "application/json"},
+                data=json.dumps({"assistant_id": "arag", "input": {"question": "Who designed the Harbour Lighthouse?"},
+                                 "config": {"configurable": {"reflect": False}}}).encode())
+            out = json.loads(urllib.request.urlopen(request, timeout=120).read())
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    assert out["answer"] == "Mara Olsen designed it [1]."
+    assert out["citations"][0]["title"] == "Harbour Lighthouse"
+    assert [e["node"] for e in out["trace"]][-1] == "finalize"
