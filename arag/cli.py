@@ -52,7 +52,19 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from knowledge.ingest import Ingestor
 
     settings = _settings(args)
-    report = Ingestor.from_settings(settings).ingest(args.paths, prune=args.prune, progress=not args.quiet)
+    tags = {}
+    for item in args.tag or []:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise UsageError(f"--tag {item!r}: write NAME=VALUE, e.g. --tag team=hr")
+        tags[name.strip()] = value.strip()
+    try:
+        from knowledge.ingest import check_tags
+
+        check_tags(tags)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    report = Ingestor.from_settings(settings).ingest(args.paths, prune=args.prune, progress=not args.quiet, tags=tags)
     for failure in report.failures:
         print(f"arag: error: {failure}", file=sys.stderr)
     if args.json:
@@ -309,6 +321,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_build_tree(args: argparse.Namespace) -> int:
+    from components import Components
+    from knowledge.tree import build_tree
+
+    settings = _settings(args)
+    parts = Components(settings)
+    if parts.store.count() == 0:
+        raise UsageError(f"collection {settings.collection!r} is empty: ingest documents first")
+    report = build_tree(parts.store, parts.embedder, parts.llm, cluster_size=args.cluster_size, max_levels=args.levels,
+                        progress=not args.quiet)
+    print(json.dumps(report.__dict__) if args.json else report.summary())
+    return 0
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     app = Path(__file__).resolve().parent.parent / "ui" / "app.py"
     env = dict(os.environ)
@@ -365,6 +391,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "Unchanged files are skipped, changed files replace their chunks.")
     p.add_argument("paths", nargs="+", metavar="PATH", help="files or folders (searched recursively)")
     p.add_argument("--prune", action="store_true", help="remove chunks of files under the given folders that no longer exist")
+    p.add_argument("--tag", action="append", metavar="NAME=VALUE",
+                   help="metadata for these files that questions can filter by (repeatable), e.g. --tag team=hr")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_ingest)
@@ -431,6 +459,17 @@ def build_parser() -> argparse.ArgumentParser:
                    "gold answers")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("build-tree", help="summarise the collection into a tree of summaries (RAPTOR)",
+                       description="Cluster the chunks by embedding and let the LLM summarise each cluster, then the "
+                       "summaries, up to --levels. Summaries are searched with the chunks (ARAG_TREE_SEARCH). Running it "
+                       "again after ingesting more documents summarises only the clusters that changed.")
+    p.add_argument("--cluster-size", type=int, default=6, help="passages per summary, about (default 6)")
+    p.add_argument("--levels", type=int, default=3, help="most levels of summaries (default 3)")
+    p.add_argument("--llm", help="LLM that writes the summaries")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_build_tree)
 
     p = sub.add_parser("ui", help="start the web app (chat, graph, knowledge base) on 127.0.0.1",
                        description="Serve the Streamlit web app. It listens on 127.0.0.1 unless --host says otherwise.")

@@ -40,6 +40,7 @@ class Components:
         self._store = store
         self._lock = threading.Lock()
         self._judges: dict[str, object] = {}
+        self._schema: tuple[int, dict] | None = None
 
     def judge_for(self, settings: Settings):
         """The :class:`relevance.RelevanceJudge` that ``settings.scorer`` names (one per scorer)."""
@@ -61,6 +62,21 @@ class Components:
 
                 self._llms[settings.llm] = make_chat_model(settings)
             return self._llms[settings.llm]
+
+    def filter_schema(self) -> dict:
+        """The collection's filterable metadata fields (:func:`knowledge.filters.filter_schema`), read again
+        only when the number of chunks changed."""
+        from knowledge.filters import filter_schema
+
+        count = self.store.count()
+        with self._lock:
+            if self._schema is None or self._schema[0] != count:
+                self._schema = (count, filter_schema(self.store))
+            return self._schema[1]
+
+    def has_tree(self) -> bool:
+        """Whether the collection holds summary nodes (``arag build-tree``)."""
+        return bool(self.store.collection.get(where={"kind": "summary"}, limit=1, include=[])["ids"])
 
     @property
     def llm(self) -> BaseChatModel:

@@ -3,8 +3,8 @@
 ```
 contextualize → route ─┬─ direct ─────────────────────────────────────────────┐
                        ├─ web ──── web_search ───────────────────┐            │
-                       ├─ complex ─ decompose → answer_sub_question (loop) ─┐ │
-                       └─ index ── transform_query → retrieve → grade_documents
+                       └─ index ── self_query ─┬─ complex ─ decompose → answer_sub_question (loop) ─┐
+                                               └─ transform_query → retrieve → grade_documents
 grade_documents ── enough ──→ rerank → generate → reflect ── ok ──→ finalize
                └── too few → rewrite_question → web_search | retrieve   │
 reflect ── ungrounded → generate;  not useful → rewrite_question ────────┘
@@ -36,6 +36,7 @@ from nodes.rerank import rerank
 from nodes.retrieve import retrieve
 from nodes.rewrite_question import rewrite_question
 from nodes.route import route
+from nodes.self_query import self_query
 from nodes.transform_query import transform_query
 from nodes.web_search import web_search
 from settings import Settings
@@ -46,6 +47,7 @@ RECURSION_LIMIT = 80
 NODES = {
     "contextualize": contextualize,
     "route": route,
+    "self_query": self_query,
     "decompose": decompose,
     "answer_sub_question": answer_sub_question,
     "transform_query": transform_query,
@@ -65,6 +67,10 @@ def after_route(state: RAGState) -> str:
         return "generate"
     if state["route"] == "web":
         return "web_search"
+    return "self_query"
+
+
+def after_self_query(state: RAGState) -> str:
     return "decompose" if state.get("complex") else "transform_query"
 
 
@@ -116,7 +122,7 @@ def build_graph(
         >>> from graphs import build_graph
         >>> graph = build_graph()
         >>> [n for n in graph.get_graph().nodes][:4]
-        ['__start__', 'contextualize', 'route', 'decompose']
+        ['__start__', 'contextualize', 'route', 'self_query']
     """
     settings = settings or (components.settings if components else Settings())
     parts = components or Components(settings, llm=llm)
@@ -125,7 +131,8 @@ def build_graph(
         builder.add_node(name, partial(node, components=parts))
     builder.add_edge(START, "contextualize")
     builder.add_edge("contextualize", "route")
-    builder.add_conditional_edges("route", after_route, ["generate", "web_search", "decompose", "transform_query"])
+    builder.add_conditional_edges("route", after_route, ["generate", "web_search", "self_query"])
+    builder.add_conditional_edges("self_query", after_self_query, ["decompose", "transform_query"])
     builder.add_conditional_edges("decompose", after_decompose, ["answer_sub_question", "transform_query"])
     builder.add_conditional_edges("answer_sub_question", after_sub_question, ["answer_sub_question", "grade_documents"])
     builder.add_edge("transform_query", "retrieve")

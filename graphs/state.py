@@ -50,6 +50,7 @@ class RAGState(TypedDict, total=False):
     route: str
     complex: bool
     queries: list[str]
+    filters: dict | None
     sub_questions: list[str]
     sub_answers: list[SubAnswer]
     candidates: list[RetrievedChunk]

@@ -11,7 +11,9 @@ the collection reuses its stored vector instead of being embedded again.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import re
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -21,9 +23,9 @@ from pathlib import Path
 from tqdm import tqdm
 
 from embeddings import Embedder
-from knowledge.chunking import chunk_sections
-from knowledge.loaders import SUPPORTED_SUFFIXES, IngestError, load_file
-from knowledge.store import ChunkRecord, ChunkStore
+from knowledge.chunking import Chunk, chunk_sections, split_section
+from knowledge.loaders import SUPPORTED_SUFFIXES, IngestError, Section, load_file
+from knowledge.store import ChunkRecord, ChunkStore, IndexMismatch
 from settings import Settings
 
 #: Files grouped until this many chunks await embedding, so batches stay full and sorted.
@@ -98,6 +100,48 @@ def chunk_id(source: str, position: int, text_hash: str) -> str:
     return hashlib.sha256(f"{source}\x00{position}\x00{text_hash}".encode()).hexdigest()[:32]
 
 
+#: Metadata the app writes itself; tags cannot take these names.
+RESERVED_FIELDS = {"file", "source", "title", "heading", "kind", "position", "tokens", "text_hash", "file_hash",
+                   "file_chunks", "parent_id", "parent_text", "year", "level", "children"}
+_TAG_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+
+
+def check_tags(tags: dict) -> dict[str, str]:
+    """Tags as stored: lower-case names of letters, digits and _, not a reserved field; short string values.
+
+    Example:
+        >>> check_tags({"team": "HR", "Year": "x"})
+        Traceback (most recent call last):
+        ...
+        ValueError: tag name 'Year': use lower-case letters, digits and _ (starting with a letter)
+    """
+    out = {}
+    for name, value in tags.items():
+        if not _TAG_NAME.match(str(name)):
+            raise ValueError(f"tag name {name!r}: use lower-case letters, digits and _ (starting with a letter)")
+        if name in RESERVED_FIELDS:
+            raise ValueError(f"tag name {name!r} is reserved for the app's own metadata")
+        text = str(value).strip()
+        if not text or len(text) > 100:
+            raise ValueError(f"tag {name!r} needs a value of 1-100 characters")
+        out[name] = text
+    return out
+
+
+_YEAR = re.compile(r"(?<!\d)(19\d\d|20\d\d)(?!\d)")
+
+
+def year_of(text: str) -> int | None:
+    """The first year (1900-2099) named in a title or file name, which questions often filter by.
+
+    Example:
+        >>> year_of("Employee handbook 2023.pdf"), year_of("notes.md")
+        (2023, None)
+    """
+    found = _YEAR.search(text)
+    return int(found.group(1)) if found else None
+
+
 def embedding_text(title: str, heading: str, text: str) -> str:
     """What the encoder sees: the title and heading give a chunk its context."""
     head = title if not heading or heading == title else f"{title} — {heading}"
@@ -122,6 +166,21 @@ class Ingestor:
         self.settings = settings
         self.embedder = embedder
         self.store = store
+        self.strategy = settings.index_strategy
+
+    def _check_strategy(self) -> None:
+        """The collection keeps the strategy it was built with; an empty one takes the configured one."""
+        recorded = self.store.index_strategy
+        if recorded == self.strategy:
+            return
+        if self.store.count() == 0:
+            self.store.drop()
+            self.store.index_strategy = self.strategy
+            return
+        raise IndexMismatch(
+            f"collection {self.store.name!r} was indexed with the {recorded!r} strategy, not {self.strategy!r}: set "
+            f"ARAG_INDEX_STRATEGY={recorded}, or ingest into a new collection (ARAG_COLLECTION)"
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Ingestor":
@@ -139,31 +198,43 @@ class Ingestor:
             by_text.setdefault(meta.get("text_hash", ""), cid)
         return files, by_text
 
-    def _records(self, path: Path, data: bytes, file_hash: str) -> list[ChunkRecord]:
+    def _units(self, doc) -> list[tuple[Chunk | None, list[Chunk]]]:
+        """(parent, its chunks) pairs: one parent section per group with the "parent" strategy, else none."""
+        count, size = self.embedder.count_tokens, self.settings.chunk_tokens
+        if self.strategy != "parent":
+            return [(None, [chunk]) for chunk in chunk_sections(doc.sections, count, size)]
+        return [(parent, split_section(Section(parent.heading, parent.text), count, size))
+                for parent in chunk_sections(doc.sections, count, self.settings.parent_tokens)]
+
+    def _records(self, path: Path, data: bytes, file_hash: str, tags: dict | None = None) -> list[ChunkRecord]:
         docs = load_file(path, data)
         records: list[ChunkRecord] = []
         for doc in docs:
-            chunks = chunk_sections(doc.sections, self.embedder.count_tokens, self.settings.chunk_tokens)
-            for position, chunk in enumerate(chunks):
-                text = embedding_text(doc.title, chunk.heading, chunk.text)
-                text_hash = hashlib.sha256(text.encode()).hexdigest()[:32]
-                records.append(
-                    ChunkRecord(
-                        id=chunk_id(doc.source, position, text_hash),
-                        text=chunk.text,
-                        metadata={
-                            "file": str(path),
-                            "source": doc.source,
-                            "title": doc.title,
-                            "heading": chunk.heading,
-                            "kind": doc.kind,
-                            "position": position,
-                            "tokens": chunk.tokens,
-                            "text_hash": text_hash,
-                            "file_hash": file_hash,
-                        },
-                    )
-                )
+            position = 0
+            year = year_of(f"{doc.title} {path.name}")
+            for parent_no, (parent, chunks) in enumerate(self._units(doc)):
+                for chunk in chunks:
+                    text = embedding_text(doc.title, chunk.heading, chunk.text)
+                    text_hash = hashlib.sha256(text.encode()).hexdigest()[:32]
+                    metadata = {
+                        **(tags or {}),
+                        "file": str(path),
+                        "source": doc.source,
+                        "title": doc.title,
+                        "heading": chunk.heading,
+                        "kind": doc.kind,
+                        "position": position,
+                        "tokens": chunk.tokens,
+                        "text_hash": text_hash,
+                        "file_hash": file_hash,
+                    }
+                    if year is not None:
+                        metadata["year"] = year
+                    if parent is not None:
+                        metadata["parent_id"] = chunk_id(doc.source, parent_no, hashlib.sha256(parent.text.encode()).hexdigest())
+                        metadata["parent_text"] = parent.text
+                    records.append(ChunkRecord(id=chunk_id(doc.source, position, text_hash), text=chunk.text, metadata=metadata))
+                    position += 1
         if not records:
             raise IngestError(path, "no text found")
         for record in records:
@@ -176,10 +247,20 @@ class Ingestor:
         prune: bool = False,
         progress: bool = True,
         on_progress: Callable[[int, int], None] | None = None,
+        tags: dict[str, str] | None = None,
     ) -> IngestReport:
-        """Add new files, replace changed ones, skip unchanged ones; optionally prune vanished ones."""
+        """Add new files, replace changed ones, skip unchanged ones; optionally prune vanished ones.
+
+        ``tags`` are stored with every chunk of these files, as metadata that questions can filter
+        by (``{"team": "hr"}``); changing a file's tags rewrites its chunks (without embedding again).
+        """
         started = time.perf_counter()
         report = IngestReport()
+        tags = check_tags(tags or {})
+        self._check_strategy()
+        # The file's hash covers what its chunks are made from: bytes, tags and strategy.
+        salt = json.dumps([tags, self.strategy, self.settings.parent_tokens if self.strategy == "parent" else 0],
+                          sort_keys=True).encode()
         files, errors, roots = discover(paths)
         report.failures.extend(errors)
         existing, by_text = self._snapshot()
@@ -198,12 +279,12 @@ class Ingestor:
                 if size > max_bytes:
                     raise IngestError(path, f"file of {size / 2**20:.1f} MiB exceeds the {self.settings.max_file_mb:g} MiB limit (ARAG_MAX_FILE_MB)")
                 data = path.read_bytes()
-                file_hash = hashlib.sha256(data).hexdigest()[:32]
+                file_hash = hashlib.sha256(data + salt).hexdigest()[:32]
                 state = existing.get(str(path))
                 if state is not None and state.complete_at(file_hash):
                     report.unchanged += 1
                 else:
-                    pending.append((path, self._records(path, data, file_hash), state is not None))
+                    pending.append((path, self._records(path, data, file_hash, tags), state is not None))
             except IngestError as exc:
                 report.failures.append(exc)
             except OSError as exc:
@@ -219,6 +300,8 @@ class Ingestor:
         if prune:
             seen = {str(p) for p in files}
             for name, state in existing.items():
+                if name.startswith("arag-tree://"):
+                    continue  # summaries of the tree belong to no file (knowledge.tree)
                 gone = name not in seen and not Path(name).exists()
                 under_root = any(Path(name).is_relative_to(root) for root in roots) or not roots
                 if gone and under_root:

@@ -24,9 +24,9 @@ LEXICAL_OVERFETCH = 5
 
 
 def as_retrieved(hit: dict) -> dict:
-    """The chunk fields the graph carries, citations show and ``--json`` prints."""
+    """The chunk fields the graph carries, citations show and ``--json`` prints (and its parent, if indexed so)."""
     meta = hit["metadata"] or {}
-    return {
+    chunk = {
         "chunk_id": hit["id"],
         "source": meta.get("source", ""),
         "title": meta.get("title", ""),
@@ -34,6 +34,33 @@ def as_retrieved(hit: dict) -> dict:
         "text": hit["text"],
         "score": round(float(hit["score"]), 4),
     }
+    if meta.get("parent_id"):
+        chunk["parent_id"], chunk["parent_text"] = meta["parent_id"], meta.get("parent_text", "")
+    return chunk
+
+
+def as_parents(chunks: list[dict]) -> list[dict]:
+    """Matched chunks replaced by their parent sections, in order, each parent once.
+
+    A chunk without a parent passes unchanged. The parent takes the place (and scores) of its
+    best-ranked chunk; ``matched`` keeps the chunk's own text.
+
+    Example:
+        >>> a = {"chunk_id": "a", "text": "x", "parent_id": "p", "parent_text": "x y"}
+        >>> b = {"chunk_id": "b", "text": "y", "parent_id": "p", "parent_text": "x y"}
+        >>> [(c["chunk_id"], c["text"]) for c in as_parents([a, {"chunk_id": "c", "text": "z"}, b])]
+        [('a', 'x y'), ('c', 'z')]
+    """
+    seen: set[str] = set()
+    out = []
+    for chunk in chunks:
+        parent = chunk.get("parent_id")
+        if not parent:
+            out.append(chunk)
+        elif parent not in seen:
+            seen.add(parent)
+            out.append({k: v for k, v in chunk.items() if k != "parent_text"} | {"text": chunk["parent_text"], "matched": chunk["text"]})
+    return out
 
 
 def reciprocal_rank_fusion(rankings: list[list[str]], k: int = 60) -> list[tuple[str, float]]:

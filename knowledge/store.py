@@ -74,6 +74,7 @@ class ChunkStore:
         self.dim = dim
         self._client = client
         self._collection = None
+        self._strategy: str | None = None
         #: The Chroma collection: the one the registry's active embedder fills, unless named here.
         self.name = name or ModelRegistry(settings).chroma_collection()
 
@@ -89,7 +90,8 @@ class ChunkStore:
             col = self.client.get_or_create_collection(
                 self.name,
                 embedding_function=None,
-                metadata={"hnsw:space": "cosine", "embedding_model": self.model_id, "dim": self.dim},
+                metadata={"hnsw:space": "cosine", "embedding_model": self.model_id, "dim": self.dim,
+                          "index_strategy": self._strategy or self.settings.index_strategy},
             )
             built_with = (col.metadata or {}).get("embedding_model")
             if built_with not in (None, self.model_id):
@@ -112,6 +114,16 @@ class ChunkStore:
             if self.settings.chroma_url is None:
                 raise
             raise IndexUnavailable(f"the Chroma server at {self.settings.chroma_url} failed ({_reason(exc)})") from exc
+
+    @property
+    def index_strategy(self) -> str:
+        """How the collection was chunked ("chunks" or "parent"), as recorded when it was created."""
+        return (self.collection.metadata or {}).get("index_strategy", "chunks")
+
+    @index_strategy.setter
+    def index_strategy(self, value: str) -> None:
+        """The strategy a collection created from now on records (used on an empty, dropped one)."""
+        self._strategy = value
 
     def drop(self) -> None:
         """Delete the whole Chroma collection (used once its chunks live on in another)."""

@@ -45,13 +45,13 @@ def answer_sub_question(state: RAGState, config: RunnableConfig, *, components: 
     done = list(state.get("sub_answers") or [])
     index = len(done)
     question = fill_placeholders(state["sub_questions"][index], [a["answer"] for a in done])
-    hits, error = search(components, settings, [question], settings.candidates)
+    hits, error, notes = search(components, settings, [question], settings.candidates, state.get("filters"))
     if settings.rerank and len(hits) > 1:
         # The evidence pinned for a hop is what the relevance scorer ranks best for that hop.
         hits = sorted(components.judge_for(settings).judge(question, hits), key=lambda c: -c["relevance"])
     pool = {c["chunk_id"]: c for c in state.get("candidates") or []}
     if index == 0 and not error:
-        for c in search(components, settings, [state["standalone_question"]], POOLED)[0]:
+        for c in search(components, settings, [state["standalone_question"]], POOLED, state.get("filters"))[0]:
             pool.setdefault(c["chunk_id"], c)
     for rank, c in enumerate(hits[:POOLED]):
         entry = pool.setdefault(c["chunk_id"], dict(c))
@@ -75,7 +75,7 @@ def answer_sub_question(state: RAGState, config: RunnableConfig, *, components: 
         "candidates": list(pool.values()),
         "queries": (state.get("queries") or []) + [question],
         "llm_calls": usage.calls,
-        "notes": [f"the document index could not be searched: {error}"] if error else [],
+        "notes": notes,
         "trace": [
             trace_event(
                 "answer_sub_question", started, usage, index=index + 1, question=question, answer=answer,

@@ -87,6 +87,7 @@ def contextualize(state: RAGState, config: RunnableConfig, *, components: Compon
         "route": "index",
         "complex": False,
         "queries": [standalone],
+        "filters": None,
         "sub_questions": [],
         "sub_answers": [],
         "candidates": [],

@@ -4,7 +4,9 @@ The relevance scorer (the collection's trained cross-encoder, else late interact
 embedding model's token vectors) orders the chunks; chunks the grade node already scored keep
 their scores, so only newcomers (web results, chunks of an ungraded run) are scored here. The
 best chunks come first, since small models attend most to the start of their context, and
-chunks are kept while they fit ``context_tokens`` and ``top_k``.
+chunks are kept while they fit ``context_tokens`` and ``top_k``. With ``compression`` on, the
+chunks that could be kept are first cut to their sentences related to the question
+(:mod:`relevance.compression`), so more of them fit.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from langchain_core.runnables import RunnableConfig
 
 from components import Components
 from graphs.state import RAGState
+from knowledge.retriever import as_parents
 from nodes.tracing import trace_event
 
 #: Candidates scored; beyond this the retriever's order is kept.
@@ -50,6 +53,19 @@ def rerank(state: RAGState, config: RunnableConfig, *, components: Components) -
         head.sort(key=lambda d: (not d.get("pinned"), -d["relevance"]))
         documents = head + documents[RERANK_DEPTH:]
         details |= {"scorer": judge.name, "scored_here": len(unscored)}
+    if any(d.get("parent_id") for d in documents):
+        # Parent-document index: the matched chunks were small for precision; the model reads their sections.
+        before = len(documents)
+        documents = as_parents(documents)
+        details["parents"] = {"chunks": before, "parents": len(documents)}
+    if settings.compression and documents:
+        from relevance.compression import compress_documents
+
+        # Only chunks that could reach the answer are compressed; the budget then fits more of them.
+        head, stats = compress_documents(question, documents[: 2 * settings.top_k], components.embedder,
+                                         settings.compression_keep, components.embedder.count_tokens)
+        documents = head + documents[2 * settings.top_k :]
+        details["compression"] = stats
     kept = fit_budget(documents, components.embedder.count_tokens, settings.context_tokens, settings.top_k)
     details["order"] = [{"chunk_id": d["chunk_id"], "title": d["title"], "relevance": d.get("relevance")} for d in kept]
     return {"documents": kept, "trace": [trace_event("rerank", started, **details)]}

@@ -93,6 +93,16 @@ class Settings(BaseSettings):
     )
     embedding_batch_size: int = Field(32, ge=1)
     chunk_tokens: int = Field(200, ge=32, le=512, description="Target chunk size in embedding tokens.")
+    index_strategy: Literal["chunks", "parent"] = Field(
+        "chunks", description="How documents are indexed, recorded per collection at its first ingest: 'chunks' "
+        "(each chunk is what the model reads) or 'parent' (small chunks are matched, their parent section of up to "
+        "parent_tokens is what the model reads)."
+    )
+    tree_search: Literal["collapsed", "traversal", "leaves"] = Field(
+        "collapsed", description="With a summary tree (arag build-tree): 'collapsed' searches chunks and summaries of "
+        "every level together, 'traversal' walks down from the top summaries, 'leaves' ignores the summaries."
+    )
+    parent_tokens: int = Field(512, ge=64, le=4096, description="Parent strategy: size of a parent section in tokens.")
     max_file_mb: float = Field(50.0, gt=0, description="Files larger than this are refused.")
 
     # Retrieval and generation
@@ -113,6 +123,13 @@ class Settings(BaseSettings):
         300, ge=10, le=5000, description="Longer questions are cut to this many words (with a note), so the sources keep "
         "their place in the model's context."
     )
+    compression: bool = Field(
+        False, description="Cut each chunk given to the model down to its sentences most related to the question "
+        "(embedding and word overlap, no LLM call), so more chunks fit the context budget."
+    )
+    compression_keep: float = Field(
+        0.75, gt=0.0, le=1.0, description="Compression keeps sentences scoring at least this share of their chunk's best."
+    )
     history_turns: int = Field(2, ge=0, description="Earlier turns of a thread shown to the model.")
 
     # Agentic techniques; each can also be set for one call through
@@ -127,6 +144,10 @@ class Settings(BaseSettings):
         "sequential", description="Sub-questions answered in turn (each answer feeds the next) or retrieved together."
     )
     max_sub_questions: int = Field(3, ge=2, le=5)
+    self_query: Literal["off", "rules", "llm"] = Field(
+        "rules", description="Metadata filters from the question (title, year, ingest tags): 'rules' (values the "
+        "question names, no LLM call), 'llm' (the model proposes conditions; each is validated), or 'off'."
+    )
     multi_query: int = Field(0, ge=0, le=5, description="Extra rewordings of the question, fused by RRF (0: off).")
     step_back: bool = Field(False, description="Also retrieve for a more generic step-back question.")
     hyde: bool = Field(False, description="Also retrieve with a hypothetical answer passage (HyDE).")
@@ -215,6 +236,7 @@ PROFILES: dict[str, dict] = {
     "naive": {
         "router": "rules", "decompose": "off", "multi_query": 0, "step_back": False, "hyde": False,
         "grader": "off", "web_fallback": False, "rerank": False, "reflect": False, "retrieval": "dense",
+        "self_query": "off", "link_expansion": False,
     },
     "fast": {
         "router": "rules", "decompose": "auto", "multi_query": 0, "step_back": False, "hyde": False,

@@ -41,7 +41,7 @@ def event(out, node, index=0) -> dict:
 
 def test_fast_path_costs_one_llm_call(indexed, embedder):
     out, _ = run(indexed, embedder, [GOOD])
-    assert path(out) == ["contextualize", "route", "transform_query", "retrieve", "grade_documents", "rerank",
+    assert path(out) == ["contextualize", "route", "self_query", "transform_query", "retrieve", "grade_documents", "rerank",
                          "generate", "reflect", "finalize"]
     assert out["llm_calls"] == 1
     assert event(out, "route")["decided_by"] == "rules" and event(out, "route")["route"] == "index"
@@ -90,7 +90,7 @@ def test_sequential_decomposition_feeds_answers_forward(indexed, embedder):
     question = "What language was compiled by the compiler that the woman who led the team built?"
     plan = json.dumps({"sub_questions": ["Who led the team that built the first COBOL compiler?", "What did #1 build?"]})
     out, llm = run(indexed, embedder, [plan, "Grace Hopper", "the first COBOL compiler", GOOD], question=question)
-    assert path(out)[:5] == ["contextualize", "route", "decompose", "answer_sub_question", "answer_sub_question"]
+    assert path(out)[:6] == ["contextualize", "route", "self_query", "decompose", "answer_sub_question", "answer_sub_question"]
     assert event(out, "route")["complex"] is True
     assert event(out, "answer_sub_question", 1)["question"] == "What did Grace Hopper build?"
     assert [a["answer"] for a in out["sub_answers"]] == ["Grace Hopper", "the first COBOL compiler"]
@@ -130,7 +130,7 @@ def test_agentic_profile_runs_every_query_transform(indexed, embedder):
 
 def test_too_few_relevant_without_web_key_retries_the_index_and_notes_it(indexed, embedder):
     out, _ = run(indexed, embedder, ["COBOL compiler team lead", GOOD], relevance_threshold=0.99, max_retries=1)
-    assert path(out) == ["contextualize", "route", "transform_query", "retrieve", "grade_documents", "rewrite_question",
+    assert path(out) == ["contextualize", "route", "self_query", "transform_query", "retrieve", "grade_documents", "rewrite_question",
                          "retrieve", "grade_documents", "rerank", "generate", "reflect", "finalize"]
     assert event(out, "rewrite_question")["web_skipped"] == "no Tavily API key configured (set TAVILY_API_KEY)"
     assert "web search skipped: no Tavily API key configured (set TAVILY_API_KEY)" in out["notes"]

@@ -129,7 +129,7 @@ def test_graph_page_highlights_the_path_and_shows_each_nodes_state(web_env):
     assert not at.exception and not at.error
     dot = at.get("graphviz_chart")[0].proto.spec
     assert 'fillcolor="#fde68a"' in dot and '"generate"' in dot  # visited nodes are filled
-    assert any(c.value.startswith("Path: contextualize → route") for c in at.caption)
+    assert any(c.value.startswith("Path: contextualize → route → self_query") for c in at.caption)
     labels = [e.label for e in at.expander]
     assert any(label.startswith("#1 contextualize") for label in labels) and any("generate" in label for label in labels)
     assert len(at.json) >= 3  # decision, output and input of the first node
