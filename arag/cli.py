@@ -284,7 +284,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from components import Components
     from evaluation.configs import ConfigError, load_configs, select
     from evaluation.datasets import DatasetError, load_dataset
-    from evaluation.runner import EvalRun, RunExists, index_corpus, markdown_table, run_eval
+    from evaluation.runner import EvalIndexes, EvalRun, RunExists, markdown_table, run_eval
 
     if args.limit is not None and args.limit < 1:
         raise UsageError("--limit must be 1 or more")
@@ -295,21 +295,23 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     settings = _settings(args)
     out_dir = Path(args.out) if args.out else Path("arag-eval") / dataset.name
-    prefix = None
     if dataset.corpus is not None:
-        print(f"Indexing the {len(dataset.corpus)} documents of {dataset.name} into their own collection …", file=sys.stderr)
-        settings, ingestor, prefix = index_corpus(settings, dataset, progress=not args.quiet)
-        parts = Components(settings, embedder=ingestor.embedder, store=ingestor.store)
+        print(f"Indexing the {len(dataset.corpus)} documents of {dataset.name} into a collection of their own …",
+              file=sys.stderr)
+        indexes = EvalIndexes(settings, dataset, progress=not args.quiet)
     else:
         parts = Components(settings)
         if parts.store.count() == 0:
             raise UsageError(f"{dataset.name} has no documents of its own and collection {settings.collection!r} is empty: "
                              "ingest the documents its questions are about first")
+        indexes = EvalIndexes(settings, dataset, components=parts)
     run = EvalRun(out_dir, dataset, configs, args.limit, llm=settings.llm)
     try:
-        summary = run_eval(run, parts, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet, prefix=prefix,
+        summary = run_eval(run, indexes, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet,
                            answer_style=args.answer_style)
     except RunExists as exc:
+        raise UsageError(str(exc)) from None
+    except ValueError as exc:
         raise UsageError(str(exc)) from None
     failed = sum(r["failed"] for r in summary)
     print(f"\n{dataset.name} ({dataset.format}), {len(run.questions)} questions\n")

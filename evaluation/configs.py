@@ -35,7 +35,7 @@ def load_configs(path: Path | None = None) -> dict[str, dict]:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
     configs = {}
-    known = set(Settings.model_fields) | {"profile"}
+    known = set(Settings.model_fields) | {"profile", "tree"}
     for name, table in data.items():
         if not isinstance(table, dict):
             raise ConfigError(f"{path}: {name!r} must be a table ([{name}]) of settings")
@@ -45,7 +45,7 @@ def load_configs(path: Path | None = None) -> dict[str, dict]:
         if "profile" in table and table["profile"] not in PROFILES:
             raise ConfigError(f"{path}: configuration {name!r} names unknown profile {table['profile']!r}")
         try:
-            Settings().for_run({"configurable": table})
+            Settings().for_run({"configurable": {k: v for k, v in table.items() if k != "tree"}})
         except ValueError as exc:
             raise ConfigError(f"{path}: configuration {name!r} is invalid: {exc}") from exc
         configs[name] = dict(table)

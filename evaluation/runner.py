@@ -22,6 +22,7 @@ never touched.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import resource
 import statistics
@@ -39,7 +40,7 @@ from evaluation.metrics import contains_answer, exact_match, ndcg_at, recall_at,
 QUALITY_KEYS = ("em", "f1", "contains", "cited_support")
 RETRIEVAL_KEYS = ("first_recall@2", "first_recall@10", "first_ndcg@10", "context_recall@2", "context_recall@10",
                   "context_ndcg@10")
-COST_KEYS = ("llm_calls", "prompt_tokens", "completion_tokens")
+COST_KEYS = ("context_words", "llm_calls", "prompt_tokens", "completion_tokens")
 
 
 class RunExists(RuntimeError):
@@ -72,19 +73,41 @@ def peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
-def eval_collection(dataset: EvalDataset) -> str:
-    """The collection that holds a dataset's own corpus: named by its content, shared by later runs."""
-    return f"eval-{dataset.corpus_hash()}"
+#: Configuration keys that change the index itself; configurations that differ in them get their own index.
+INDEX_KEYS = ("index_strategy", "chunk_tokens", "parent_tokens", "tree")
 
 
-def index_corpus(settings, dataset: EvalDataset, progress: bool = True):
-    """Ingest the dataset's corpus into its own collection (unchanged text is not embedded again).
+def index_spec(overrides: dict) -> dict:
+    return {k: overrides[k] for k in INDEX_KEYS if k in overrides}
 
-    Returns (settings for that collection, ingestor, {chunk source: document id}).
-    """
+
+def eval_collection(dataset: EvalDataset, spec: dict | None = None) -> str:
+    """The collection that holds a dataset's own corpus (indexed as ``spec`` says): named by content, shared by later runs."""
+    name = f"eval-{dataset.corpus_hash()}"
+    if spec:
+        name += "-" + hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:8]
+    return name
+
+
+@dataclass
+class Indexed:
+    """An index a configuration runs on: its parts, how chunk sources map to document ids, what building it cost."""
+
+    components: object
+    prefix: str | None = None
+    chunk_docs: dict = field(default_factory=dict)
+    cost: dict = field(default_factory=dict)
+
+
+def index_corpus(settings, dataset: EvalDataset, progress: bool = True, spec: dict | None = None, llm=None) -> Indexed:
+    """Ingest the dataset's corpus into a collection of its own (unchanged text is not embedded again), as ``spec``
+    says (index strategy, chunk sizes, a summary tree); return it with its build cost."""
+    from components import Components
     from knowledge.ingest import Ingestor
 
-    settings = settings.model_copy(update={"collection": eval_collection(dataset)})
+    spec = spec or {}
+    settings = settings.model_copy(update={"collection": eval_collection(dataset, spec),
+                                           **{k: v for k, v in spec.items() if k != "tree"}})
     corpus_file = settings.data_dir / "eval" / f"{dataset.corpus_hash()}.jsonl"
     corpus_file.parent.mkdir(parents=True, exist_ok=True)
     if not corpus_file.exists():
@@ -96,8 +119,42 @@ def index_corpus(settings, dataset: EvalDataset, progress: bool = True):
     report = ingestor.ingest([corpus_file], progress=progress)
     if report.failures:
         raise RuntimeError(f"indexing the dataset's documents failed: {report.failures[0]}")
+    parts = Components(settings, llm=llm, embedder=ingestor.embedder, store=ingestor.store)
+    cost = {"chunks": ingestor.store.count(), "ingest_s": round(report.seconds, 1), "ingest_llm_calls": 0}
+    if spec.get("tree"):
+        from knowledge.tree import build_tree
+
+        tree = build_tree(ingestor.store, ingestor.embedder, parts.llm, progress=progress)
+        cost |= {"chunks": ingestor.store.count(), "ingest_llm_calls": tree.llm_calls, "tree_s": round(tree.seconds, 1),
+                 "tree_levels": tree.levels}
     prefix = f"{corpus_file.resolve()}#"
-    return settings, ingestor, prefix
+    chunk_docs = {cid: _doc_id(m.get("source", ""), prefix) for cid, m in ingestor.store.iter_metadata()}
+    return Indexed(parts, prefix, chunk_docs, cost)
+
+
+class EvalIndexes:
+    """The index each configuration runs on, built once per distinct index spec.
+
+    A dataset with its own corpus gets it indexed as each configuration says; otherwise every
+    configuration asks the given collection (``components``), which cannot change its indexing.
+    """
+
+    def __init__(self, settings, dataset: EvalDataset, components=None, llm=None, progress: bool = True):
+        self.settings, self.dataset, self.llm, self.progress = settings, dataset, llm, progress
+        self.given = Indexed(components) if components is not None else None
+        self.built: dict[str, Indexed] = {}
+
+    def for_config(self, overrides: dict) -> Indexed:
+        spec = index_spec(overrides)
+        if self.dataset.corpus is None:
+            if spec:
+                raise ValueError(f"{self.dataset.name} has no documents of its own, so a configuration cannot change "
+                                 f"how they are indexed ({', '.join(spec)})")
+            return self.given
+        key = json.dumps(spec, sort_keys=True)
+        if key not in self.built:
+            self.built[key] = index_corpus(self.settings, self.dataset, self.progress, spec, self.llm)
+        return self.built[key]
 
 
 def _doc_id(source: str, prefix: str | None) -> str:
@@ -128,6 +185,7 @@ def score_record(out: dict, question, chunk_docs: dict[str, str], prefix: str | 
             row[f"{name}_recall@2"] = recall_at(docs, question.relevant, 2)
             row[f"{name}_recall@10"] = recall_at(docs, question.relevant, 10)
             row[f"{name}_ndcg@10"] = round(ndcg_at(docs, question.relevant), 4)
+    row["context_words"] = sum(len(d.get("text", "").split()) for d in out.get("documents") or [])
     row["llm_calls"] = out.get("llm_calls", 0)
     row["prompt_tokens"] = sum(e.get("prompt_tokens", 0) for e in trace)
     row["completion_tokens"] = sum(e.get("completion_tokens", 0) for e in trace)
@@ -135,8 +193,9 @@ def score_record(out: dict, question, chunk_docs: dict[str, str], prefix: str | 
     return row
 
 
-def summarize(records: list[dict], configs: list[tuple[str, dict]], peaks: dict[str, float]) -> list[dict]:
-    """One row per configuration: means over the questions that ran, failures counted."""
+def summarize(records: list[dict], configs: list[tuple[str, dict]], peaks: dict[str, float],
+              costs: dict[str, dict] | None = None) -> list[dict]:
+    """One row per configuration: means over the questions that ran, failures counted, index build cost."""
     rows = []
     for name, _ in configs:
         mine = [r for r in records if r["config"] == name]
@@ -149,6 +208,8 @@ def summarize(records: list[dict], configs: list[tuple[str, dict]], peaks: dict[
         row["median_s"] = round(statistics.median(seconds), 2) if seconds else None
         row["p95_s"] = round(seconds[min(len(seconds) - 1, round(0.95 * (len(seconds) - 1)))], 2) if seconds else None
         row["peak_rss_mb"] = peaks.get(name)
+        cost = (costs or {}).get(name) or {}
+        row["index_chunks"], row["ingest_llm_calls"] = cost.get("chunks"), cost.get("ingest_llm_calls")
         rows.append(row)
     return rows
 
@@ -156,9 +217,11 @@ def summarize(records: list[dict], configs: list[tuple[str, dict]], peaks: dict[
 COLUMNS = [("config", "configuration"), ("questions", "questions"), ("failed", "failed"), ("em", "EM"), ("f1", "F1"),
            ("contains", "contains gold"), ("cited_support", "citations support answer"),
            ("first_recall@2", "first R@2"), ("first_recall@10", "first R@10"), ("first_ndcg@10", "first nDCG@10"),
-           ("context_recall@10", "context R@10"), ("context_ndcg@10", "context nDCG@10"), ("llm_calls", "LLM calls"),
+           ("context_recall@10", "context R@10"), ("context_ndcg@10", "context nDCG@10"),
+           ("context_words", "words given to the model"), ("llm_calls", "LLM calls"),
            ("prompt_tokens", "prompt tokens"), ("completion_tokens", "completion tokens"), ("median_s", "median s"),
-           ("p95_s", "p95 s"), ("peak_rss_mb", "peak RSS MiB")]
+           ("p95_s", "p95 s"), ("peak_rss_mb", "peak RSS MiB"), ("index_chunks", "chunks indexed"),
+           ("ingest_llm_calls", "LLM calls at ingest")]
 
 
 def markdown_table(summary: list[dict]) -> str:
@@ -204,8 +267,8 @@ def plot(summary: list[dict], path: Path) -> Path | None:
     return path
 
 
-def run_eval(run: EvalRun, components, *, resume: bool = False, overwrite: bool = False, progress: bool = True,
-             prefix: str | None = None, answer_style: str = "auto") -> list[dict]:
+def run_eval(run: EvalRun, indexes: EvalIndexes, *, resume: bool = False, overwrite: bool = False, progress: bool = True,
+             answer_style: str = "auto") -> list[dict]:
     """Run every configuration over the questions; write records, results, table and plot; return the summary.
 
     ``answer_style`` "auto" asks for short answers when the dataset has gold answers (they are
@@ -237,16 +300,18 @@ def run_eval(run: EvalRun, components, *, resume: bool = False, overwrite: bool 
         records_file.unlink()
     meta_file.write_text(json.dumps(meta, indent=2) + "\n")
 
-    chunk_docs = {}
-    if prefix and any(q.relevant for q in run.questions):
-        chunk_docs = {cid: _doc_id(m.get("source", ""), prefix) for cid, m in components.store.iter_metadata()}
-    graph = build_graph(components=components)
+    graphs: dict[int, object] = {}
     peaks: dict[str, float] = {}
+    costs: dict[str, dict] = {}
     total = len(run.configs) * len(run.questions)
     bar = tqdm(total=total, desc="eval", unit="question", disable=not progress)
     with records_file.open("a", encoding="utf-8") as sink:
         for name, overrides in run.configs:
             bar.set_postfix_str(name)
+            indexed = indexes.for_config(overrides)
+            costs[name] = indexed.cost
+            graph = graphs.setdefault(id(indexed), build_graph(components=indexed.components))
+            settings_only = {k: v for k, v in overrides.items() if k != "tree"}
             for question in run.questions:
                 if (name, question.id) in done:
                     bar.update()
@@ -255,9 +320,9 @@ def run_eval(run: EvalRun, components, *, resume: bool = False, overwrite: bool 
                           "relevant": sorted(question.relevant)}
                 started = time.perf_counter()
                 try:
-                    configurable = {"answer_style": answer_style, **overrides}
+                    configurable = {"answer_style": answer_style, **settings_only}
                     state = graph.invoke({"question": question.question}, {"configurable": configurable})
-                    record |= {"status": "ok", **score_record(state, question, chunk_docs, prefix)}
+                    record |= {"status": "ok", **score_record(state, question, indexed.chunk_docs, indexed.prefix)}
                 except Exception as exc:  # noqa: BLE001 - any failure is recorded and the run goes on
                     record |= {"status": "failed", "error": f"{type(exc).__name__}: {exc}",
                                "where": traceback.format_exc(limit=-1).strip().splitlines()[-2:]}
@@ -269,7 +334,7 @@ def run_eval(run: EvalRun, components, *, resume: bool = False, overwrite: bool 
             peaks[name] = peak_rss_mb()
     bar.close()
     run.records = [done[(name, q.id)] for name, _ in run.configs for q in run.questions if (name, q.id) in done]
-    summary = summarize(run.records, run.configs, peaks)
+    summary = summarize(run.records, run.configs, peaks, costs)
     (out / "summary.md").write_text(
         f"# {run.dataset.name}: {len(run.questions)} questions\n\n{markdown_table(summary)}", encoding="utf-8")
     plot(summary, out / "quality_vs_cost.png")

@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 from components import Components
 from graphs.state import RAGState
 from knowledge.filters import rule_filters, validate
+from knowledge.store import IndexUnavailable
 from llms.structured import ask_json
 from llms.usage import LLMUsage
 from nodes.tracing import trace_event
@@ -45,8 +46,13 @@ def self_query(state: RAGState, config: RunnableConfig, *, components: Component
     details: dict = {"mode": settings.self_query}
     notes: list[str] = []
     where = None
+    schema: dict = {}
     if settings.self_query != "off":
-        schema = components.filter_schema()
+        try:
+            with components.store.reachable():
+                schema = components.filter_schema()
+        except IndexUnavailable as exc:  # retrieval will say so; no filter can be checked without the index
+            details["error"] = str(exc)
         details["fields"] = sorted(schema)
         if schema:
             if settings.self_query == "llm":

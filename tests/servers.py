@@ -28,7 +28,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _stop(proc: subprocess.Popen) -> None:
+def stop(proc: subprocess.Popen) -> None:
+    """End a process this test started, by its PID: politely, then for sure."""
     if proc.poll() is None:
         proc.terminate()
         try:
@@ -38,11 +39,12 @@ def _stop(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
-def _wait(ready, proc: subprocess.Popen, log: Path, what: str, seconds: float = 60) -> None:
+def wait_until(ready, proc: subprocess.Popen, log: Path, what: str, seconds: float = 60) -> None:
+    """Poll ``ready()`` until it holds; a process that dies or a deadline that passes fails the test with its log."""
     deadline = time.monotonic() + seconds
     while not ready():
         if proc.poll() is not None or time.monotonic() > deadline:
-            _stop(proc)
+            stop(proc)
             raise AssertionError(f"{what} did not start:\n{log.read_text(errors='replace')[-2000:]}")
         time.sleep(0.3)
 
@@ -59,17 +61,18 @@ def chroma_server(folder: Path):
                             stdout=log.open("w"), stderr=subprocess.STDOUT, env={**os.environ, "ANONYMIZED_TELEMETRY": "False"})
     url = f"http://127.0.0.1:{port}"
 
-    def ready() -> bool:
-        try:
-            return urllib.request.urlopen(f"{url}/api/v2/heartbeat", timeout=1).status == 200
-        except OSError:
-            return False
-
-    _wait(ready, proc, log, "the Chroma server")
+    wait_until(lambda: http_ok(f"{url}/api/v2/heartbeat"), proc, log, "the Chroma server")
     try:
         yield url, proc
     finally:
-        _stop(proc)
+        stop(proc)
+
+
+def http_ok(url: str) -> bool:
+    try:
+        return urllib.request.urlopen(url, timeout=2).status == 200
+    except OSError:
+        return False
 
 
 def _postgres_bin() -> Path | None:
@@ -118,8 +121,8 @@ def postgres_server(folder: Path):
                                "-c", "CREATE DATABASE arag"], capture_output=True, text=True)
         return done.returncode == 0 or "already exists" in done.stderr
 
-    _wait(ready, proc, log, "PostgreSQL")
+    wait_until(ready, proc, log, "PostgreSQL")
     try:
         yield f"postgresql://arag@127.0.0.1:{port}/arag"
     finally:
-        _stop(proc)
+        stop(proc)

@@ -162,33 +162,30 @@ def test_configuration_files_are_checked(tmp_path):
 
 
 @pytest.fixture
-def hotpot_run(tmp_path, settings, embedder):
-    from components import Components
-    from evaluation.runner import index_corpus
-
-    data = load_dataset(write_jsonl(tmp_path / "hotpot.jsonl", HOTPOT))
-    eval_settings, ingestor, prefix = index_corpus(settings, data, progress=False)
-    return data, eval_settings, ingestor, prefix
+def hotpot(tmp_path, settings):
+    return settings, load_dataset(write_jsonl(tmp_path / "hotpot.jsonl", HOTPOT))
 
 
-def test_eval_run_writes_records_table_and_plot_and_resumes(tmp_path, hotpot_run):
-    from components import Components
-    from evaluation.runner import EvalRun, RunExists, run_eval
+def test_eval_run_writes_records_table_and_plot_and_resumes(tmp_path, hotpot):
+    from evaluation.runner import EvalIndexes, EvalRun, RunExists, run_eval
 
-    data, settings, ingestor, prefix = hotpot_run
-    assert settings.collection.startswith("eval-") and ingestor.store.count() == 6
-    configs = select(load_configs(), "naive,fast")
+    settings, data = hotpot
     llm = ScriptedChatModel(default="Mara Olsen [1]")
-    parts = Components(settings, llm=llm, embedder=ingestor.embedder, store=ingestor.store)
+    indexes = EvalIndexes(settings, data, llm=llm, progress=False)
+    configs = select(load_configs(), "naive,fast")
     out = tmp_path / "run"
-    summary = run_eval(EvalRun(out, data, configs, limit=2), parts, progress=False, prefix=prefix)
+    summary = run_eval(EvalRun(out, data, configs, limit=2), indexes, progress=False)
+    indexed = indexes.for_config({})
+    assert indexed.components.settings.collection.startswith("eval-") and indexed.components.store.count() == 6
+    assert settings.collection == "documents"  # the user's collection is untouched
     assert [row["config"] for row in summary] == ["naive", "fast"]
     naive = summary[0]
     assert naive["questions"] == 2 and naive["failed"] == 0 and naive["llm_calls"] == 1.0
     # q1 answered exactly; q2 ("1921") not: EM 0.5, contains 0.5
     assert naive["em"] == 0.5 and naive["contains"] == 0.5
     assert 0 < naive["first_recall@10"] <= 1 and 0 < naive["context_ndcg@10"] <= 1
-    assert naive["median_s"] > 0 and naive["peak_rss_mb"] > 100
+    assert naive["median_s"] > 0 and naive["peak_rss_mb"] > 100 and naive["context_words"] > 10
+    assert naive["index_chunks"] == 6 and naive["ingest_llm_calls"] == 0
     results = json.loads((out / "results.json").read_text())
     records = results["records"]
     assert len(records) == 4 and {r["config"] for r in records} == {"naive", "fast"}
@@ -197,7 +194,7 @@ def test_eval_run_writes_records_table_and_plot_and_resumes(tmp_path, hotpot_run
     assert first["relevant"] == ["Harbour Lighthouse", "Mara Olsen"]
     # [1] supports "Mara Olsen" exactly when the first source given to the model names her.
     given = next(e for e in first["trace"] if e["node"] == "retrieve")["ranking"][0]
-    first_source_names_her = "Mara Olsen" in ingestor.store.collection.get(ids=[given])["documents"][0]
+    first_source_names_her = "Mara Olsen" in indexed.components.store.collection.get(ids=[given])["documents"][0]
     assert first["cited_support"] == float(first_source_names_her)
     table = (out / "summary.md").read_text()
     assert "| naive | 2 | 0 |" in table and "context nDCG@10" in table
@@ -205,26 +202,43 @@ def test_eval_run_writes_records_table_and_plot_and_resumes(tmp_path, hotpot_run
 
     # A second run into the same folder must say how to proceed.
     with pytest.raises(RunExists, match="--resume"):
-        run_eval(EvalRun(out, data, configs, limit=3), parts, progress=False, prefix=prefix)
+        run_eval(EvalRun(out, data, configs, limit=3), indexes, progress=False)
     # Resuming with one more question asks only that question of each configuration.
     calls_before = len(llm.prompts)
-    summary = run_eval(EvalRun(out, data, configs, limit=3), parts, resume=True, progress=False, prefix=prefix)
+    summary = run_eval(EvalRun(out, data, configs, limit=3), indexes, resume=True, progress=False)
     assert [row["questions"] for row in summary] == [3, 3]
     asked = llm.prompts[calls_before:]
     assert asked and all("What fuel replaced whale oil" in p for p in asked)
     assert len((out / "records.jsonl").read_text().splitlines()) == 6
 
 
-def test_a_failing_question_is_recorded_and_the_run_goes_on(tmp_path, hotpot_run):
-    from components import Components
-    from evaluation.runner import EvalRun, run_eval
+def test_configurations_that_index_differently_get_their_own_index(tmp_path, hotpot):
+    from evaluation.runner import EvalIndexes, EvalRun, run_eval
+
+    settings, data = hotpot
+    llm = ScriptedChatModel(default="Mara Olsen [1]")
+    indexes = EvalIndexes(settings, data, llm=llm, progress=False)
+    configs = [("plain", {"profile": "naive"}), ("tree", {"profile": "naive", "tree": True}),
+               ("parent", {"profile": "naive", "index_strategy": "parent", "chunk_tokens": 32})]
+    summary = {r["config"]: r for r in run_eval(EvalRun(tmp_path / "v", data, configs, limit=1), indexes, progress=False)}
+    names = {key: i.components.settings.collection for key, i in indexes.built.items()}
+    assert len(set(names.values())) == 3
+    assert summary["plain"]["ingest_llm_calls"] == 0 and summary["tree"]["ingest_llm_calls"] >= 1
+    assert summary["tree"]["index_chunks"] > summary["plain"]["index_chunks"]  # the summaries joined the chunks
+    parent = indexes.for_config({"index_strategy": "parent", "chunk_tokens": 32})
+    assert parent.components.store.index_strategy == "parent"
+    assert all(r["failed"] == 0 for r in summary.values())
+
+
+def test_a_failing_question_is_recorded_and_the_run_goes_on(tmp_path, hotpot):
+    from evaluation.runner import EvalIndexes, EvalRun, run_eval
     from llms.gguf import ModelUnavailable
 
-    data, settings, ingestor, prefix = hotpot_run
+    settings, data = hotpot
     llm = ScriptedChatModel(script=["Mara Olsen [1].", ModelUnavailable("local-1.5b.gguf is missing"), "Kerosene [1]."])
-    parts = Components(settings, llm=llm, embedder=ingestor.embedder, store=ingestor.store)
     out = tmp_path / "failing"
-    summary = run_eval(EvalRun(out, data, select(load_configs(), "naive")), parts, progress=False, prefix=prefix)
+    summary = run_eval(EvalRun(out, data, select(load_configs(), "naive")), EvalIndexes(settings, data, llm=llm, progress=False),
+                       progress=False)
     assert summary[0]["questions"] == 3 and summary[0]["failed"] == 1
     records = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
     assert [r["status"] for r in records] == ["ok", "failed", "ok"]

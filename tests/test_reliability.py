@@ -24,7 +24,7 @@ from langchain_core.messages import AIMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from openai_double import OpenAIDouble
 from scripted_llm import ScriptedChatModel
-from servers import chroma_server, free_port, postgres_server
+from servers import chroma_server, free_port, http_ok, postgres_server, stop, wait_until
 
 from components import Components
 from graphs import build_graph
@@ -78,7 +78,11 @@ def test_every_part_works_against_a_chroma_server_and_survives_losing_it(tmp_pat
         out = graph.invoke({"question": "Who designed the Harbour Lighthouse?"})
         assert out["citations"] and out["citations"][0]["title"] == "Harbour Lighthouse"
         hybrid = next(e for e in out["trace"] if e["node"] == "retrieve")
-        assert hybrid["retrieval"] == "hybrid" and hybrid["found"] == 3
+        # The question names a title: the filter taken from it runs on the server too.
+        assert hybrid["retrieval"] == "hybrid" and hybrid["where"] == {"title": {"$eq": "Harbour Lighthouse"}}
+        assert hybrid["found"] == 1
+        unfiltered = graph.invoke({"question": "Who designed the Harbour Lighthouse?"}, {"configurable": {"self_query": "off"}})
+        assert next(e for e in unfiltered["trace"] if e["node"] == "retrieve")["found"] == 3
         server.terminate()
         server.wait(timeout=20)
         # The server is gone: a clear note, and the graph still answers (here: that it found nothing).
@@ -293,27 +297,14 @@ def test_langgraph_dev_serves_the_graph_over_http(tmp_path, settings, embedder):
                                  "--port", str(port), "--config", str(REPO / "langgraph.json")],
                                 cwd=REPO, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
         try:
-            deadline = time.monotonic() + 90
-            while True:
-                try:
-                    if urllib.request.urlopen(f"http://127.0.0.1:{port}/ok", timeout=2).status == 200:
-                        break
-                except OSError:
-                    pass
-                assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-2000:]
-                time.sleep(0.5)
+            wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/ok"), proc, log, "langgraph dev", seconds=90)
             request = urllib.request.Request(
                 f"http://127.0.0.1:{port}/runs/wait", method="POST", headers={"Content-Type": "application/json"},
                 data=json.dumps({"assistant_id": "arag", "input": {"question": "Who designed the Harbour Lighthouse?"},
                                  "config": {"configurable": {"reflect": False}}}).encode())
             out = json.loads(urllib.request.urlopen(request, timeout=120).read())
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop(proc)
     assert out["answer"] == "Mara Olsen designed it [1]."
     assert out["citations"][0]["title"] == "Harbour Lighthouse"
     assert [e["node"] for e in out["trace"]][-1] == "finalize"

@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from conftest import REPO
 from openai_double import OpenAIDouble
+from servers import free_port, http_ok, stop, wait_until
 
 APP = REPO / "ui" / "app.py"
 DOCS = {
@@ -168,12 +167,6 @@ def test_knowledge_page_ingests_uploads_safely_lists_and_removes(web_env, tmp_pa
 # --- the real app in a real browser -------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _browser():
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     driver = shutil.which("chromedriver")
@@ -193,7 +186,7 @@ def _browser():
 @pytest.fixture
 def served_app(web_env, tmp_path):
     env, llm, _ = web_env
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "arag", "ui", "--port", str(port)],
         env={**os.environ, **env, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"},
@@ -201,24 +194,10 @@ def served_app(web_env, tmp_path):
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                    break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError("streamlit did not start:\n" + (tmp_path / "streamlit.log").read_text()[-2000:])
-            time.sleep(0.5)
+        wait_until(lambda: http_ok(f"{url}/_stcore/health"), proc, tmp_path / "streamlit.log", "the web app")
         yield url, llm
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
 
 
 def test_real_browser_asks_and_gets_a_cited_streamed_answer(served_app, tmp_path):

@@ -62,6 +62,15 @@ def app() -> App:
     return _build(settings.model_dump_json())
 
 
+def open_page() -> App:
+    """The app's parts, or a readable error and the end of the page when they cannot be built."""
+    try:
+        return app()
+    except Exception as exc:  # noqa: BLE001 - a page shows a message, never a traceback
+        st.error(f"The app could not start: {readable(exc)}")
+        st.stop()
+
+
 def reset() -> None:
     """Forget the built parts, e.g. after the embedding model in use changed."""
     _build.clear()

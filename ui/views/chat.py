@@ -8,7 +8,7 @@ import re
 
 import streamlit as st
 
-from ui.shell import app, readable, sidebar_settings
+from ui.shell import open_page, readable, sidebar_settings
 
 #: Trace details worth a word in the live status, per node.
 STATUS_KEYS = ("route", "reason", "found", "kept", "scorer", "verdict", "support", "index", "question", "answer",
@@ -142,11 +142,7 @@ def thread_picker(shell) -> str:
 
 
 def main() -> None:
-    try:
-        shell = app()
-    except Exception as exc:  # noqa: BLE001
-        st.error(f"The app could not start: {readable(exc)}")
-        st.stop()
+    shell = open_page()
     thread = thread_picker(shell)
     overrides = sidebar_settings(shell.settings)
     st.title("Ask your documents")

@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ui.shell import app, readable, sidebar_settings
+from ui.shell import open_page, sidebar_settings
 
 
 def main() -> None:
     from arag.drawing import to_dot
     from components.conversations import run_steps
 
-    try:
-        shell = app()
-    except Exception as exc:  # noqa: BLE001
-        st.error(f"The app could not start: {readable(exc)}")
-        st.stop()
+    shell = open_page()
     sidebar_settings(shell.settings)
     st.title("How a question runs")
     threads = [t for t in shell.threads.list() if t["turns"]]

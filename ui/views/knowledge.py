@@ -13,7 +13,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from ui.shell import app, readable, reset, sidebar_settings
+from ui.shell import open_page, readable, reset, sidebar_settings
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._ -]")
 
@@ -185,11 +185,7 @@ def models(shell) -> None:
 
 
 def main() -> None:
-    try:
-        shell = app()
-    except Exception as exc:  # noqa: BLE001
-        st.error(f"The app could not start: {readable(exc)}")
-        st.stop()
+    shell = open_page()
     sidebar_settings(shell.settings)
     st.title("Knowledge base")
     try:
