@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: install system-deps demo test bench bench-training clean
+.PHONY: install system-deps demo test bench bench-training bench-eval clean
 
 install: $(STAMP)
 
@@ -48,6 +48,20 @@ bench: install
 # Trains an embedder and a reranker on the HotpotQA pool and compares every scorer (about 1.5 h on 2 cores).
 bench-training: install
 	$(PY) bench/trained_retrieval.py
+
+# arag eval on HotpotQA and on the tutorial pages: configurations and indexing strategies (about 45 min).
+EVAL_OUT ?= /tmp/arag-bench-eval
+HOTPOT ?= ../shared/data/hotpotqa/dev-250.jsonl
+bench-eval: install
+	$(VENV)/bin/arag --data-dir $(EVAL_OUT)/data eval --dataset $(HOTPOT) --configs naive,agentic --limit 20 --out $(EVAL_OUT)/configs --overwrite
+	$(VENV)/bin/arag --data-dir $(EVAL_OUT)/data eval --dataset $(HOTPOT) --config-file bench/indexing_configs.toml --configs chunks,compression,parent --limit 20 --out $(EVAL_OUT)/indexing-hotpotqa --overwrite
+	$(PY) bench/tutorial_qa.py $(EVAL_OUT)/tutorial-qa.jsonl
+	$(VENV)/bin/arag --data-dir $(EVAL_OUT)/data eval --dataset $(EVAL_OUT)/tutorial-qa.jsonl --config-file bench/indexing_configs.toml --configs chunks,compression,parent,tree --out $(EVAL_OUT)/indexing-tutorial --overwrite
+	for run in configs indexing-hotpotqa indexing-tutorial; do \
+	  cp $(EVAL_OUT)/$$run/summary.md bench/results/eval-$$run.md; \
+	  $(PY) -c "import json,sys; r=json.load(open(sys.argv[1])); json.dump({k: r[k] for k in ('meta','date','summary')}, open(sys.argv[2],'w'), indent=1)" $(EVAL_OUT)/$$run/results.json bench/results/eval-$$run.json; \
+	  cp $(EVAL_OUT)/$$run/quality_vs_cost.png bench/results/eval-$$run.png; \
+	done
 
 clean:
 	rm -rf $(VENV) .arag

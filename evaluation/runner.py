@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import platform
 import resource
 import statistics
 import time
@@ -64,8 +66,20 @@ class EvalRun:
 
     def meta(self) -> dict:
         return {"dataset": self.dataset.name, "format": self.dataset.format, "corpus": self.dataset.corpus_hash(),
-                "llm": self.llm,
+                "llm": self.llm, "machine": machine(),
                 "questions": [q.id for q in self.questions], "configs": dict(self.configs)}
+
+
+def machine() -> dict:
+    """The CPU, cores, memory and Python a run was measured with."""
+    cpu = platform.processor() or "unknown"
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        cpu = next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(memory, 1), "python": platform.python_version()}
 
 
 def peak_rss_mb() -> float:
