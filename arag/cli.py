@@ -10,7 +10,6 @@ import argparse
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "python-tutorial"
