@@ -11,7 +11,7 @@ why, so nothing a model (or a question) writes reaches Chroma unchecked.
 Example:
     >>> schema = {"year": {"type": "int", "values": [2022, 2023]}, "team": {"type": "str", "values": ["hr", "sales"]}}
     >>> rule_filters("What did the 2023 HR handbook say about leave?", schema)
-    [{'field': 'year', 'op': '$eq', 'value': 2023}, {'field': 'team', 'op': '$eq', 'value': 'hr'}]
+    [{'field': 'team', 'op': '$eq', 'value': 'hr'}, {'field': 'year', 'op': '$eq', 'value': 2023}]
     >>> validate([{"field": "year", "op": "$gte", "value": 2023}, {"field": "salary", "op": "$eq", "value": 1}], schema)
     ({'year': {'$gte': 2023}}, ["unknown field 'salary'"])
 """
@@ -61,7 +61,7 @@ def rule_filters(question: str, schema: dict[str, dict]) -> list[dict]:
     """Conditions the question states plainly: a year it names, a tag value it names, a title it names."""
     conditions = []
     lowered = question.lower()
-    for field, spec in schema.items():
+    for field, spec in sorted(schema.items()):  # a stable order, so the same question gives the same filter
         if spec["type"] == "int":
             named = [v for v in spec["values"] if re.search(rf"(?<!\d){v}(?!\d)", question)]
         elif field == "title":
