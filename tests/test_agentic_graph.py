@@ -129,7 +129,7 @@ def test_agentic_profile_runs_every_query_transform(indexed, embedder):
 
 
 def test_too_few_relevant_without_web_key_retries_the_index_and_notes_it(indexed, embedder):
-    out, _ = run(indexed, embedder, ["COBOL compiler team lead", GOOD], relevance_threshold=0.99, max_retries=1)
+    out, _ = run(indexed, embedder, ["COBOL compiler team lead", GOOD], relevance_threshold=1.0, max_retries=1)
     assert path(out) == ["contextualize", "route", "self_query", "transform_query", "retrieve", "grade_documents", "rewrite_question",
                          "retrieve", "grade_documents", "rerank", "generate", "reflect", "finalize"]
     assert event(out, "rewrite_question")["web_skipped"] == "no Tavily API key configured (set TAVILY_API_KEY)"
@@ -147,7 +147,7 @@ def test_web_fallback_over_http_adds_citable_web_sources(indexed, embedder):
     results = [{"title": "COBOL history", "url": "https://example.org/cobol",
                 "content": "The first COBOL compiler was built by a team led by Grace Hopper in 1959.", "score": 0.9}]
     with TavilyDouble(results=results) as double:
-        out, _ = run(web_settings(indexed, double), embedder, ["first COBOL compiler", GOOD], relevance_threshold=0.99)
+        out, _ = run(web_settings(indexed, double), embedder, ["first COBOL compiler", GOOD], relevance_threshold=1.0)
         assert double.requests[0].body["query"] == "first COBOL compiler"
     assert "web_search" in path(out) and event(out, "web_search")["results"] == 1
     assert out["web_used"] is True
@@ -162,7 +162,7 @@ def test_web_fallback_over_http_adds_citable_web_sources(indexed, embedder):
 def test_web_errors_leave_a_note_and_the_documents_still_answer(indexed, embedder, mode, reason):
     with TavilyDouble() as double:
         double.mode = mode
-        out, _ = run(web_settings(indexed, double), embedder, ["COBOL", GOOD], relevance_threshold=0.99)
+        out, _ = run(web_settings(indexed, double), embedder, ["COBOL", GOOD], relevance_threshold=1.0)
     assert any(reason in n for n in out["notes"]), out["notes"]
     assert out["answer"] == GOOD and out["documents"]
 
@@ -205,7 +205,7 @@ def test_unhelpful_answer_triggers_another_search_bounded_by_retries(indexed, em
 def test_every_loop_ends_under_generous_bounds(indexed, embedder):
     llm_default = "I don't know."
     llm = ScriptedChatModel(default=llm_default)
-    settings = indexed.model_copy(update={"max_retries": 5, "max_regenerations": 5, "relevance_threshold": 0.99})
+    settings = indexed.model_copy(update={"max_retries": 5, "max_regenerations": 5, "relevance_threshold": 1.0})
     out = build_graph(components=Components(settings, llm=llm, embedder=embedder)).invoke({"question": COBOL})
     assert path(out)[-1] == "finalize"
     assert path(out).count("rewrite_question") <= 5
