@@ -49,7 +49,9 @@ class Components:
                 from knowledge.model_registry import ModelRegistry
                 from relevance import make_judge
 
-                self._judges[settings.scorer] = make_judge(settings.scorer, self.embedder, ModelRegistry(self.settings))
+                self._judges[settings.scorer] = make_judge(
+                    settings.scorer, self.embedder, ModelRegistry(self.settings),
+                    lexical=self.lexical if settings.scorer == "multi" else None)
             return self._judges[settings.scorer]
 
     def llm_for(self, settings: Settings) -> BaseChatModel:

@@ -34,6 +34,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import shutil
 import tempfile
@@ -131,6 +132,22 @@ class LexicalIndex:
         if bm25 is None:
             return [[] for _ in queries]
         return [self._rank(bm25, ids, query, k) for query in queries]
+
+    def idf(self, terms) -> dict[str, float]:
+        """BM25 inverse document frequency of each of ``terms`` (already tokenised by
+        :func:`query_terms`) over the collection; a term no chunk holds gets the largest value."""
+        with self._lock:
+            self._refresh()
+            bm25 = self._bm25
+        if bm25 is None:
+            return {t: 0.0 for t in terms}
+        n, indptr = bm25.scores["num_docs"], bm25.scores["indptr"]
+        out = {}
+        for term in terms:
+            token = bm25.vocab_dict.get(term)
+            df = 0 if token is None else int(indptr[token + 1] - indptr[token])
+            out[term] = math.log(1 + (n - df + 0.5) / (df + 0.5))
+        return out
 
     @staticmethod
     def _rank(bm25, ids: list[str], query: str, k: int) -> list[tuple[str, float]]:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from relevance.calibration import Calibrator
 from relevance.links import LinkWeight, expand_links
-from relevance.scorers import CrossEncoderScorer, LateInteractionScorer, RelevanceScorer, SpladeScorer
+from relevance.scorers import CrossEncoderScorer, LateInteractionScorer, MultiScorer, RelevanceScorer, SpladeScorer
 
 #: Calibrations used until one is fitted for the collection (``arag train-reranker`` fits them).
 #: Fitted by ``bench/trained_retrieval.py`` on 3,600 held-out (query, passage) pairs built from
@@ -32,10 +32,14 @@ DEFAULT_CALIBRATIONS = {
     "late-interaction": Calibrator("platt", slope=23.75, intercept=-13.34),
     "splade": Calibrator("platt", slope=0.274, intercept=-4.27),
     "cross-encoder": Calibrator("platt", slope=1.0, intercept=0.0),
+    "multi": Calibrator("platt", slope=1.0, intercept=-11.44),
 }
+#: Weights of the ``multi`` scorer's (dense, lexical, multi-vector) scores: a logistic
+#: regression fitted by the same benchmark, so its calibrator only adds the intercept.
+DEFAULT_MULTI_WEIGHTS = (0.51, 5.37, 14.76)
 #: Link-expansion weights used until one is fitted for the collection (see :mod:`relevance.links`).
 #: Fitted by the same benchmark on 104 two-hop pairs made from the pool's paragraphs.
-DEFAULT_LINK_WEIGHTS = {"late-interaction": 0.4, "splade": 0.5, "cross-encoder": 0.3}
+DEFAULT_LINK_WEIGHTS = {"late-interaction": 0.4, "splade": 0.5, "cross-encoder": 0.3, "multi": 0.3}
 
 
 class RelevanceJudge:
@@ -65,8 +69,12 @@ class RelevanceJudge:
         return expand_links(judged, self.link_weight) if links else judged
 
 
-def make_judge(name: str, embedder, registry) -> RelevanceJudge:
-    """The judge for scorer ``name`` ("auto", "cross-encoder", "late-interaction", "splade")."""
+def make_judge(name: str, embedder, registry, lexical=None) -> RelevanceJudge:
+    """The judge for scorer ``name`` ("auto", "cross-encoder", "late-interaction", "multi", "splade").
+
+    ``multi`` weighs shared terms by the collection's BM25 statistics, so it needs ``lexical``
+    (a :class:`knowledge.lexical.LexicalIndex`).
+    """
     reranker_dir = registry.active_dir("reranker")
     if name == "auto":
         name = "cross-encoder" if reranker_dir else "late-interaction"
@@ -76,9 +84,14 @@ def make_judge(name: str, embedder, registry) -> RelevanceJudge:
                              "or set ARAG_SCORER=late-interaction")
         scorer: RelevanceScorer = CrossEncoderScorer(reranker_dir, max_length=_card_max_length(reranker_dir))
         fitted, links = reranker_dir / "calibration.json", reranker_dir / "links.json"
-    elif name in ("late-interaction", "splade"):
-        scorer = LateInteractionScorer(embedder) if name == "late-interaction" else SpladeScorer()
-        scored_with = embedder.model_id if name == "late-interaction" else "splade-tiny"
+    elif name in ("late-interaction", "splade", "multi"):
+        if name == "multi":
+            if lexical is None:
+                raise ValueError("the multi scorer needs the collection's BM25 index")
+            scorer = MultiScorer(embedder, lexical.idf, DEFAULT_MULTI_WEIGHTS)
+        else:
+            scorer = LateInteractionScorer(embedder) if name == "late-interaction" else SpladeScorer()
+        scored_with = "splade-tiny" if name == "splade" else embedder.model_id
         fitted = registry.calibration_path(name, scored_with)
         links = registry.calibration_path(f"{name}-links", scored_with)
     else:

@@ -213,18 +213,28 @@ def idf_weights(texts: list[str], tokenize) -> dict[str, float]:
 
 
 class MultiScorer:
-    """BGE-M3-style combination of dense, lexical and multi-vector scores from one encoder pass."""
+    """BGE-M3-style combination of dense, lexical and multi-vector scores from one encoder pass.
+
+    ``idf`` gives the lexical score's term weights: a dict over the corpus's terms
+    (:func:`idf_weights`), or a callable that returns them for the query's terms
+    (:meth:`knowledge.lexical.LexicalIndex.idf`, so the collection's BM25 index serves).
+    """
 
     name = "multi"
 
-    def __init__(self, embedder: Embedder, idf: dict[str, float] | None = None, weights: tuple[float, float, float] = (1.0, 0.3, 1.0)):
+    def __init__(self, embedder: Embedder, idf=None, weights: tuple[float, float, float] = (1.0, 0.3, 1.0)):
         from knowledge.lexical import query_terms
 
         self.embedder = embedder
         self.idf = idf or {}
         self.weights = np.asarray(weights, dtype=np.float64)
         self._terms = query_terms
-        self._default_idf = max(self.idf.values()) if self.idf else 1.0
+        self._default_idf = max(self.idf.values()) if isinstance(self.idf, dict) and self.idf else 1.0
+
+    def _term_weights(self, terms: set[str]) -> dict[str, float]:
+        if callable(self.idf):
+            return self.idf(sorted(terms))
+        return {t: self.idf.get(t, self._default_idf) for t in terms}
 
     def features(self, query: str, passages: list[str]) -> np.ndarray:
         """(dense, lexical, multi-vector) for each passage: one row each."""
@@ -232,7 +242,8 @@ class MultiScorer:
             return np.zeros((0, 3))
         vectors = self.embedder.token_vectors([query] + list(passages))
         q_terms = set(self._terms(query))
-        q_weight = sum(self.idf.get(t, self._default_idf) for t in q_terms) or 1.0
+        idf = self._term_weights(q_terms)
+        q_weight = sum(idf.values()) or 1.0
         q_dense = vectors[0].mean(axis=0)
         q_dense /= np.linalg.norm(q_dense) + 1e-9
         rows = []
@@ -240,21 +251,12 @@ class MultiScorer:
             d_dense = v.mean(axis=0) if len(v) else np.zeros_like(q_dense)
             d_dense = d_dense / (np.linalg.norm(d_dense) + 1e-9)
             shared = q_terms.intersection(self._terms(text))
-            lexical = sum(self.idf.get(t, self._default_idf) for t in shared) / q_weight
+            lexical = sum(idf[t] for t in shared) / q_weight
             rows.append((float(q_dense @ d_dense), lexical, max_sim(vectors[0], v)))
         return np.asarray(rows, dtype=np.float64)
 
     def score(self, query: str, passages: list[str]) -> np.ndarray:
         return self.features(query, passages) @ self.weights
-
-    def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"weights": self.weights.tolist(), "idf": self.idf}))
-
-    @classmethod
-    def load(cls, embedder: Embedder, path: Path) -> "MultiScorer":
-        data = json.loads(path.read_text())
-        return cls(embedder, data["idf"], tuple(data["weights"]))
 
 
 def splade_model_dir() -> Path | None:

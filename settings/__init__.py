@@ -154,10 +154,11 @@ class Settings(BaseSettings):
     grader: Literal["score", "llm", "off"] = Field(
         "score", description="Document grading: the relevance scorer's calibrated probability (no LLM call), the LLM, or none."
     )
-    scorer: Literal["auto", "cross-encoder", "late-interaction", "splade"] = Field(
+    scorer: Literal["auto", "cross-encoder", "late-interaction", "multi", "splade"] = Field(
         "auto",
         description="Relevance scorer for grading and reranking: 'auto' is the collection's trained cross-encoder "
-        "(arag train-reranker) when one is in use, else late interaction over the embedding model's token vectors.",
+        "(arag train-reranker) when one is in use, else late interaction over the embedding model's token vectors; "
+        "'multi' adds the pooled vector and BM25-weighted shared terms to late interaction (BGE-M3's combined score).",
     )
     relevance_threshold: float = Field(
         0.5, ge=0.0, le=1.0, description="Score grader: least calibrated probability of relevance to keep a chunk."

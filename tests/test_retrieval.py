@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -293,3 +294,28 @@ def test_components_pick_the_retriever_from_settings(settings, embedder):
     assert isinstance(Components(settings, embedder=embedder).retriever, HybridRetriever)
     dense = Components(settings.model_copy(update={"retrieval": "dense"}), embedder=embedder).retriever
     assert isinstance(dense, DenseRetriever)
+
+
+def test_idf_comes_from_the_collection_and_feeds_the_multi_scorer(corpus, ingestor, settings, embedder):
+    from components import Components
+    from relevance.scorers import MultiScorer
+
+    index = LexicalIndex(ingestor.store)
+    n = ingestor.store.count()
+    idf = index.idf(["toolkit", "xylophon"])
+    # "toolkit" is in the three chunks of its document; a term no chunk holds weighs most.
+    assert idf["toolkit"] == pytest.approx(math.log(1 + (n - 3 + 0.5) / 3.5))
+    assert idf["xylophon"] > idf["toolkit"] > 0
+
+    parts = Components(settings.model_copy(update={"scorer": "multi"}), embedder=embedder, store=ingestor.store)
+    judge = parts.judge_for(parts.settings.model_copy(update={"scorer": "multi"}))
+    assert isinstance(judge.scorer, MultiScorer) and judge.link_weight > 0
+    chunks = DenseRetriever(embedder, ingestor.store).search("deprecated parse_quux_header removal", k=5)
+    judged = judge.judge("deprecated parse_quux_header removal", chunks, links=False)
+    assert all(0.0 <= c["relevance"] <= 1.0 for c in judged)
+    best = max(judged, key=lambda c: c["relevance"])
+    assert best["heading"] == "Release notes"
+    # The lexical part is the share of the query's IDF found in the passage: all of it for the
+    # release notes, which hold the identifier itself.
+    features = judge.scorer.features("parse_quux_header", [c["text"] for c in chunks])
+    assert features[[c["heading"] for c in chunks].index("Release notes"), 1] == pytest.approx(1.0)
