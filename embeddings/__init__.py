@@ -186,12 +186,15 @@ class Embedder:
         import torch
 
         model = self._flag_model()
-        out: list[np.ndarray] = []
+        out: list[np.ndarray | None] = [None] * len(texts)
+        # Batches of similar length waste less work on padding.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         step = self.batch_size
         with torch.inference_mode():
-            for start in range(0, len(texts), step):
+            for start in range(0, len(order), step):
+                members = order[start : start + step]
                 batch = model.tokenizer(
-                    texts[start : start + step], padding=True, truncation=True,
+                    [texts[i] for i in members], padding=True, truncation=True,
                     max_length=max_length or self.max_length, return_tensors="pt",
                     return_special_tokens_mask=True,
                 )
@@ -199,8 +202,8 @@ class Embedder:
                 hidden = model.model(**batch).last_hidden_state
                 hidden = torch.nn.functional.normalize(hidden, dim=-1)
                 keep = batch["attention_mask"].bool() & ~special
-                for row, mask in zip(hidden, keep):
-                    out.append(row[mask].numpy().astype(np.float32))
+                for i, row, mask in zip(members, hidden, keep):
+                    out[i] = row[mask].numpy().astype(np.float32)
         return out
 
 

@@ -1,0 +1,72 @@
+"""Seconds to score 30 candidates with each relevance scorer, on an otherwise idle CPU.
+
+Run: ``.venv/bin/python bench/rerank_speed.py [--queries 20] [--reranker DIR]``
+Writes ``bench/results/rerank_speed.json`` and prints a Markdown table.
+
+The candidates are real HotpotQA paragraphs: for each of the first ``--queries`` questions of
+dev-250, its own 10 paragraphs and those of the next two questions (30, as the rerank node
+sees after hybrid retrieval). Each scorer is warmed up once, then timed per question;
+``multi`` costs the same encoder pass as late interaction plus the lexical part. The quality of
+the scorers is measured by ``bench/trained_retrieval.py``; this script is only their speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from hotpotqa import REPO, machine, percentile  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "hotpotqa" / "dev-250.jsonl")
+    parser.add_argument("--queries", type=int, default=20)
+    parser.add_argument("--reranker", type=Path, help="a trained reranker directory (arag train-reranker) to time too")
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "rerank_speed.json")
+    args = parser.parse_args()
+
+    from embeddings import Embedder, packaged_minilm_dir
+    from relevance.scorers import CrossEncoderScorer, LateInteractionScorer, MultiScorer, SpladeScorer, idf_weights
+    from knowledge.lexical import query_terms
+
+    rows = [json.loads(line) for line in args.data.read_text(encoding="utf-8").splitlines() if line.strip()]
+    paragraphs = [[f"{c['title']}\n{c['paragraph_text']}" for c in row["contexts"]] for row in rows]
+    cases = [(rows[n]["question_text"], paragraphs[n] + paragraphs[n + 1] + paragraphs[n + 2])
+             for n in range(min(args.queries, len(rows) - 2))]
+
+    embedder = Embedder(packaged_minilm_dir())
+    idf = idf_weights([p for group in paragraphs for p in group], query_terms)
+    scorers = {"late interaction (MiniLM token vectors)": LateInteractionScorer(embedder),
+               "multi (dense + lexical + multi-vector)": MultiScorer(embedder, idf),
+               "SPLADE-tiny": SpladeScorer()}
+    if args.reranker:
+        scorers["trained cross-encoder (int8 ONNX)"] = CrossEncoderScorer(args.reranker)
+
+    results = []
+    for name, scorer in scorers.items():
+        scorer.score(*cases[0])
+        seconds = []
+        for query, candidates in cases:
+            started = time.perf_counter()
+            scorer.score(query, candidates)
+            seconds.append(time.perf_counter() - started)
+        median = statistics.median(seconds)
+        results.append({"scorer": name, "candidates": len(cases[0][1]), "median_s": round(median, 3),
+                        "p95_s": round(percentile(seconds, 0.95), 3), "pairs_per_s": round(len(cases[0][1]) / median, 1)})
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"machine": machine(), "date": time.strftime("%Y-%m-%d"), "queries": len(cases),
+                                    "results": results}, indent=1))
+    print("| scorer | 30 candidates, median s | p95 s | pairs/s |\n|---|---|---|---|")
+    for r in results:
+        print(f"| {r['scorer']} | {r['median_s']} | {r['p95_s']} | {r['pairs_per_s']} |")
+
+
+if __name__ == "__main__":
+    main()
