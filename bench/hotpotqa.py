@@ -1,4 +1,4 @@
-"""Shared by the benchmarks: the machine they ran on, percentiles, and the HotpotQA pool.
+"""Shared by the benchmarks: the machine they ran on, their reports, percentiles, and the HotpotQA pool.
 
 ``load_questions`` reads the IRCoT/HotpotQA JSONL; ``ingest_pool`` writes the paragraphs of
 all questions, deduplicated by title, as JSONL records and ingests them with the ordinary
@@ -19,7 +19,26 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from evaluation.runner import machine  # noqa: E402,F401 - the benchmarks' machine line, one definition
+from evaluation.runner import machine  # noqa: E402 - the benchmarks' machine line, one definition
+
+
+def write_report(out: Path, **fields) -> dict:
+    """Write ``fields`` with the machine and date as JSON to ``out``; print the machine line."""
+    import time
+
+    report = {"machine": machine(), "date": time.strftime("%Y-%m-%d"), **fields}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nmachine: {report['machine']}\n")
+    return report
+
+
+def print_table(columns: list[str], rows: list[list]) -> None:
+    """Print a Markdown table."""
+    print("| " + " | ".join(columns) + " |")
+    print("|" + "---|" * len(columns))
+    for row in rows:
+        print("| " + " | ".join(str(cell) for cell in row) + " |")
 
 
 def percentile(values: list[float], q: float) -> float:

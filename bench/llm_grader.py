@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from hotpotqa import REPO, machine  # noqa: E402
+from hotpotqa import REPO, print_table, write_report  # noqa: E402
 
 from evaluation.metrics import ndcg_at  # noqa: E402
 
@@ -64,16 +64,11 @@ def main() -> None:
                         "ndcg@10_within_question": round(statistics.mean(ndcgs), 3),
                         "s_per_pair": round(per_pair, 2), "s_for_30_candidates": round(30 * per_pair, 1)})
         print(json.dumps(results[-1]), file=sys.stderr)
-    report = {"machine": machine(), "date": time.strftime("%Y-%m-%d"), "data": args.data.name, "results": results}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nmachine: {report['machine']}\n")
-    print("| LLM grader (p(yes) ≥ 0.5) | accuracy | precision | recall | yes-rate | nDCG@10 of the 10 paragraphs | s/pair | s for 30 candidates |")
-    print("|---|---|---|---|---|---|---|---|")
-    for r in results:
-        print(f"| {r['llm']} | {r['accuracy']:.3f} | {r['precision']:.3f} | {r['recall']:.3f} | {r['yes_rate']:.2f} | "
-              f"{r['ndcg@10_within_question']:.3f} | {r['s_per_pair']} | {r['s_for_30_candidates']} |")
-
+    write_report(args.out, data=args.data.name, results=results)
+    print_table(["LLM grader (p(yes) ≥ 0.5)", "accuracy", "precision", "recall", "yes-rate",
+                 "nDCG@10 of the 10 paragraphs", "s/pair", "s for 30 candidates"],
+                [[r["llm"], f"{r['accuracy']:.3f}", f"{r['precision']:.3f}", f"{r['recall']:.3f}", f"{r['yes_rate']:.2f}",
+                  f"{r['ndcg@10_within_question']:.3f}", r["s_per_pair"], r["s_for_30_candidates"]] for r in results])
 
 if __name__ == "__main__":
     main()

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from hotpotqa import REPO, machine, percentile  # noqa: E402
+from hotpotqa import REPO, percentile, print_table, write_report  # noqa: E402
 
 
 def main() -> None:
@@ -60,13 +60,9 @@ def main() -> None:
         results.append({"scorer": name, "candidates": len(cases[0][1]), "median_s": round(median, 3),
                         "p95_s": round(percentile(seconds, 0.95), 3), "pairs_per_s": round(len(cases[0][1]) / median, 1)})
 
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"machine": machine(), "date": time.strftime("%Y-%m-%d"), "queries": len(cases),
-                                    "results": results}, indent=1))
-    print("| scorer | 30 candidates, median s | p95 s | pairs/s |\n|---|---|---|---|")
-    for r in results:
-        print(f"| {r['scorer']} | {r['median_s']} | {r['p95_s']} | {r['pairs_per_s']} |")
-
+    write_report(args.out, queries=len(cases), results=results)
+    print_table(["scorer", "30 candidates, median s", "p95 s", "pairs/s"],
+                [[r["scorer"], r["median_s"], r["p95_s"], r["pairs_per_s"]] for r in results])
 
 if __name__ == "__main__":
     main()

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from hotpotqa import REPO, machine, percentile  # noqa: E402
+from hotpotqa import REPO, percentile, print_table, write_report  # noqa: E402
 
 DIM = 384
 TOPICS = 2000
@@ -124,16 +124,12 @@ def main() -> None:
         rows.append(row)
         print(json.dumps(row), file=sys.stderr)
 
-    report = {"machine": machine(), "date": time.strftime("%Y-%m-%d"), "dim": DIM, "queries": args.queries, "rows": rows}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nmachine: {report['machine']}\n")
-    print("| chunks | write chunks/s | re-upsert 1,000 unchanged s | Chroma top-10 median ms | p95 ms | NumPy exact median ms | p95 ms | Chroma recall@10 | disk MiB |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['chunks']:,}{' (vectors only)' if r['vectors_only'] else ''} | {r['write_chunks_per_s']:,.0f} | {r['upsert_1000_unchanged_s']} | {r['chroma_median_ms']} | "
-              f"{r['chroma_p95_ms']} | {r['numpy_median_ms']} | {r['numpy_p95_ms']} | {r['chroma_recall@10']:.3f} | {r['disk_mb']:,.0f} |")
-
+    write_report(args.out, dim=DIM, queries=args.queries, rows=rows)
+    print_table(["chunks", "write chunks/s", "re-upsert 1,000 unchanged s", "Chroma top-10 median ms", "p95 ms",
+                 "NumPy exact median ms", "p95 ms", "Chroma recall@10", "disk MiB"],
+                [[f"{r['chunks']:,}{' (vectors only)' if r['vectors_only'] else ''}", f"{r['write_chunks_per_s']:,.0f}",
+                  r["upsert_1000_unchanged_s"], r["chroma_median_ms"], r["chroma_p95_ms"], r["numpy_median_ms"],
+                  r["numpy_p95_ms"], f"{r['chroma_recall@10']:.3f}", f"{r['disk_mb']:,.0f}"] for r in rows])
 
 if __name__ == "__main__":
     main()
