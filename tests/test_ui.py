@@ -207,7 +207,8 @@ def test_real_browser_asks_and_gets_a_cited_streamed_answer(served_app, tmp_path
     from selenium.webdriver.support.ui import WebDriverWait
 
     url, llm = served_app
-    shots = Path(os.environ.get("UI_SCREENSHOT_DIR") or tmp_path / "screenshots")
+    # A relative UI_SCREENSHOT_DIR is taken from the repository root, wherever the test runs.
+    shots = Path(__file__).resolve().parent.parent / os.environ.get("UI_SCREENSHOT_DIR", tmp_path / "screenshots")
     shots.mkdir(parents=True, exist_ok=True)
     browser = _browser()
     try:
