@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -343,9 +344,11 @@ def cmd_ui(args: argparse.Namespace) -> int:
         env["ARAG_DATA_DIR"] = str(args.data_dir)
     if args.collection:
         env["ARAG_COLLECTION"] = args.collection
-    _settings(args)  # invalid settings fail here, with a clear message, not inside the page
+    settings = _settings(args)  # invalid settings fail here, with a clear message, not inside the page
     cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.address", args.host, "--server.port", str(args.port),
-           "--server.headless", "true", "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal"]
+           "--server.headless", "true", "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal",
+           # The upload box states the same size limit that ingestion enforces.
+           "--server.maxUploadSize", str(max(1, math.ceil(settings.max_file_mb)))]
     print(f"arag web app on http://{args.host}:{args.port} (Ctrl+C stops it)", file=sys.stderr, flush=True)
     # Streamlit takes this process's place, so its PID is the server's and a signal reaches it directly.
     os.execve(sys.executable, cmd, env)

@@ -232,6 +232,8 @@ def test_real_browser_asks_and_gets_a_cited_streamed_answer(served_app, tmp_path
             wait.until(ec.text_to_be_present_in_element((By.TAG_NAME, "body"), expected))
             time.sleep(2)  # the graph picture renders after the text
             browser.save_screenshot(str(shots / name))
+        # The upload box states ingestion's own size limit (ARAG_MAX_FILE_MB, 50 by default).
+        assert "50MB per file" in browser.find_element(By.TAG_NAME, "body").text
         assert all((shots / n).stat().st_size > 20_000 for n in ("chat.png", "graph.png", "knowledge.png"))
     except Exception:
         browser.save_screenshot(str(shots / "failure.png"))
