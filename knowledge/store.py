@@ -90,7 +90,8 @@ class ChunkStore:
             col = self.client.get_or_create_collection(
                 self.name,
                 embedding_function=None,
-                metadata={"hnsw:space": "cosine", "embedding_model": self.model_id, "dim": self.dim,
+                metadata={"hnsw:space": "cosine", "hnsw:search_ef": self.settings.hnsw_search_ef,
+                          "embedding_model": self.model_id, "dim": self.dim,
                           "index_strategy": self._strategy or self.settings.index_strategy},
             )
             built_with = (col.metadata or {}).get("embedding_model")

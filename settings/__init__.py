@@ -104,6 +104,11 @@ class Settings(BaseSettings):
     )
     parent_tokens: int = Field(512, ge=64, le=4096, description="Parent strategy: size of a parent section in tokens.")
     max_file_mb: float = Field(50.0, gt=0, description="Files larger than this are refused.")
+    hnsw_search_ef: int = Field(
+        64, ge=10, le=1024,
+        description="Breadth of Chroma's approximate search, fixed when a collection is created: higher finds more "
+        "of the true nearest chunks for a little more time (Chroma's own default, 10, misses some; see bench/scaling.py).",
+    )
 
     # Retrieval and generation
     retrieval: Literal["dense", "hybrid"] = Field(

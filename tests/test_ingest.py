@@ -134,6 +134,9 @@ def test_collection_survives_restart_and_searches(tmp_path, settings, embedder, 
     hits = DenseRetriever(embedder, reopened).search("Who built the first COBOL compiler?", k=2)
     assert hits[0]["title"] == "Grace Hopper"
     assert 0.0 < hits[0]["score"] <= 1.0
+    # Cosine distance, and the search breadth from settings rather than Chroma's narrower default.
+    hnsw = reopened.collection.configuration["hnsw"]
+    assert hnsw["space"] == "cosine" and hnsw["ef_search"] == settings.hnsw_search_ef == 64
 
 
 def test_other_embedding_model_is_refused(settings, embedder):
