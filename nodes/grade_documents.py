@@ -8,6 +8,11 @@ yes/no per chunk in one batched, schema-constrained call; small local models gra
 chance, so it is meant for capable hosted models. Chunks pinned as the evidence of a
 sub-question are kept by either grader, whatever their relevance to the whole question.
 The scores travel with the chunks, so the rerank node orders them without scoring again.
+
+The grade decides whether to search again. When no further search follows and fewer than
+``top_k`` chunks passed, ``fill_context`` tops the context up with the best remaining
+candidates: the scorer's threshold drops about a third of the supporting paragraphs on
+multi-hop questions (``bench/trained_retrieval.py``), and a small context has room for them.
 """
 
 from __future__ import annotations
@@ -82,6 +87,13 @@ def grade_documents(state: RAGState, config: RunnableConfig, *, components: Comp
         # Out of retries: answer from the best candidates rather than from nothing.
         kept = sorted(scored, key=lambda c: -(c.get("relevance") or 0.0))[: settings.top_k]
         details["note"] = "too few relevant chunks and no retries left; using the best candidates"
+    elif settings.fill_context and not need_more and len(kept) < settings.top_k:
+        kept_ids = {c["chunk_id"] for c in kept}
+        rest = sorted((c for c in scored if c["chunk_id"] not in kept_ids), key=lambda c: -(c.get("relevance") or 0.0))
+        filled = rest[: settings.top_k - len(kept)]
+        kept = kept + filled
+        if filled:
+            details["filled"] = [c["chunk_id"] for c in filled]
     details["need_more"] = need_more
     return {
         "documents": kept,

@@ -174,6 +174,11 @@ class Settings(BaseSettings):
         "gains relevance: finds the second passage of multi-hop questions. Weight fitted by arag train-reranker.",
     )
     min_relevant: int = Field(1, ge=0, description="Fewer relevant chunks than this triggers rewrite + web search.")
+    fill_context: bool = Field(
+        True,
+        description="When fewer than top_k chunks pass the grade and no further search follows, the best remaining "
+        "candidates fill the context up to top_k (the grade still decides whether to search again).",
+    )
     web_fallback: bool = Field(True, description="Search the web (Tavily) when the documents fall short.")
     rerank: bool = Field(True, description="Reorder candidates by the relevance scorer before trimming to the context budget.")
     reflect: bool = Field(True, description="Check the answer is grounded and useful (Self-RAG) before returning it.")

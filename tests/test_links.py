@@ -112,13 +112,17 @@ def test_grade_node_keeps_the_second_hop_through_its_link(settings):
                             dict(ACTRESS), dict(OTHER)]}
     for c in state["candidates"]:
         c.pop("relevance")
-    with_links = grade_documents(state, {"configurable": {"min_relevant": 1}}, components=parts)
+    with_links = grade_documents(state, {"configurable": {"min_relevant": 1, "fill_context": False}}, components=parts)
     kept = {d["chunk_id"] for d in with_links["documents"]}
     assert kept == {"film", "actress"}
     grades = {g["chunk_id"]: g for g in with_links["trace"][0]["grades"]}
     assert grades["actress"]["linked_from"] == "film" and grades["actress"]["kept"]
-    without = grade_documents(state, {"configurable": {"link_expansion": False}}, components=parts)
+    without = grade_documents(state, {"configurable": {"link_expansion": False, "fill_context": False}}, components=parts)
     assert {d["chunk_id"] for d in without["documents"]} == {"film"}
+    # Filling the context (the default) adds the rest after the graded ones, best first, and says so.
+    filled = grade_documents(state, {"configurable": {"link_expansion": False, "top_k": 2}}, components=parts)
+    assert [d["chunk_id"] for d in filled["documents"]] == ["film", "actress"]
+    assert filled["trace"][0]["filled"] == ["actress"] and filled["trace"][0]["kept"] == 1
 
 
 LINKED = [
