@@ -39,10 +39,32 @@ TOPICS = 2000
 CHUNK = 5000
 
 
+def topic_centres(rng: np.random.Generator) -> np.ndarray:
+    centres = rng.normal(0, 1, (TOPICS, DIM)).astype(np.float32)
+    return centres / np.linalg.norm(centres, axis=1, keepdims=True)
+
+
 def vectors(rng: np.random.Generator, centres: np.ndarray, n: int) -> np.ndarray:
     topic = rng.integers(0, len(centres), n)
     v = centres[topic] + rng.normal(0, 0.045, (n, DIM)).astype(np.float32)
     return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def near_queries(rng: np.random.Generator, matrix: np.ndarray, n: int) -> np.ndarray:
+    """Perturbed copies of stored vectors: questions sit near the chunks that answer them."""
+    queries = matrix[rng.integers(0, len(matrix), n)] + rng.normal(0, 0.03, (n, DIM)).astype(np.float32)
+    return queries / np.linalg.norm(queries, axis=1, keepdims=True)
+
+
+def chroma_recall(store, queries: np.ndarray, exact: list[set[str]]) -> tuple[list[float], list[float]]:
+    """Milliseconds and recall@10 of each top-10 query against the exact top 10."""
+    millis, recalls = [], []
+    for q, truth in zip(queries, exact):
+        started = time.perf_counter()
+        hits = store.query(q, 10)
+        millis.append((time.perf_counter() - started) * 1000)
+        recalls.append(len(truth & {h["id"] for h in hits}) / 10)
+    return millis, recalls
 
 
 def main() -> None:
@@ -67,8 +89,7 @@ def main() -> None:
     shutil.rmtree(args.work_dir, ignore_errors=True)
     store = ChunkStore(Settings(data_dir=args.work_dir, collection="scaling"), model_id="synthetic@384", dim=DIM)
     rng = np.random.default_rng(7)
-    centres = rng.normal(0, 1, (TOPICS, DIM)).astype(np.float32)
-    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    centres = topic_centres(rng)
     matrix = np.zeros((sizes[-1], DIM), dtype=np.float32)
     rows, written = [], 0
     for size in sizes:
@@ -95,11 +116,9 @@ def main() -> None:
                                       matrix[i]) for i in range(size - 1000, size)])
         unchanged_s = time.perf_counter() - started
 
-        picks = rng.integers(0, size, args.queries)
-        queries = matrix[picks] + rng.normal(0, 0.03, (args.queries, DIM)).astype(np.float32)
-        queries /= np.linalg.norm(queries, axis=1, keepdims=True)
-        exact, exact_ms = [], []
         view = matrix[:size]
+        queries = near_queries(rng, view, args.queries)
+        exact, exact_ms = [], []
         for q in queries:
             t0 = time.perf_counter()
             scores = view @ q
@@ -107,12 +126,7 @@ def main() -> None:
             top = top[np.argsort(-scores[top])]
             exact_ms.append((time.perf_counter() - t0) * 1000)
             exact.append({f"c{i}" for i in top})
-        hnsw_ms, recalls = [], []
-        for q, truth in zip(queries, exact):
-            t0 = time.perf_counter()
-            hits = store.query(q, 10)
-            hnsw_ms.append((time.perf_counter() - t0) * 1000)
-            recalls.append(len(truth & {h["id"] for h in hits}) / 10)
+        hnsw_ms, recalls = chroma_recall(store, queries, exact)
         row = {
             "chunks": size, "vectors_only": size >= args.vectors_only_from,
             "write_chunks_per_s": round(write_rate, 1), "upsert_1000_unchanged_s": round(unchanged_s, 2),

@@ -15,14 +15,13 @@ import argparse
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from hotpotqa import REPO, percentile, print_table, write_report  # noqa: E402
-from scaling import CHUNK, DIM, TOPICS, vectors  # noqa: E402
+from scaling import CHUNK, DIM, chroma_recall, near_queries, topic_centres, vectors  # noqa: E402
 
 
 def main() -> None:
@@ -38,11 +37,8 @@ def main() -> None:
     from settings import Settings
 
     rng = np.random.default_rng(7)
-    centres = rng.normal(0, 1, (TOPICS, DIM)).astype(np.float32)
-    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
-    matrix = vectors(rng, centres, args.chunks)
-    queries = matrix[rng.integers(0, args.chunks, args.queries)] + rng.normal(0, 0.03, (args.queries, DIM)).astype(np.float32)
-    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    matrix = vectors(rng, topic_centres(rng), args.chunks)
+    queries = near_queries(rng, matrix, args.queries)
     exact = [{f"c{i}" for i in np.argsort(-(matrix @ q))[:10]} for q in queries]
 
     rows = []
@@ -55,11 +51,9 @@ def main() -> None:
                 for start in range(0, args.chunks, CHUNK):
                     block = range(start, min(start + CHUNK, args.chunks))
                     store.collection.add(ids=[f"c{i}" for i in block], embeddings=matrix[block.start : block.stop])
-                for q, truth in zip(queries, exact):
-                    started = time.perf_counter()
-                    hits = store.query(q, 10)
-                    millis.append((time.perf_counter() - started) * 1000)
-                    recalls.append(len(truth & {h["id"] for h in hits}) / 10)
+                build_ms, build_recalls = chroma_recall(store, queries, exact)
+                millis += build_ms
+                recalls += build_recalls
         rows.append({"search_ef": value, "builds": args.builds, "recall@10": round(statistics.mean(recalls), 4),
                      "median_ms": round(statistics.median(millis), 2), "p95_ms": round(percentile(millis, 0.95), 2)})
         print(rows[-1], file=sys.stderr)
