@@ -6,8 +6,14 @@ Writes ``bench/results/rerank_speed.json`` and prints a Markdown table.
 The candidates are real HotpotQA paragraphs: for each of the first ``--queries`` questions of
 dev-250, its own 10 paragraphs and those of the next two questions (30, as the rerank node
 sees after hybrid retrieval). Each scorer is warmed up once, then timed per question;
-``multi`` costs the same encoder pass as late interaction plus the lexical part. The quality of
-the scorers is measured by ``bench/trained_retrieval.py``; this script is only their speed.
+``multi`` costs the same encoder pass as late interaction plus the lexical part.
+
+The late-interaction scorers are timed twice: encoding every candidate at question time, and
+reading the candidates' token vectors from a token-vector store filled as ingestion fills it
+(``knowledge.token_store``; int8 codes). For the stored variant the script also reports what
+quantisation changes: the largest score difference and how many questions' candidate order
+differs, plus the store's size per token. The quality of the scorers is measured by
+``bench/trained_retrieval.py``; this script is their speed.
 """
 
 from __future__ import annotations
@@ -31,9 +37,14 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "rerank_speed.json")
     args = parser.parse_args()
 
+    import tempfile
+
+    import numpy as np
+
     from embeddings import Embedder, packaged_minilm_dir
-    from relevance.scorers import CrossEncoderScorer, LateInteractionScorer, MultiScorer, SpladeScorer, idf_weights
     from knowledge.lexical import query_terms
+    from knowledge.token_store import TokenVectorStore, text_key
+    from relevance.scorers import CrossEncoderScorer, LateInteractionScorer, MultiScorer, SpladeScorer, idf_weights
 
     rows = [json.loads(line) for line in args.data.read_text(encoding="utf-8").splitlines() if line.strip()]
     paragraphs = [[f"{c['title']}\n{c['paragraph_text']}" for c in row["contexts"]] for row in rows]
@@ -42,27 +53,52 @@ def main() -> None:
 
     embedder = Embedder(packaged_minilm_dir())
     idf = idf_weights([p for group in paragraphs for p in group], query_terms)
+    # Fill a token-vector store the way ingestion does: one encoder pass gives both representations.
+    work = tempfile.TemporaryDirectory()
+    tokens = TokenVectorStore(Path(work.name) / "tokens.sqlite", embedder.model_id)
+    texts = sorted({p for _, candidates in cases for p in candidates})
+    started = time.perf_counter()
+    _, token_vectors = embedder.encode(texts, tokens=True)
+    ingest_seconds = time.perf_counter() - started
+    tokens.put({text_key(t): v for t, v in zip(texts, token_vectors)})
+    stored_tokens = sum(len(v) for v in token_vectors)
+    store_bytes = sum(f.stat().st_size for f in Path(work.name).iterdir())
+
     scorers = {"late interaction (MiniLM token vectors)": LateInteractionScorer(embedder),
+               "late interaction, stored token vectors": LateInteractionScorer(embedder, tokens),
                "multi (dense + lexical + multi-vector)": MultiScorer(embedder, idf),
+               "multi, stored token vectors": MultiScorer(embedder, idf, tokens=tokens),
                "SPLADE-tiny": SpladeScorer()}
     if args.reranker:
         scorers["trained cross-encoder (int8 ONNX)"] = CrossEncoderScorer(args.reranker)
 
-    results = []
+    results, scores = [], {}
     for name, scorer in scorers.items():
         scorer.score(*cases[0])
-        seconds = []
+        seconds, scores[name] = [], []
         for query, candidates in cases:
             started = time.perf_counter()
-            scorer.score(query, candidates)
+            scores[name].append(scorer.score(query, candidates))
             seconds.append(time.perf_counter() - started)
         median = statistics.median(seconds)
         results.append({"scorer": name, "candidates": len(cases[0][1]), "median_s": round(median, 3),
                         "p95_s": round(percentile(seconds, 0.95), 3), "pairs_per_s": round(len(cases[0][1]) / median, 1)})
 
-    write_report(args.out, queries=len(cases), results=results)
+    quantisation = {}
+    for encoded, stored in (("late interaction (MiniLM token vectors)", "late interaction, stored token vectors"),
+                            ("multi (dense + lexical + multi-vector)", "multi, stored token vectors")):
+        pairs = list(zip(scores[encoded], scores[stored]))
+        quantisation[stored] = {
+            "max_abs_score_difference": float(max(np.abs(a - b).max() for a, b in pairs)),
+            "questions_with_another_order": sum(np.argsort(-a, kind="stable").tolist() != np.argsort(-b, kind="stable").tolist()
+                                                for a, b in pairs),
+        }
+    store = {"texts": len(texts), "tokens": stored_tokens, "bytes_per_token": round(store_bytes / stored_tokens, 1),
+             "ingest_encoder_s_per_text": round(ingest_seconds / len(texts), 4)}
+    write_report(args.out, queries=len(cases), results=results, token_store=store, quantisation=quantisation)
     print_table(["scorer", "30 candidates, median s", "p95 s", "pairs/s"],
                 [[r["scorer"], r["median_s"], r["p95_s"], r["pairs_per_s"]] for r in results])
+    print(f"\ntoken-vector store: {store}\nquantisation: {quantisation}")
 
 if __name__ == "__main__":
     main()

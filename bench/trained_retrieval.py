@@ -65,6 +65,14 @@ def rrf(*rankings: list[str], k: int = 60) -> list[str]:
     return sorted(scores, key=lambda i: -scores[i])
 
 
+def absolute_calibration(candidates, scores):
+    """The calibration that reads each score on its own, class-balanced (the app's before set-aware grading)."""
+    from relevance.calibration import Calibrator
+
+    labels = [float(c == pair.positive_id) for (pair, ids, _) in candidates for c in ids]
+    return Calibrator.fit(np.concatenate(scores), labels)
+
+
 def dense_search(embedder, matrix: np.ndarray, ids: list[str], queries: list[str], depth: int) -> tuple[list[list[str]], list[float]]:
     out, millis = [], []
     for q in queries:
@@ -88,13 +96,17 @@ def main() -> None:
     parser.add_argument("--limit", type=int, help="evaluate on the first N questions only (a quick check)")
     parser.add_argument("--held-out-queries", type=int, default=120, help="held-out pairs used to fit calibrations")
     parser.add_argument("--reuse", action="store_true", help="evaluate the newest trained models instead of training")
+    parser.add_argument("--no-cross-encoder", action="store_true",
+                        help="neither train nor evaluate the cross-encoder (it costs about 30 min of training on 2 cores)")
+    parser.add_argument("--train-only", action="store_true", help="stop after training (evaluate later with --reuse)")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "trained_retrieval.json")
     args = parser.parse_args()
 
     from components import Components
     from embeddings import Embedder
-    from knowledge.ingest import embedding_text
+    from embeddings import embedding_text
     from knowledge.lexical import query_terms
+    from knowledge.token_store import TokenVectorStore, text_key
     from knowledge.model_registry import ModelRegistry
     from relevance.calibration import Calibrator, fit_logistic, threshold_metrics
     from relevance.links import WEIGHT_GRID, expand_links
@@ -121,18 +133,26 @@ def main() -> None:
     registry = ModelRegistry(settings)
     options = PairOptions(mode="both", synthetic=args.synthetic, max_pairs=args.max_pairs)
     training: dict = {}
+    reranker_dir = None
     if args.reuse:
-        embedder_dir, reranker_dir = registry.versions("embedder")[-1], registry.versions("reranker")[-1]
+        embedder_dir = registry.versions("embedder")[-1]
+        if not args.no_cross_encoder:
+            reranker_dir = registry.versions("reranker")[-1]
     else:
         cfg_e = FineTuneConfig(epochs=args.embedder_epochs, batch_size=16, group_size=4, learning_rate=3e-5, save_steps=100)
-        result_e = train_embedder(components, options, cfg_e, activate=False)
-        cfg_r = FineTuneConfig(epochs=args.reranker_epochs, batch_size=8, group_size=4, learning_rate=5e-5, save_steps=100)
-        result_r = train_reranker(components, options, cfg_r, activate=False)
-        embedder_dir, reranker_dir = result_e.model_dir, result_r.model_dir
+        embedder_dir = train_embedder(components, options, cfg_e, activate=False).model_dir
+        if not args.no_cross_encoder:
+            cfg_r = FineTuneConfig(epochs=args.reranker_epochs, batch_size=8, group_size=4, learning_rate=5e-5, save_steps=100)
+            reranker_dir = train_reranker(components, options, cfg_r, activate=False).model_dir
     for kind, model_dir in (("embedder", embedder_dir), ("reranker", reranker_dir)):
+        if model_dir is None:
+            continue
         card = json.loads((model_dir / "card.json").read_text())
         training[kind] = {"model": model_dir.name, "seconds": card["seconds"], "data": card["data"],
                           "config": card["config"], "held_out_metrics": card["metrics"]}
+    if args.train_only:
+        print(json.dumps(training, indent=2, default=float))
+        return
 
     store, base = components.store, components.embedder
     passages = passages_from_store(store)
@@ -154,9 +174,20 @@ def main() -> None:
     base_matrix = dense_matrix(store, ids)
     base_dense, base_ms = dense_search(base, base_matrix, ids, queries, 40)
     trained = Embedder(embedder_dir)
-    started = time.perf_counter()
-    trained_matrix = trained.embed_documents(texts, progress=True)
-    index_rate = len(texts) / (time.perf_counter() - started)
+
+    def token_store(embedder, name):
+        """Token vectors of every chunk, as ingestion stores them; returns (store, pooled matrix, chunks/s)."""
+        tokens = TokenVectorStore(args.work_dir / "token-vectors" / f"{name}.sqlite", embedder.model_id)
+        matrix = np.zeros((len(texts), embedder.dim), dtype=np.float32)
+        started = time.perf_counter()
+        for start in range(0, len(texts), 256):
+            part = texts[start : start + 256]
+            matrix[start : start + len(part)], vectors = embedder.encode(part, tokens=True)
+            tokens.put({text_key(t): v for t, v in zip(part, vectors)})
+        return tokens, matrix, len(texts) / (time.perf_counter() - started)
+
+    base_tokens, _, _ = token_store(base, "base")
+    trained_tokens, trained_matrix, index_rate = token_store(trained, "trained")
     trained_dense, trained_ms = dense_search(trained, trained_matrix, ids, queries, 40)
     splade = SpladeScorer()
     started = time.perf_counter()
@@ -199,25 +230,30 @@ def main() -> None:
     covered = sum(len(set(titles(c)) & set(q["relevant"])) for c, q in zip(pool, questions)) / (2 * len(questions))
 
     # Calibration and M3 weights from held-out synthetic/unsupervised pairs of the corpus (never the questions).
+    # Late interaction and multi read the token vectors stored for each model, as the app does.
     held = read_pairs(workspace(settings) / "pairs-held-out.jsonl")
     held_candidates = rerank_candidates(components, held, args.held_out_queries)
-    late = LateInteractionScorer(base)
-    multi = MultiScorer(base, idf_weights(texts, query_terms))
-    features = [multi.features(pair.query, cand_texts) for pair, _, cand_texts in held_candidates]
-    labels = np.concatenate([[float(c == pair.positive_id) for c in cand_ids] for pair, cand_ids, _ in held_candidates])
-    weights, bias = fit_logistic(np.vstack(features), labels)
-    multi.weights = weights
-    multi_cal = Calibrator("platt", slope=1.0, intercept=bias)
-    late_cal, _ = calibrate(held_candidates, score_candidates(late, held_candidates))
-    splade_cal, _ = calibrate(held_candidates, score_candidates(splade, held_candidates))
-    cross = CrossEncoderScorer(reranker_dir)
-    cross_cal = Calibrator.load(reranker_dir / "calibration.json")
-    scorers = {
-        "late interaction (MiniLM token vectors)": (late, late_cal),
-        "M3-style dense + lexical + multi-vector (learned weights)": (multi, multi_cal),
-        "SPLADE-tiny": (splade, splade_cal),
-        f"trained cross-encoder ({reranker_dir.name})": (cross, cross_cal),
-    }
+    idf = idf_weights(texts, query_terms)
+    token_scorers = {}
+    for label, embedder, tokens in (("MiniLM", base, base_tokens), ("trained embedder", trained, trained_tokens)):
+        late = LateInteractionScorer(embedder, tokens)
+        multi = MultiScorer(embedder, idf, tokens=tokens)
+        features = [multi.features(pair.query, cand_texts) for pair, _, cand_texts in held_candidates]
+        labels = np.concatenate([[float(c == pair.positive_id) for c in cand_ids] for pair, cand_ids, _ in held_candidates])
+        multi.weights, _ = fit_logistic(np.vstack(features), labels)
+        token_scorers[f"late interaction ({label} token vectors)"] = (late, multi, features, 2)
+        token_scorers[f"M3-style dense + lexical + multi-vector ({label}, learned weights)"] = (multi, multi, features, None)
+    scorers, absolute = {}, {}
+    for name, (scorer, multi, features, column) in token_scorers.items():
+        held_scores = [f[:, column] if column is not None else f @ multi.weights for f in features]
+        scorers[name] = (scorer, calibrate(held_candidates, held_scores)[0])
+        absolute[name] = absolute_calibration(held_candidates, held_scores)
+    held_splade = score_candidates(splade, held_candidates)
+    scorers["SPLADE-tiny"] = (splade, calibrate(held_candidates, held_splade)[0])
+    absolute["SPLADE-tiny"] = absolute_calibration(held_candidates, held_splade)
+    if reranker_dir is not None:
+        scorers[f"trained cross-encoder ({reranker_dir.name})"] = (CrossEncoderScorer(reranker_dir),
+                                                                   Calibrator.load(reranker_dir / "calibration.json"))
 
     started = time.perf_counter()
     link_weights = fit_links(components, passages, held, scorers, args.held_out_queries, seed=29)
@@ -237,19 +273,21 @@ def main() -> None:
     feature_seconds: dict[tuple, float] = {}
 
     def scores_for(name, scorer, key, query, passages_):
-        """Late interaction is the M3 features' third column: one encoder pass serves both, and
-        each is charged that pass's time (see ``charged``)."""
-        if scorer is late or scorer is multi:
+        """Late interaction is the M3 features' third column: one computation serves both, and
+        each is charged its time (see ``charged``)."""
+        if name in token_scorers:
+            _, multi, _, column = token_scorers[name]
+            key = (id(multi), *key)
             if key not in shared_features:
                 t0 = time.perf_counter()
                 shared_features[key] = multi.features(query, passages_)
                 feature_seconds[key] = time.perf_counter() - t0
             f = shared_features[key]
-            return f[:, 2] if scorer is late else f @ multi.weights
+            return f[:, column] if column is not None else f @ multi.weights
         return scorer.score(query, passages_)
 
-    def charged(scorer, key, measured):
-        return feature_seconds[key] if scorer is late or scorer is multi else measured
+    def charged(name, key, measured):
+        return feature_seconds[(id(token_scorers[name][1]), *key)] if name in token_scorers else measured
 
     sensitivity = {}
     for name, (scorer, cal) in scorers.items():
@@ -257,7 +295,7 @@ def main() -> None:
         for n, (q, cands) in enumerate(zip(queries, pool)):
             t0 = time.perf_counter()
             s = scores_for(name, scorer, ("rerank", n), q, passage_texts(cands))
-            seconds.append(charged(scorer, ("rerank", n), time.perf_counter() - t0))
+            seconds.append(charged(name, ("rerank", n), time.perf_counter() - t0))
             raw_scores.append(s)
             reranked.append([cands[i] for i in np.argsort(-s, kind="stable")])
         rows.append({"stage": f"rerank top {RERANK_TOP} of {best_fusion}", "method": name,
@@ -277,19 +315,25 @@ def main() -> None:
     contexts = [json.loads(line) for line in args.data.read_text(encoding="utf-8").splitlines() if line.strip()][: len(questions)]
     grading = []
     for name, (scorer, cal) in scorers.items():
-        probs, linked_probs, gold = [], [], []
+        probs, absolute_probs, linked_probs, gold = [], [], [], []
         weight = link_weights[name].weight if name in link_weights else 0.0
         for n, row in enumerate(contexts):
             cands = [f"{c['title']}\n{c['paragraph_text']}" for c in row["contexts"]]
-            p = cal(scores_for(name, scorer, ("grade", n), row["question_text"], cands))
+            raw = scores_for(name, scorer, ("grade", n), row["question_text"], cands)
+            p = cal(raw)
             probs += list(p)
+            if name in absolute:
+                absolute_probs += list(absolute[name](raw))
             chunks = [{"chunk_id": str(i), "title": c["title"], "text": c["paragraph_text"], "relevance": float(v)}
                       for i, (c, v) in enumerate(zip(row["contexts"], p))]
             linked_probs += [c["relevance"] for c in expand_links(chunks, weight)]
             gold += [float(c["is_supporting"]) for c in row["contexts"]]
-        grading.append({"scorer": name, **threshold_metrics(probs, gold, 0.5)})
+        if absolute_probs:
+            grading.append({"scorer": name, "calibration": "absolute", **threshold_metrics(absolute_probs, gold, 0.5)})
+        grading.append({"scorer": name, "calibration": "set-aware", **threshold_metrics(probs, gold, 0.5)})
         if weight > 0:
-            grading.append({"scorer": f"{name} + link expansion (weight {weight})", **threshold_metrics(linked_probs, gold, 0.5)})
+            grading.append({"scorer": f"{name} + link expansion (weight {weight})", "calibration": "set-aware",
+                            **threshold_metrics(linked_probs, gold, 0.5)})
 
     out = {
         "machine": machine(), "date": time.strftime("%Y-%m-%d"), "data": args.data.name,
@@ -297,8 +341,9 @@ def main() -> None:
         "training": training, "indexing_chunks_per_s": {"MiniLM / trained embedder (same architecture)": round(index_rate, 1),
                                                        "SPLADE-tiny": round(splade_rate, 1)},
         "rerank_pool": {"fusion": best_fusion, "depth": RERANK_TOP, "supporting_paragraphs_in_pool": round(covered, 3)},
-        "calibrations": {"late-interaction": late_cal.__dict__, "splade": splade_cal.__dict__,
-                         "multi": {"weights": list(map(float, weights)), "intercept": bias}},
+        "calibrations": {name: cal.__dict__ for name, (_, cal) in scorers.items()},
+        "absolute_calibrations": {name: cal.__dict__ for name, cal in absolute.items()},
+        "multi_weights": {name: list(map(float, entry[0].weights)) for name, entry in token_scorers.items() if entry[3] is None},
         "link_weights": {name: w.__dict__ for name, w in link_weights.items()}, "link_fit_seconds": link_fit_seconds,
         "link_sensitivity_on_questions": sensitivity,
         "results": rows, "grading": grading,
@@ -313,9 +358,9 @@ def main() -> None:
         speed = (f"{r['median_ms_per_query']} ms/query" if "median_ms_per_query" in r else
                  f"{r['median_s_per_query']} s/query ({r['pairs_per_s']} pairs/s)" if "pairs_per_s" in r else "")
         print(f"| {r['stage']} | {r['method']} | {r['recall@2']:.3f} | {r['recall@10']:.3f} | {r['ndcg@10']:.3f} | {speed} |")
-    print("\n| grading scorer (threshold 0.5) | accuracy | precision | recall |\n|---|---|---|---|")
+    print("\n| grading scorer (threshold 0.5) | calibration | accuracy | precision | recall |\n|---|---|---|---|---|")
     for g in grading:
-        print(f"| {g['scorer']} | {g['accuracy']:.3f} | {g['precision']:.3f} | {g['recall']:.3f} |")
+        print(f"| {g['scorer']} | {g['calibration']} | {g['accuracy']:.3f} | {g['precision']:.3f} | {g['recall']:.3f} |")
     for kind, t in training.items():
         print(f"\n{kind} {t['model']}: {t['data'].get('train')} training pairs {t['data'].get('kinds')}; seconds {t['seconds']}")
     print(f"\nsupporting paragraphs in the rerank pool: {covered:.3f}; indexing: {out['indexing_chunks_per_s']}")

@@ -20,6 +20,7 @@ from langchain_core.language_models import BaseChatModel
 from embeddings import Embedder
 from knowledge.retriever import DenseRetriever, HybridRetriever
 from knowledge.store import ChunkStore
+from knowledge.token_store import token_store_for
 from settings import Settings
 
 
@@ -51,7 +52,8 @@ class Components:
 
                 self._judges[settings.scorer] = make_judge(
                     settings.scorer, self.embedder, ModelRegistry(self.settings),
-                    lexical=self.lexical if settings.scorer == "multi" else None)
+                    lexical=self.lexical if settings.scorer == "multi" else None,
+                    tokens=token_store_for(self.settings, self.store))
             return self._judges[settings.scorer]
 
     def llm_for(self, settings: Settings) -> BaseChatModel:

@@ -71,6 +71,12 @@ def model_fingerprint(model_dir: Path) -> str:
     return digest.hexdigest()[:16]
 
 
+def embedding_text(title: str, heading: str, text: str) -> str:
+    """What the encoder sees: the title and heading give a chunk its context."""
+    head = title if not heading or heading == title else f"{title} — {heading}"
+    return f"{head}\n{text}"
+
+
 class Embedder:
     """Dense sentence embeddings (mean pooling, L2-normalised) through FlagEmbedding.
 
@@ -156,55 +162,58 @@ class Embedder:
         config = json.loads((self.model_dir / "config.json").read_text())
         return int(config.get("hidden_size") or config.get("dim"))
 
-    def embed_documents(self, texts: list[str], progress: bool = False) -> np.ndarray:
-        """Embed passages in length-sorted batches (less padding), with one progress bar."""
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        if not texts:
-            return out
-        model = self._flag_model()
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-        step = self.batch_size
-        with tqdm(total=len(texts), unit="chunk", desc="embed", leave=False,
-                  disable=not progress or len(texts) <= step) as bar:
-            for start in range(0, len(order), step):
-                idx = order[start : start + step]
-                # A batch_size above the slice length keeps FlagEmbedding's own bars off.
-                vectors = model.encode_corpus([texts[i] for i in idx], batch_size=len(idx) + 1, max_length=self.max_length)
-                out[idx] = np.asarray(vectors, dtype=np.float32).reshape(len(idx), -1)
-                bar.update(len(idx))
-        return out
+    def encode(self, texts: list[str], tokens: bool = False, progress: bool = False,
+               max_length: int | None = None) -> tuple[np.ndarray, list[np.ndarray] | None]:
+        """Pooled vectors of ``texts`` and, with ``tokens``, their token vectors, from one forward pass.
 
-    def embed_queries(self, texts: list[str]) -> np.ndarray:
-        vectors = self._flag_model().encode_queries(texts, batch_size=len(texts) + 1, max_length=self.max_length)
-        return np.asarray(vectors, dtype=np.float32).reshape(len(texts), -1)
-
-    def token_vectors(self, texts: list[str], max_length: int | None = None) -> list[np.ndarray]:
-        """L2-normalised contextual vectors of each text's tokens ([CLS]/[SEP] and padding excluded).
-
-        These are the multi-vector representation used for late-interaction (max-sim) scoring.
+        Pooled vectors are the mean of the last hidden states over the attention mask,
+        L2-normalised (what FlagEmbedding's "mean" pooling gives). Token vectors are the
+        L2-normalised hidden states without [CLS]/[SEP] and padding: the multi-vector
+        representation that late-interaction (max-sim) scoring reads. Batches are
+        length-sorted, so short texts cost little padding.
         """
         import torch
 
+        pooled = np.zeros((len(texts), self.dim), dtype=np.float32)
+        token_rows: list[np.ndarray | None] | None = [None] * len(texts) if tokens else None
+        if not texts:
+            return pooled, token_rows
         model = self._flag_model()
-        out: list[np.ndarray | None] = [None] * len(texts)
-        # Batches of similar length waste less work on padding.
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         step = self.batch_size
-        with torch.inference_mode():
+        with torch.inference_mode(), tqdm(total=len(texts), unit="chunk", desc="embed", leave=False,
+                                          disable=not progress or len(texts) <= step) as bar:
             for start in range(0, len(order), step):
                 members = order[start : start + step]
                 batch = model.tokenizer(
                     [texts[i] for i in members], padding=True, truncation=True,
-                    max_length=max_length or self.max_length, return_tensors="pt",
-                    return_special_tokens_mask=True,
+                    max_length=max_length or self.max_length, return_tensors="pt", return_special_tokens_mask=True,
                 )
                 special = batch.pop("special_tokens_mask").bool()
                 hidden = model.model(**batch).last_hidden_state
-                hidden = torch.nn.functional.normalize(hidden, dim=-1)
-                keep = batch["attention_mask"].bool() & ~special
-                for i, row, mask in zip(members, hidden, keep):
-                    out[i] = row[mask].numpy().astype(np.float32)
-        return out
+                mask = batch["attention_mask"]
+                mean = (hidden * mask.unsqueeze(-1)).sum(dim=1) / mask.sum(dim=1, keepdim=True)
+                pooled[members] = torch.nn.functional.normalize(mean, dim=-1).numpy()
+                if token_rows is not None:
+                    unit = torch.nn.functional.normalize(hidden, dim=-1)
+                    keep = mask.bool() & ~special
+                    for i, row, row_keep in zip(members, unit, keep):
+                        token_rows[i] = row[row_keep].numpy().astype(np.float32)
+                bar.update(len(members))
+        return pooled, token_rows
+
+    def embed_documents(self, texts: list[str], progress: bool = False) -> np.ndarray:
+        """Pooled, normalised passage vectors (see :meth:`encode`)."""
+        return self.encode(texts, progress=progress)[0]
+
+    def embed_queries(self, texts: list[str]) -> np.ndarray:
+        """Pooled, normalised query vectors; a trained model's query instruction is put first."""
+        prefix = self.query_instruction or ""
+        return self.encode([prefix + t for t in texts])[0]
+
+    def token_vectors(self, texts: list[str], max_length: int | None = None) -> list[np.ndarray]:
+        """L2-normalised contextual vectors of each text's tokens ([CLS]/[SEP] and padding excluded)."""
+        return self.encode(texts, tokens=True, max_length=max_length)[1]
 
 
 def max_sim(query_tokens: np.ndarray, doc_tokens: np.ndarray) -> float:

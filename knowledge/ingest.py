@@ -22,10 +22,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from embeddings import Embedder
+from embeddings import Embedder, embedding_text
 from knowledge.chunking import Chunk, chunk_sections, split_section
 from knowledge.loaders import SUPPORTED_SUFFIXES, IngestError, Section, load_file
 from knowledge.store import ChunkRecord, ChunkStore, IndexMismatch
+from knowledge.token_store import text_key, token_store_for
 from settings import Settings
 
 #: Files grouped until this many chunks await embedding, so batches stay full and sorted.
@@ -142,12 +143,6 @@ def year_of(text: str) -> int | None:
     return int(found.group(1)) if found else None
 
 
-def embedding_text(title: str, heading: str, text: str) -> str:
-    """What the encoder sees: the title and heading give a chunk its context."""
-    head = title if not heading or heading == title else f"{title} — {heading}"
-    return f"{head}\n{text}"
-
-
 class Ingestor:
     """Brings the collection in line with a set of files.
 
@@ -167,6 +162,7 @@ class Ingestor:
         self.embedder = embedder
         self.store = store
         self.strategy = settings.index_strategy
+        self.tokens = token_store_for(settings, store)
 
     def _check_strategy(self) -> None:
         """The collection keeps the strategy it was built with; an empty one takes the configured one."""
@@ -215,7 +211,7 @@ class Ingestor:
             for parent_no, (parent, chunks) in enumerate(self._units(doc)):
                 for chunk in chunks:
                     text = embedding_text(doc.title, chunk.heading, chunk.text)
-                    text_hash = hashlib.sha256(text.encode()).hexdigest()[:32]
+                    text_hash = text_key(text)
                     metadata = {
                         **(tags or {}),
                         "file": str(path),
@@ -308,6 +304,8 @@ class Ingestor:
                     self.store.delete_ids(state.ids)
                     report.removed += 1
                     report.chunks_removed += len(state.ids)
+        if self.tokens is not None and (report.chunks_written or report.chunks_removed):
+            self.tokens.retain(meta.get("text_hash", "") for _, meta in self.store.iter_metadata())
         report.seconds = time.perf_counter() - started
         return report
 
@@ -319,12 +317,15 @@ class Ingestor:
         stored = self.store.embeddings_for(sorted(set(reuse.values())))
         todo = [r for r in records if reuse.get(r.metadata["text_hash"]) not in stored]
         if todo:
-            vectors = self.embedder.embed_documents(
+            # One encoder pass gives the pooled vector and the token vectors late interaction reads.
+            vectors, tokens = self.embedder.encode(
                 [embedding_text(r.metadata["title"], r.metadata["heading"], r.text) for r in todo],
-                progress=progress,
+                tokens=self.tokens is not None, progress=progress,
             )
             for record, vector in zip(todo, vectors):
                 record.embedding = vector
+            if self.tokens is not None:
+                self.tokens.put({r.metadata["text_hash"]: t for r, t in zip(todo, tokens)})
         for record in records:
             if record.embedding is None:
                 record.embedding = stored[reuse[record.metadata["text_hash"]]]

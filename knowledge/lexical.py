@@ -45,7 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
-from knowledge.ingest import embedding_text
+from embeddings import embedding_text
 from knowledge.store import ChunkStore
 
 log = logging.getLogger(__name__)

@@ -11,8 +11,9 @@ from __future__ import annotations
 import numpy as np
 from tqdm import tqdm
 
-from knowledge.ingest import embedding_text
+from embeddings import embedding_text
 from knowledge.store import ChunkRecord, ChunkStore
+from knowledge.token_store import text_key, token_store_for
 
 PAGE = 512
 
@@ -24,6 +25,7 @@ def reembed_collection(source: ChunkStore, target: ChunkStore, embedder, known: 
     ``on_progress(done, total)`` is called after each page of chunks (for a progress bar in the web app).
     """
     known = known or {}
+    tokens = token_store_for(target.settings, target)
     total = source.count()
     embedded = 0
     with tqdm(total=total, desc="re-embed", unit="chunk", disable=not progress) as bar:
@@ -38,10 +40,12 @@ def reembed_collection(source: ChunkStore, target: ChunkStore, embedder, known: 
             records = [ChunkRecord(i, d, m) for i, d, m in zip(ids, got["documents"], got["metadatas"]) if i not in present]
             todo = [r for r in records if r.id not in known]
             if todo:
-                vectors = embedder.embed_documents(
-                    [embedding_text(r.metadata.get("title", ""), r.metadata.get("heading", ""), r.text) for r in todo])
+                texts = [embedding_text(r.metadata.get("title", ""), r.metadata.get("heading", ""), r.text) for r in todo]
+                vectors, token_vectors = embedder.encode(texts, tokens=tokens is not None)
                 for r, v in zip(todo, vectors):
                     r.embedding = v
+                if tokens is not None:
+                    tokens.put({text_key(t): v for t, v in zip(texts, token_vectors)})
                 embedded += len(todo)
             for r in records:
                 if r.embedding is None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from embeddings import embedding_text
 from relevance.calibration import Calibrator
 from relevance.links import LinkWeight, expand_links
 from relevance.scorers import CrossEncoderScorer, LateInteractionScorer, MultiScorer, RelevanceScorer, SpladeScorer
@@ -62,18 +63,21 @@ class RelevanceJudge:
         """
         if not chunks:
             return []
-        raw = self.scorer.score(question, [f"{c['title']}\n{c['text']}" for c in chunks])
+        # The text the encoder saw at ingest, so stored token vectors serve (knowledge.token_store).
+        raw = self.scorer.score(question, [embedding_text(c["title"], c.get("heading", ""), c["text"]) for c in chunks])
         probability = self.calibrator(raw)
         judged = [{**c, "relevance": round(float(p), 4), "relevance_raw": round(float(r), 4)}
                   for c, p, r in zip(chunks, probability, raw)]
         return expand_links(judged, self.link_weight) if links else judged
 
 
-def make_judge(name: str, embedder, registry, lexical=None) -> RelevanceJudge:
+def make_judge(name: str, embedder, registry, lexical=None, tokens=None) -> RelevanceJudge:
     """The judge for scorer ``name`` ("auto", "cross-encoder", "late-interaction", "multi", "splade").
 
     ``multi`` weighs shared terms by the collection's BM25 statistics, so it needs ``lexical``
-    (a :class:`knowledge.lexical.LexicalIndex`).
+    (a :class:`knowledge.lexical.LexicalIndex`). ``tokens``, the collection's
+    :class:`knowledge.token_store.TokenVectorStore`, spares the late-interaction scorers an
+    encoder pass over the candidates.
     """
     reranker_dir = registry.active_dir("reranker")
     if name == "auto":
@@ -88,9 +92,9 @@ def make_judge(name: str, embedder, registry, lexical=None) -> RelevanceJudge:
         if name == "multi":
             if lexical is None:
                 raise ValueError("the multi scorer needs the collection's BM25 index")
-            scorer = MultiScorer(embedder, lexical.idf, DEFAULT_MULTI_WEIGHTS)
+            scorer = MultiScorer(embedder, lexical.idf, DEFAULT_MULTI_WEIGHTS, tokens=tokens)
         else:
-            scorer = LateInteractionScorer(embedder) if name == "late-interaction" else SpladeScorer()
+            scorer = LateInteractionScorer(embedder, tokens) if name == "late-interaction" else SpladeScorer()
         scored_with = "splade-tiny" if name == "splade" else embedder.model_id
         fitted = registry.calibration_path(name, scored_with)
         links = registry.calibration_path(f"{name}-links", scored_with)

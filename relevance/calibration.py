@@ -6,6 +6,13 @@ Classes are weighted equally, so the probability reads "relevant rather than not
 been equally common": a grading threshold of 0.5 then sits where relevant and irrelevant
 passages are equally likely to score. Both maps are monotone non-decreasing and stay in [0, 1].
 
+A raw score alone says little across questions: one question's relevant passage scores
+lower than another's distractors. Fitted with ``groups`` (which candidates were judged
+together), the Platt curve also reads each score's gap to the best score of its group,
+``p = sigmoid(slope·s + set_weight·(s − max s) + intercept)``, and is fitted without class
+weights, so 0.5 means "more likely relevant than not" at the rate the groups hold relevant
+passages. Within a group the map stays monotone.
+
 Example:
     >>> cal = Calibrator.fit([0.1, 0.2, 0.3, 0.7, 0.8, 0.9], [0, 0, 0, 1, 1, 1])
     >>> p = cal([0.15, 0.5, 0.85])
@@ -26,10 +33,11 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.clip(z, -40, 40)))
 
 
-def fit_logistic(features: np.ndarray, labels: np.ndarray, l2: float = 1e-3, iterations: int = 50) -> tuple[np.ndarray, float]:
-    """Class-balanced logistic regression by Newton's method: (weights, bias).
+def fit_logistic(features: np.ndarray, labels: np.ndarray, l2: float = 1e-3, iterations: int = 50,
+                 balanced: bool = True) -> tuple[np.ndarray, float]:
+    """Logistic regression by Newton's method: (weights, bias); ``balanced`` weighs both classes equally.
 
-    Used for Platt scaling (one feature) and for learning the weights of a combined score.
+    Used for Platt scaling and for learning the weights of a combined score.
     """
     x = np.asarray(features, dtype=np.float64)
     if x.ndim == 1:
@@ -37,7 +45,7 @@ def fit_logistic(features: np.ndarray, labels: np.ndarray, l2: float = 1e-3, ite
     y = np.asarray(labels, dtype=np.float64)
     pos = max(1.0, y.sum())
     neg = max(1.0, len(y) - y.sum())
-    sample_weight = np.where(y > 0.5, len(y) / (2 * pos), len(y) / (2 * neg))
+    sample_weight = np.where(y > 0.5, len(y) / (2 * pos), len(y) / (2 * neg)) if balanced else np.ones(len(y))
     mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-9
     z = np.hstack([(x - mean) / scale, np.ones((len(x), 1))])
     theta = np.zeros(z.shape[1])
@@ -54,6 +62,16 @@ def fit_logistic(features: np.ndarray, labels: np.ndarray, l2: float = 1e-3, ite
     weights = theta[:-1] / scale
     bias = theta[-1] - float((theta[:-1] * mean / scale).sum())
     return weights, float(bias)
+
+
+def best_in_group(scores: np.ndarray, groups) -> np.ndarray:
+    """For each score, the highest score of its group."""
+    groups = np.asarray(groups)
+    best = np.empty_like(scores)
+    for g in np.unique(groups):
+        members = groups == g
+        best[members] = scores[members].max()
+    return best
 
 
 def _isotonic(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -85,13 +103,22 @@ class Calibrator:
     knots_x: list[float] = field(default_factory=list)
     knots_y: list[float] = field(default_factory=list)
     fitted_on: int = 0
+    #: Weight of a score's gap to the best score judged with it (0: each score on its own).
+    set_weight: float = 0.0
 
     @classmethod
-    def fit(cls, scores, labels, method: str = "platt") -> "Calibrator":
+    def fit(cls, scores, labels, method: str = "platt", groups=None) -> "Calibrator":
+        """Fit on held-out ``scores`` and 0/1 ``labels``; ``groups`` (one id per score) names the
+        candidates judged together and makes a Platt fit read each score's gap to its group's best."""
         x = np.asarray(scores, dtype=np.float64)
         y = np.asarray(labels, dtype=np.float64)
         if len(x) < 2 or y.min() == y.max():
             raise ValueError("calibration needs both relevant and irrelevant examples")
+        if groups is not None and method == "platt":
+            gap = x - best_in_group(x, groups)
+            (slope, set_weight), bias = fit_logistic(np.stack([x, gap], axis=1), y, balanced=False)
+            # Both parts must raise relevance with the score, or a better passage could grade lower.
+            return cls("platt", max(float(slope), 0.0), bias, fitted_on=len(x), set_weight=max(float(set_weight), 0.0))
         if method == "platt":
             weights, bias = fit_logistic(x, y)
             # A negative slope would mean the scorer ranks backwards; calibration must stay monotone.
@@ -104,10 +131,12 @@ class Calibrator:
         raise ValueError(f"unknown calibration method {method!r} (platt or isotonic)")
 
     def __call__(self, scores) -> np.ndarray:
+        """Probabilities of ``scores``, taken as one group of candidates judged together."""
         x = np.asarray(scores, dtype=np.float64)
         if self.method == "isotonic":
             return np.clip(np.interp(x, self.knots_x, self.knots_y), 0.0, 1.0)
-        return _sigmoid(self.slope * x + self.intercept)
+        gap = x - x.max() if self.set_weight and x.size else 0.0
+        return _sigmoid(self.slope * x + self.set_weight * gap + self.intercept)
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)

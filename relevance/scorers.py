@@ -188,18 +188,31 @@ def export_int8_onnx(model_dir: Path) -> Path:
     return target
 
 
+def query_and_passage_tokens(embedder: Embedder, tokens, query: str, passages: list[str]) -> list[np.ndarray]:
+    """Token vectors of the query, then of each passage: read from ``tokens`` (a
+    :class:`knowledge.token_store.TokenVectorStore`) where ingestion stored them, else encoded."""
+    if tokens is None:
+        return embedder.token_vectors([query] + list(passages))
+    return embedder.token_vectors([query]) + tokens.vectors_for(list(passages), embedder)
+
+
 class LateInteractionScorer:
-    """Mean over query tokens of the best cosine with any passage token (the embedder's token vectors)."""
+    """Mean over query tokens of the best cosine with any passage token (the embedder's token vectors).
+
+    With ``tokens``, the passages' token vectors come from the collection's token-vector store,
+    so scoring encodes only the query.
+    """
 
     name = "late-interaction"
 
-    def __init__(self, embedder: Embedder):
+    def __init__(self, embedder: Embedder, tokens=None):
         self.embedder = embedder
+        self.tokens = tokens
 
     def score(self, query: str, passages: list[str]) -> np.ndarray:
         if not passages:
             return np.zeros(0)
-        vectors = self.embedder.token_vectors([query] + list(passages))
+        vectors = query_and_passage_tokens(self.embedder, self.tokens, query, passages)
         return np.array([max_sim(vectors[0], v) for v in vectors[1:]], dtype=np.float64)
 
 
@@ -218,14 +231,16 @@ class MultiScorer:
     ``idf`` gives the lexical score's term weights: a dict over the corpus's terms
     (:func:`idf_weights`), or a callable that returns them for the query's terms
     (:meth:`knowledge.lexical.LexicalIndex.idf`, so the collection's BM25 index serves).
+    ``tokens`` is the collection's token-vector store, as for :class:`LateInteractionScorer`.
     """
 
     name = "multi"
 
-    def __init__(self, embedder: Embedder, idf=None, weights: tuple[float, float, float] = (1.0, 0.3, 1.0)):
+    def __init__(self, embedder: Embedder, idf=None, weights: tuple[float, float, float] = (1.0, 0.3, 1.0), tokens=None):
         from knowledge.lexical import query_terms
 
         self.embedder = embedder
+        self.tokens = tokens
         self.idf = idf or {}
         self.weights = np.asarray(weights, dtype=np.float64)
         self._terms = query_terms
@@ -240,7 +255,7 @@ class MultiScorer:
         """(dense, lexical, multi-vector) for each passage: one row each."""
         if not passages:
             return np.zeros((0, 3))
-        vectors = self.embedder.token_vectors([query] + list(passages))
+        vectors = query_and_passage_tokens(self.embedder, self.tokens, query, passages)
         q_terms = set(self._terms(query))
         idf = self._term_weights(q_terms)
         q_weight = sum(idf.values()) or 1.0

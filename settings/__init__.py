@@ -148,6 +148,12 @@ class Settings(BaseSettings):
     decompose_mode: Literal["sequential", "parallel"] = Field(
         "sequential", description="Sub-questions answered in turn (each answer feeds the next) or retrieved together."
     )
+    store_token_vectors: bool = Field(
+        True,
+        description="Keep each chunk's token vectors (int8, about 390 bytes a token) from the ingest pass, so "
+        "late-interaction scoring encodes only the question: reranking 30 chunks takes milliseconds instead of "
+        "an encoder pass over all of them (see bench/rerank_speed.py).",
+    )
     max_sub_questions: int = Field(3, ge=2, le=5)
     self_query: Literal["off", "rules", "llm"] = Field(
         "rules", description="Metadata filters from the question (title, year, ingest tags): 'rules' (values the "

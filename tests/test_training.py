@@ -16,7 +16,7 @@ from scripted_llm import ScriptedChatModel
 from components import Components
 from knowledge.model_registry import ModelRegistry
 from llms.usage import LLMUsage
-from relevance.calibration import Calibrator
+from relevance.calibration import Calibrator, threshold_metrics
 from training.pairs import (
     Passage,
     TrainingPair,
@@ -164,6 +164,45 @@ def test_calibration_is_monotone_and_bounded():
         assert cal([4.0])[0] > 0.9 and cal([-3.0])[0] < 0.1
     with pytest.raises(ValueError, match="both relevant and irrelevant"):
         Calibrator.fit([0.1, 0.2], [1, 1])
+
+
+def score_lists(rng, n: int, with_positive: bool = True):
+    """Candidate lists of 10 whose scores sit at a level of their own (as questions' do); one positive."""
+    lists = []
+    for _ in range(n):
+        level = rng.normal(0, 2)
+        scores = level + rng.normal(0, 1, 10)
+        if with_positive:
+            scores[0] = level + 3 + rng.normal(0, 0.5)
+        lists.append(scores)
+    return lists
+
+
+def test_set_aware_calibration_grades_lists_better_and_stays_monotone_within_one():
+    from types import SimpleNamespace
+
+    from training.trainer import calibrate
+
+    rng = np.random.default_rng(4)
+    train = score_lists(rng, 150)
+    candidates = [(SimpleNamespace(positive_id="c0"), [f"c{i}" for i in range(10)], []) for _ in train]
+    set_aware, _ = calibrate(candidates, train)
+    absolute = Calibrator.fit(np.concatenate(train), np.tile([1] + [0] * 9, len(train)))
+    assert set_aware.set_weight > 0 and set_aware.slope >= 0
+
+    test = score_lists(rng, 150)
+    labels = np.tile([1] + [0] * 9, len(test))
+    aware = threshold_metrics(np.concatenate([set_aware(s) for s in test]), labels)
+    plain = threshold_metrics(np.concatenate([absolute(s) for s in test]), labels)
+    assert aware["accuracy"] > plain["accuracy"] + 0.05 and aware["accuracy"] > 0.95
+    # Without a relevant candidate the best of a list is no longer a sure yes.
+    empty = score_lists(rng, 150, with_positive=False)
+    assert np.mean([set_aware(s).max() >= 0.5 for s in empty]) < 0.5
+    one = test[0]
+    p = set_aware(one)
+    assert ((0 <= p) & (p <= 1)).all() and (np.diff(p[np.argsort(one)]) >= -1e-12).all()
+    saved = Calibrator(**set_aware.__dict__)
+    assert np.allclose(saved(one), p)
 
 
 def train_cli(settings, kind, *extra):

@@ -235,7 +235,7 @@ def train_embedder(components, options: PairOptions, cfg: FineTuneConfig, base: 
                    qrels: list[dict] | None = None, progress: bool = True, activate: bool = True) -> TrainingResult:
     """Fine-tune an embedder on the collection's pairs; re-embed and switch to it only if it wins."""
     from embeddings import Embedder
-    from knowledge.ingest import embedding_text
+    from embeddings import embedding_text
 
     settings = components.settings
     base = Path(base) if base else components.embedder.model_dir
@@ -318,13 +318,23 @@ def rerank_metrics(candidates, scores: list[np.ndarray]) -> dict:
 
 
 def calibrate(candidates, scores: list[np.ndarray]) -> tuple[Calibrator, dict]:
-    """Platt calibration on held-out candidates: the positive is relevant, the other candidates not."""
-    raw, labels = [], []
-    for (pair, ids, _), s in zip(candidates, scores):
-        raw += list(s)
-        labels += [float(c == pair.positive_id) for c in ids]
-    calibrator = Calibrator.fit(raw, labels)
-    return calibrator, threshold_metrics(calibrator(raw), labels)
+    """Set-aware Platt calibration on held-out candidate lists: the positive is relevant, the others not.
+
+    Each list is used twice: as retrieved, and without its positive, as when retrieval found
+    nothing relevant; so the best candidate of a list is not relevant just for being the best.
+    The grading figures returned are at threshold 0.5 over both.
+    """
+    raw, labels, groups = [], [], []
+    for n, ((pair, ids, _), s) in enumerate(zip(candidates, scores)):
+        label = np.array([float(c == pair.positive_id) for c in ids])
+        for variant, keep in ((2 * n, np.ones(len(ids), bool)), (2 * n + 1, label == 0)):
+            if keep.any() and (variant % 2 == 0 or not keep.all()):
+                raw += list(np.asarray(s)[keep])
+                labels += list(label[keep])
+                groups += [variant] * int(keep.sum())
+    calibrator = Calibrator.fit(raw, labels, groups=groups)
+    probabilities = np.concatenate([calibrator(np.asarray(raw)[np.asarray(groups) == g]) for g in dict.fromkeys(groups)])
+    return calibrator, threshold_metrics(probabilities, labels)
 
 
 def link_cases(candidates, scores: list[np.ndarray], calibrator: Calibrator,
