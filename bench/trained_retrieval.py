@@ -106,7 +106,7 @@ def main() -> None:
     from embeddings import Embedder
     from embeddings import embedding_text
     from knowledge.lexical import query_terms
-    from knowledge.token_store import TokenVectorStore, text_key
+    from knowledge.token_store import TokenVectorStore
     from knowledge.model_registry import ModelRegistry
     from relevance.calibration import Calibrator, fit_logistic, threshold_metrics
     from relevance.links import WEIGHT_GRID, expand_links
@@ -178,12 +178,8 @@ def main() -> None:
     def token_store(embedder, name):
         """Token vectors of every chunk, as ingestion stores them; returns (store, pooled matrix, chunks/s)."""
         tokens = TokenVectorStore(args.work_dir / "token-vectors" / f"{name}.sqlite", embedder.model_id)
-        matrix = np.zeros((len(texts), embedder.dim), dtype=np.float32)
         started = time.perf_counter()
-        for start in range(0, len(texts), 256):
-            part = texts[start : start + 256]
-            matrix[start : start + len(part)], vectors = embedder.encode(part, tokens=True)
-            tokens.put({text_key(t): v for t, v in zip(part, vectors)})
+        matrix = tokens.fill(texts, embedder, progress=True)
         return tokens, matrix, len(texts) / (time.perf_counter() - started)
 
     base_tokens, _, _ = token_store(base, "base")

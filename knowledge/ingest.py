@@ -317,15 +317,12 @@ class Ingestor:
         stored = self.store.embeddings_for(sorted(set(reuse.values())))
         todo = [r for r in records if reuse.get(r.metadata["text_hash"]) not in stored]
         if todo:
+            texts = [embedding_text(r.metadata["title"], r.metadata["heading"], r.text) for r in todo]
             # One encoder pass gives the pooled vector and the token vectors late interaction reads.
-            vectors, tokens = self.embedder.encode(
-                [embedding_text(r.metadata["title"], r.metadata["heading"], r.text) for r in todo],
-                tokens=self.tokens is not None, progress=progress,
-            )
+            vectors = (self.tokens.fill(texts, self.embedder, progress) if self.tokens is not None
+                       else self.embedder.embed_documents(texts, progress=progress))
             for record, vector in zip(todo, vectors):
                 record.embedding = vector
-            if self.tokens is not None:
-                self.tokens.put({r.metadata["text_hash"]: t for r, t in zip(todo, tokens)})
         for record in records:
             if record.embedding is None:
                 record.embedding = stored[reuse[record.metadata["text_hash"]]]

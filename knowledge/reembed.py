@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from embeddings import embedding_text
 from knowledge.store import ChunkRecord, ChunkStore
-from knowledge.token_store import text_key, token_store_for
+from knowledge.token_store import token_store_for
 
 PAGE = 512
 
@@ -41,11 +41,9 @@ def reembed_collection(source: ChunkStore, target: ChunkStore, embedder, known: 
             todo = [r for r in records if r.id not in known]
             if todo:
                 texts = [embedding_text(r.metadata.get("title", ""), r.metadata.get("heading", ""), r.text) for r in todo]
-                vectors, token_vectors = embedder.encode(texts, tokens=tokens is not None)
+                vectors = tokens.fill(texts, embedder) if tokens is not None else embedder.embed_documents(texts)
                 for r, v in zip(todo, vectors):
                     r.embedding = v
-                if tokens is not None:
-                    tokens.put({text_key(t): v for t, v in zip(texts, token_vectors)})
                 embedded += len(todo)
             for r in records:
                 if r.embedding is None:

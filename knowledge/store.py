@@ -127,9 +127,12 @@ class ChunkStore:
         self._strategy = value
 
     def drop(self) -> None:
-        """Delete the whole Chroma collection (used once its chunks live on in another)."""
+        """Delete the whole Chroma collection (used once its chunks live on in another) and its token vectors."""
+        from knowledge.token_store import drop_token_store
+
         self.client.delete_collection(self.name)
         self._collection = None
+        drop_token_store(self.settings.data_dir, self.name)
 
     def count(self) -> int:
         return self.collection.count()

@@ -54,6 +54,17 @@ def dequantise(codes: bytes, scales: bytes, dim: int) -> np.ndarray:
     return matrix * np.frombuffer(scales, dtype=np.float16).astype(np.float32)[:, None]
 
 
+def token_store_path(data_dir: Path, collection: str) -> Path:
+    return Path(data_dir) / "token-vectors" / f"{collection}.sqlite"
+
+
+def drop_token_store(data_dir: Path, collection: str) -> None:
+    """Delete a collection's token-vector file (and SQLite's side files) along with the collection."""
+    path = token_store_path(data_dir, collection)
+    for suffix in ("", "-wal", "-shm"):
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
+
+
 def token_store_for(settings, store) -> "TokenVectorStore | None":
     """The token-vector store of a :class:`knowledge.store.ChunkStore`; None when ``store_token_vectors`` is off."""
     if not settings.store_token_vectors:
@@ -87,7 +98,7 @@ class TokenVectorStore:
     @classmethod
     def for_collection(cls, data_dir: Path, collection: str, model_id: str) -> "TokenVectorStore":
         """The store of a Chroma collection (built by ``model_id``) under ``data_dir/token-vectors``."""
-        return cls(Path(data_dir) / "token-vectors" / f"{collection}.sqlite", model_id)
+        return cls(token_store_path(data_dir, collection), model_id)
 
     def get(self, keys: Iterable[str]) -> dict[str, np.ndarray]:
         """Stored vectors of the keys that have them."""
@@ -120,6 +131,19 @@ class TokenVectorStore:
             # As stored, so a score does not depend on whether the text was stored before.
             found.update({k: dequantise(*quantise(v), v.shape[1] if len(v) else 0) for k, v in fresh.items()})
         return [found[k] for k in keys]
+
+    def fill(self, texts: list[str], embedder, progress: bool = False, step: int = 256) -> np.ndarray:
+        """Encode ``texts`` once: store their token vectors and return their pooled vectors."""
+        from tqdm import tqdm
+
+        pooled = np.zeros((len(texts), embedder.dim), dtype=np.float32)
+        with tqdm(total=len(texts), unit="chunk", desc="embed", leave=False, disable=not progress or len(texts) <= step) as bar:
+            for start in range(0, len(texts), step):
+                part = texts[start : start + step]
+                pooled[start : start + len(part)], vectors = embedder.encode(part, tokens=True, progress=progress and len(texts) <= step)
+                self.put({text_key(t): v for t, v in zip(part, vectors)})
+                bar.update(len(part))
+        return pooled
 
     def retain(self, keys: Iterable[str]) -> int:
         """Drop every entry whose key is not in ``keys`` (texts no longer indexed); return how many."""

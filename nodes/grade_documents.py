@@ -3,7 +3,9 @@
 Two graders behind one node. The score grader (default) asks the relevance scorer (the
 collection's trained cross-encoder, else late interaction) for each chunk's calibrated
 probability of relevance and keeps chunks at or above ``relevance_threshold``: no LLM call,
-and the threshold means the same whichever scorer is active. The LLM grader asks for a
+and the threshold means the same whichever scorer is active. The probability reads both a
+chunk's own score and its gap to the best candidate of this retrieval (set-aware calibration,
+:mod:`relevance.calibration`): raw scores are not comparable across questions, gaps are. The LLM grader asks for a
 yes/no per chunk in one batched, schema-constrained call; small local models grade near
 chance, so it is meant for capable hosted models. Chunks pinned as the evidence of a
 sub-question are kept by either grader, whatever their relevance to the whole question.

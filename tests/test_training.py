@@ -270,8 +270,12 @@ def test_embedder_replaces_the_index_model_only_when_it_wins(corpus, tmp_path, m
     from training import trainer
     from training.finetune import FineTuneConfig
 
+    from knowledge.token_store import TokenVectorStore, token_store_path
+
     settings = copy_corpus(corpus, tmp_path)
     chunks = Components(settings).store.count()
+    old_tokens = token_store_path(settings.data_dir, Components(settings).store.name)
+    assert old_tokens.exists()
     cfg = FineTuneConfig(max_steps=2, batch_size=4, group_size=2, query_max_len=24, passage_max_len=64)
     options = trainer.PairOptions(mode="unsupervised")
 
@@ -285,6 +289,11 @@ def test_embedder_replaces_the_index_model_only_when_it_wins(corpus, tmp_path, m
     assert new_embedder.model_dir == won.model_dir
     parts = Components(settings)
     assert parts.store.name == f"{settings.collection}--{won.model_dir.name}" and parts.store.count() == chunks
+    # The new model's token vectors were kept from the re-embedding pass; the old model's went with its collection.
+    texts = {meta["text_hash"] for _, meta in parts.store.iter_metadata()}
+    tokens = TokenVectorStore(token_store_path(settings.data_dir, parts.store.name), new_embedder.model_id)
+    assert len(tokens) == len(texts) and set(tokens.get(texts)) == texts
+    assert not old_tokens.exists()
     hits = parts.retriever.search("How do I leave the interactive interpreter?", 3)
     assert hits and all(h["chunk_id"] for h in hits)
     card = json.loads((won.model_dir / "card.json").read_text())

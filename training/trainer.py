@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from evaluation.metrics import ndcg_from_scores, ranking_metrics
 from knowledge.model_registry import ModelRegistry
+from knowledge.token_store import TokenVectorStore, drop_token_store
 from relevance.calibration import Calibrator, threshold_metrics
 from relevance.links import LinkWeight, fit_link_weight
 from training.finetune import FineTuneConfig, fine_tune
@@ -247,10 +248,17 @@ def train_embedder(components, options: PairOptions, cfg: FineTuneConfig, base: 
     trained_embedder = Embedder(model_dir, batch_size=settings.embedding_batch_size, query_instruction=cfg.query_instruction)
     # A passage's title already joins title and heading as ingestion does, so this is the text the index embedded.
     texts = [embedding_text(p.title, "", p.text) for p in passages]
-    matrix = trained_embedder.embed_documents(texts, progress=progress)
+    # The same pass keeps the token vectors the new model's collection will need if it wins.
+    tokens = (TokenVectorStore.for_collection(settings.data_dir, model_collection(settings, model_dir), trained_embedder.model_id)
+              if settings.store_token_vectors else None)
+    matrix = (tokens.fill(texts, trained_embedder, progress) if tokens is not None
+              else trained_embedder.embed_documents(texts, progress=progress))
     trained = evaluate_dense(trained_embedder, matrix, passages, held, qrels or [])
     seconds["evaluate"] = round(time.perf_counter() - started, 1)
     won = wins(trained, incumbent)
+    if tokens is not None and not (won and activate):
+        tokens.close()
+        drop_token_store(settings.data_dir, model_collection(settings, model_dir))
     metrics = {"incumbent": incumbent, "trained": trained, "incumbent_model": components.embedder.model_id}
     card = _card("embedder", settings, base, report, cfg, seconds, metrics, won, {"query_instruction": cfg.query_instruction})
     write_card(model_dir, card)
@@ -260,6 +268,11 @@ def train_embedder(components, options: PairOptions, cfg: FineTuneConfig, base: 
         seconds["reembed"] = round(time.perf_counter() - started, 1)
         write_card(model_dir, card | {"active": True})
     return TrainingResult("embedder", model_dir, won, metrics, seconds)
+
+
+def model_collection(settings, model_dir: Path) -> str:
+    """The Chroma collection that a trained embedder's vectors go into."""
+    return f"{settings.collection}--{Path(model_dir).name}"
 
 
 def use_embedder(components, model_dir: Path, embedder=None, known: dict | None = None, progress: bool = True,
@@ -278,7 +291,7 @@ def use_embedder(components, model_dir: Path, embedder=None, known: dict | None 
     embedder = embedder or Embedder(model_dir, batch_size=settings.embedding_batch_size,
                                     query_instruction=card_field(model_dir, "query_instruction"))
     target = ChunkStore(settings, embedder.model_id, embedder.dim, client=components.store.client,
-                        name=f"{settings.collection}--{model_dir.name}")
+                        name=model_collection(settings, model_dir))
     if target.name == components.store.name:
         return target.name  # already in use
     reembed_collection(components.store, target, embedder, known, progress=progress, on_progress=on_progress)
