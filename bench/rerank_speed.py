@@ -62,7 +62,7 @@ def main() -> None:
     ingest_seconds = time.perf_counter() - started
     tokens.put({text_key(t): v for t, v in zip(texts, token_vectors)})
     stored_tokens = sum(len(v) for v in token_vectors)
-    store_bytes = sum(f.stat().st_size for f in Path(work.name).iterdir())
+    store_bytes = tokens.disk_bytes()
 
     scorers = {"late interaction (MiniLM token vectors)": LateInteractionScorer(embedder),
                "late interaction, stored token vectors": LateInteractionScorer(embedder, tokens),

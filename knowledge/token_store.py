@@ -8,7 +8,7 @@ rerank only encodes the question.
 
 Vectors are stored per token as int8 codes with a float16 scale (symmetric quantisation:
 about 390 bytes a token, a quarter of float32); on HotpotQA paragraphs the max-sim scores
-move by less than 5e-4 and rankings do not change (``bench/rerank_speed.py``). Each Chroma
+move by less than 5e-4, and only near-ties change places (``bench/rerank_speed.py``). Each Chroma
 collection has its own file, keyed by the hash of the text the encoder saw (the chunk's
 ``text_hash``), so a text is encoded once however often it is scored. Texts scored that were
 never ingested (web results) are stored too, and dropped at the next ingest that changes the
@@ -156,6 +156,12 @@ class TokenVectorStore:
                 self._db.executemany("DELETE FROM tokens WHERE key = ?", [(k,) for k in gone])
                 self._db.execute("COMMIT")
         return len(gone)
+
+    def disk_bytes(self) -> int:
+        """Size of the file once SQLite's write-ahead log is folded into it."""
+        with self._lock:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return self.path.stat().st_size
 
     def __len__(self) -> int:
         with self._lock:

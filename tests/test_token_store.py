@@ -62,6 +62,8 @@ def test_ingestion_stores_the_token_vectors_of_every_chunk_in_its_one_encoder_pa
     texts = chunk_texts(ingestor.store)
     stored = ingestor.tokens.get(texts)
     assert set(stored) == set(texts) and len(texts) >= 3
+    tokens = sum(len(v) for v in stored.values())
+    assert tokens * 386 <= ingestor.tokens.disk_bytes() < tokens * 386 + 64 * 1024
     for key, text in texts.items():
         assert key == text_key(text)
         fresh = embedder.token_vectors([text])[0]
