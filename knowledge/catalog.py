@@ -17,6 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from knowledge.store import ChunkStore
+from knowledge.token_store import token_store_for
 from settings import Settings
 
 
@@ -36,9 +37,17 @@ def list_files(store: ChunkStore) -> list[dict]:
 
 
 def delete_file(store: ChunkStore, file: str) -> int:
-    """Remove every chunk of ``file`` from the collection; return how many there were."""
-    ids = [cid for cid, meta in store.iter_metadata() if meta.get("file") == file]
+    """Remove every chunk of ``file`` (and token vectors no other chunk shares); return how many chunks."""
+    ids, kept_texts = [], set()
+    for cid, meta in store.iter_metadata():
+        if meta.get("file") == file:
+            ids.append(cid)
+        else:
+            kept_texts.add(meta.get("text_hash", ""))
     store.delete_ids(ids)
+    tokens = token_store_for(store.settings, store)
+    if ids and tokens is not None:
+        tokens.retain(kept_texts)
     return len(ids)
 
 

@@ -115,6 +115,17 @@ def test_changed_and_removed_files_take_their_token_vectors_with_them(indexed, e
     assert len(ingestor.tokens) == len(after)
 
 
+def test_deleting_a_file_from_the_catalog_drops_its_token_vectors(indexed):
+    from knowledge.catalog import delete_file
+
+    docs, ingestor = indexed
+    before = set(chunk_texts(ingestor.store))
+    assert delete_file(ingestor.store, str(docs / "tea.md")) >= 2
+    after = set(chunk_texts(ingestor.store))
+    assert after and after < before
+    assert set(ingestor.tokens.get(before)) == after
+
+
 def test_a_store_written_by_another_model_is_emptied(tmp_path):
     path = tmp_path / "t.sqlite"
     TokenVectorStore(path, "model-a@1").put({"k": np.ones((2, 4), np.float32)})
