@@ -39,15 +39,15 @@ def text_key(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-def quantise(vectors: np.ndarray) -> tuple[bytes, bytes]:
-    """int8 codes and float16 per-token scales of a (tokens, dim) float array."""
+def quantise(vectors: np.ndarray) -> tuple[int, bytes, bytes]:
+    """Width (0 for no tokens), int8 codes and float16 per-token scales of a (tokens, dim) float array."""
     scale = np.abs(vectors).max(axis=1, keepdims=True) / 127.0
     scale[scale == 0] = 1.0
     codes = np.clip(np.rint(vectors / scale), -127, 127).astype(np.int8)
-    return codes.tobytes(), scale.astype(np.float16).tobytes()
+    return (int(vectors.shape[1]) if len(vectors) else 0), codes.tobytes(), scale.astype(np.float16).tobytes()
 
 
-def dequantise(codes: bytes, scales: bytes, dim: int) -> np.ndarray:
+def dequantise(dim: int, codes: bytes, scales: bytes) -> np.ndarray:
     if dim == 0:
         return np.zeros((0, 0), dtype=np.float32)
     matrix = np.frombuffer(codes, dtype=np.int8).reshape(-1, dim).astype(np.float32)
@@ -110,11 +110,11 @@ class TokenVectorStore:
                 rows = self._db.execute(
                     f"SELECT key, dim, codes, scales FROM tokens WHERE key IN ({','.join('?' * len(part))})", part)
                 for key, dim, codes, scales in rows:
-                    out[key] = dequantise(codes, scales, dim)
+                    out[key] = dequantise(dim, codes, scales)
         return out
 
     def put(self, vectors: dict[str, np.ndarray]) -> None:
-        rows = [(key, int(v.shape[1]) if len(v) else 0, *quantise(v)) for key, v in vectors.items()]
+        rows = [(key, *quantise(v)) for key, v in vectors.items()]
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             self._db.executemany("INSERT OR REPLACE INTO tokens VALUES (?, ?, ?, ?)", rows)
@@ -129,7 +129,7 @@ class TokenVectorStore:
             fresh = {keys[i]: v for i, v in zip(missing, embedder.token_vectors([texts[i] for i in missing]))}
             self.put(fresh)
             # As stored, so a score does not depend on whether the text was stored before.
-            found.update({k: dequantise(*quantise(v), v.shape[1] if len(v) else 0) for k, v in fresh.items()})
+            found.update({k: dequantise(*quantise(v)) for k, v in fresh.items()})
         return [found[k] for k in keys]
 
     def fill(self, texts: list[str], embedder, progress: bool = False, step: int = 256) -> np.ndarray:

@@ -337,17 +337,16 @@ def calibrate(candidates, scores: list[np.ndarray]) -> tuple[Calibrator, dict]:
     nothing relevant; so the best candidate of a list is not relevant just for being the best.
     The grading figures returned are at threshold 0.5 over both.
     """
-    raw, labels, groups = [], [], []
-    for n, ((pair, ids, _), s) in enumerate(zip(candidates, scores)):
-        label = np.array([float(c == pair.positive_id) for c in ids])
-        for variant, keep in ((2 * n, np.ones(len(ids), bool)), (2 * n + 1, label == 0)):
-            if keep.any() and (variant % 2 == 0 or not keep.all()):
-                raw += list(np.asarray(s)[keep])
-                labels += list(label[keep])
-                groups += [variant] * int(keep.sum())
+    lists = []
+    for (pair, ids, _), s in zip(candidates, scores):
+        s, label = np.asarray(s, dtype=np.float64), np.array([float(c == pair.positive_id) for c in ids])
+        lists.append((s, label))
+        if label.any() and not label.all():
+            lists.append((s[label == 0], label[label == 0]))
+    raw, labels = np.concatenate([s for s, _ in lists]), np.concatenate([y for _, y in lists])
+    groups = np.concatenate([np.full(len(s), n) for n, (s, _) in enumerate(lists)])
     calibrator = Calibrator.fit(raw, labels, groups=groups)
-    probabilities = np.concatenate([calibrator(np.asarray(raw)[np.asarray(groups) == g]) for g in dict.fromkeys(groups)])
-    return calibrator, threshold_metrics(probabilities, labels)
+    return calibrator, threshold_metrics(np.concatenate([calibrator(s) for s, _ in lists]), labels)
 
 
 def link_cases(candidates, scores: list[np.ndarray], calibrator: Calibrator,
