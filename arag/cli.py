@@ -13,7 +13,9 @@ import os
 import sys
 from pathlib import Path
 
-SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "python-tutorial"
+from arag.environment import apply_offline_environment
+
+SAMPLES = Path(__file__).resolve().parent / "samples" / "python-tutorial"
 DEMO_QUESTION = "How do I create a virtual environment?"
 
 
@@ -21,20 +23,10 @@ class UsageError(Exception):
     """Bad input from the user: exit code 2."""
 
 
-def _quiet_environment() -> None:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
-    # llama.cpp and torch threads spin-wait by default, which starves the other on 2 cores.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-
 def _settings(args: argparse.Namespace, **extra):
     from pydantic import ValidationError
 
-    from settings import Settings
+    from arag.settings import Settings
 
     overrides = {k: v for k, v in extra.items() if v is not None}
     for name in ("data_dir", "collection", "llm", "top_k"):
@@ -49,7 +41,7 @@ def _settings(args: argparse.Namespace, **extra):
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from knowledge.ingest import Ingestor
+    from arag.ingestion.ingest import Ingestor
 
     settings = _settings(args)
     tags = {}
@@ -59,7 +51,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             raise UsageError(f"--tag {item!r}: write NAME=VALUE, e.g. --tag team=hr")
         tags[name.strip()] = value.strip()
     try:
-        from knowledge.ingest import check_tags
+        from arag.ingestion.ingest import check_tags
 
         check_tags(tags)
     except ValueError as exc:
@@ -90,7 +82,7 @@ def _print_progress(node: str, event: dict) -> None:
 def run_question(settings, question: str, thread: str | None, stream_tokens: bool, show_progress: bool,
                  profile: str | None = None) -> dict:
     """Run one question through the graph, streaming progress and tokens; return the result."""
-    from components.conversations import stream_turn
+    from arag.sessions.conversations import stream_turn
     from graphs import build_graph
 
     if not question.strip():
@@ -98,7 +90,7 @@ def run_question(settings, question: str, thread: str | None, stream_tokens: boo
     checkpointer = None
     config: dict = {}
     if thread:
-        from components.checkpoints import open_checkpointer
+        from arag.sessions.checkpoints import open_checkpointer
 
         checkpointer = open_checkpointer(settings)
         config = {"configurable": {"thread_id": thread}}
@@ -115,7 +107,7 @@ def run_question(settings, question: str, thread: str | None, stream_tokens: boo
             result = payload
     if thread:
         # The web app lists the same threads, so a conversation started here continues there.
-        from components.checkpoints import open_thread_store
+        from arag.sessions.checkpoints import open_thread_store
 
         open_thread_store(settings).add_turn(thread, result)
     return result
@@ -148,7 +140,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from knowledge.ingest import Ingestor
+    from arag.ingestion.ingest import Ingestor
 
     settings = _settings(args, collection=args.collection or "demo")
     print(f"Ingesting the sample corpus {SAMPLES} (Python tutorial, PSF License) …", file=sys.stderr)
@@ -204,9 +196,11 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from llms import PRESETS, local_model_file
+    from arag.llms.factory import PRESETS, local_model_file
 
     settings = _settings(args)
+    # The per-user cache is not where a user would look first, so say where the files are.
+    print(f"models directory: {settings.models_path}", file=sys.stderr)
     for name, preset in PRESETS.items():
         path = settings.models_path / preset.filename
         status = "assembled" if path.exists() else "not assembled"
@@ -218,8 +212,8 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def _training_options(args: argparse.Namespace):
-    from training.finetune import FineTuneConfig
-    from training.trainer import PairOptions
+    from arag.training.finetune import FineTuneConfig
+    from arag.training.trainer import PairOptions
 
     if args.steps is not None and args.steps < 1:
         raise UsageError("--steps must be at least 1")
@@ -239,9 +233,9 @@ def _training_options(args: argparse.Namespace):
 
 
 def _train(args: argparse.Namespace, kind: str) -> int:
-    from components import Components
-    from training.finetune import FineTuneError
-    from training.trainer import load_qrels, train_embedder, train_reranker
+    from arag.runtime.components import Components
+    from arag.training.finetune import FineTuneError
+    from arag.training.trainer import load_qrels, train_embedder, train_reranker
 
     settings = _settings(args)
     options, cfg = _training_options(args)
@@ -281,10 +275,11 @@ def cmd_train_reranker(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from components import Components
-    from evaluation.configs import ConfigError, load_configs, select
-    from evaluation.datasets import DatasetError, load_dataset
-    from evaluation.runner import EvalIndexes, EvalRun, RunExists, markdown_table, run_eval
+    from arag.evaluation.configs import ConfigError, load_configs, select
+    from arag.evaluation.datasets import DatasetError, load_dataset
+    from arag.evaluation.runner import EvalIndexes, EvalRun, RunExists, markdown_table, run_eval
+    from arag.runtime.components import Components
+    from graphs import build_graph
 
     if args.limit is not None and args.limit < 1:
         raise UsageError("--limit must be 1 or more")
@@ -307,7 +302,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         indexes = EvalIndexes(settings, dataset, components=parts)
     run = EvalRun(out_dir, dataset, configs, args.limit, llm=settings.llm)
     try:
-        summary = run_eval(run, indexes, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet,
+        summary = run_eval(run, indexes, build_graph, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet,
                            answer_style=args.answer_style)
     except RunExists as exc:
         raise UsageError(str(exc)) from None
@@ -324,8 +319,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_build_tree(args: argparse.Namespace) -> int:
-    from components import Components
-    from knowledge.tree import build_tree
+    from arag.index.tree import build_tree
+    from arag.runtime.components import Components
 
     settings = _settings(args)
     parts = Components(settings)
@@ -337,8 +332,19 @@ def cmd_build_tree(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ui_script() -> Path:
+    """The web app's script, wherever the ``ui`` package is installed (checkout or site-packages)."""
+    import importlib.util
+
+    # find_spec imports the light ui/__init__.py only; importing ui.app would start Streamlit.
+    spec = importlib.util.find_spec("ui.app")
+    if spec is None or spec.origin is None:
+        raise UsageError("the web app (package 'ui') is not installed")
+    return Path(spec.origin)
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
-    app = Path(__file__).resolve().parent.parent / "ui" / "app.py"
+    app = _ui_script()
     env = dict(os.environ)
     if args.data_dir:
         env["ARAG_DATA_DIR"] = str(args.data_dir)
@@ -482,20 +488,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_ui)
 
     p = sub.add_parser("models", help="list the local LLM presets; --prepare assembles and verifies them",
-                       description="List local GGUF presets and whether they are assembled.")
+                       description="List local GGUF presets and whether they are assembled in the models "
+                       "directory that every data directory shares (ARAG_MODELS_DIR, default "
+                       "$XDG_CACHE_HOME/arag/models or ~/.cache/arag/models).")
     p.add_argument("--prepare", nargs="*", metavar="PRESET", help="assemble and verify these presets")
     p.set_defaults(func=cmd_models)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    _quiet_environment()
+    apply_offline_environment()
     parser = build_parser()
     args = parser.parse_args(argv)
-    from embeddings import EmbeddingModelError
-    from knowledge.loaders import IngestError
-    from knowledge.store import IndexMismatch
-    from llms.gguf import ModelUnavailable
+    from arag.embeddings.embedder import EmbeddingModelError
+    from arag.index.store import IndexMismatch
+    from arag.ingestion.loaders import IngestError
+    from arag.llms.gguf import ModelUnavailable
 
     try:
         return args.func(args)

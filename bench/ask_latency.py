@@ -41,10 +41,10 @@ QUESTIONS = [
 
 
 def bench_preset(preset: str, data_dir: Path, models_dir: Path, profile: str) -> dict:
-    from components import Components
+    from arag.ingestion.ingest import Ingestor
+    from arag.runtime.components import Components
+    from arag.settings import Settings
     from graphs import build_graph
-    from knowledge.ingest import Ingestor
-    from settings import Settings
 
     shutil.rmtree(data_dir, ignore_errors=True)
     settings = Settings(data_dir=data_dir, models_dir=models_dir, llm=f"llamacpp:{preset}").for_run(
@@ -52,8 +52,8 @@ def bench_preset(preset: str, data_dir: Path, models_dir: Path, profile: str) ->
     )
     ingestor = Ingestor.from_settings(settings)
     ingestor.embedder.embed_documents(["warm up the encoder"])
-    cold = ingestor.ingest([REPO / "samples"], progress=False)
-    warm = ingestor.ingest([REPO / "samples"], progress=False)
+    cold = ingestor.ingest([REPO / "arag" / "samples"], progress=False)
+    warm = ingestor.ingest([REPO / "arag" / "samples"], progress=False)
     graph = build_graph(components=Components(settings, embedder=ingestor.embedder, store=ingestor.store))
     graph.invoke({"question": "warm-up: what is Python?"})
     rows = []
@@ -68,7 +68,7 @@ def bench_preset(preset: str, data_dir: Path, models_dir: Path, profile: str) ->
             "completion_tokens": sum(e.get("completion_tokens", 0) for e in out["trace"]) / calls,
             "cited": bool(out["citations"]), "answer": out["answer"],
         })
-    env = {**os.environ, "ARAG_DATA_DIR": str(data_dir), "ARAG_MODELS_DIR": str(models_dir), "ARAG_LLM": f"llamacpp:{preset}"}
+    env = {**os.environ, "ARAG_DATA_DIR": str(data_dir), "ARAG_MODELS_DIR": str(settings.models_path), "ARAG_LLM": f"llamacpp:{preset}"}
     started = time.perf_counter()
     subprocess.run([sys.executable, "-m", "arag", "ask", QUESTIONS[0], "--json", "--profile", profile], env=env, check=True,
                    capture_output=True, cwd=REPO)
@@ -96,7 +96,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--presets", default="local-1.5b,local-0.5b,local-270m")
     parser.add_argument("--profile", default="fast", choices=["naive", "fast", "agentic"])
-    parser.add_argument("--models-dir", type=Path, default=REPO / ".arag" / "models")
+    parser.add_argument("--models-dir", type=Path, default=None, help="assembled GGUF models (default: the per-user cache)")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "ask_latency.json")
     args = parser.parse_args()
     results = []
@@ -110,7 +110,8 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False))
     print(f"Machine: {report['machine']}\n")
-    print("| preset | profile | ingest chunks/s | re-ingest unchanged s | LLM calls/question | ask median s | ask p95 s | prompt tokens/call | completion tokens/call | answers cited | cold `arag ask` s |")
+    print("| preset | profile | ingest chunks/s | re-ingest unchanged s | LLM calls/question | ask median s | ask p95 s "
+          "| prompt tokens/call | completion tokens/call | answers cited | cold `arag ask` s |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         print(f"| {r['preset']} | {r['profile']} | {r['ingest_chunks_per_s']} | {r['reingest_unchanged_seconds']} | "

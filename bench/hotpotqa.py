@@ -9,17 +9,18 @@ embedded twice).
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from evaluation.runner import machine  # noqa: E402 - the benchmarks' machine line, one definition
+from arag.environment import apply_offline_environment  # noqa: E402 - needs the path above
+
+# Before anything below imports transformers, torch or Chroma, which read these when imported.
+apply_offline_environment()
+
+from arag.evaluation.runner import machine  # noqa: E402 - the benchmarks' machine line, one definition
 
 
 def write_report(out: Path, **fields) -> dict:
@@ -68,8 +69,8 @@ def ingest_pool(data: Path, work_dir: Path, fresh: bool = False):
     """Ingest the pooled paragraphs of ``data`` into ``work_dir``; return the :class:`Ingestor`."""
     import shutil
 
-    from knowledge.ingest import Ingestor
-    from settings import Settings
+    from arag.ingestion.ingest import Ingestor
+    from arag.settings import Settings
 
     _, paragraphs = load_questions(data)
     if fresh:

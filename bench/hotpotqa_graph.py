@@ -35,13 +35,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "hotpotqa_graph.json")
     args = parser.parse_args()
 
-    from components import Components
-    from evaluation.metrics import contains_answer, exact_match, recall_at, token_f1
+    from arag.evaluation.metrics import contains_answer, exact_match, recall_at, token_f1
+    from arag.runtime.components import Components
     from graphs import build_graph
 
     questions = load_questions(args.data)[0][: args.limit]
     ingestor = ingest_pool(args.data, args.work_dir)
-    settings = ingestor.settings.model_copy(update={"llm": args.llm, "models_dir": REPO / ".arag" / "models"})
+    settings = ingestor.settings.model_copy(update={"llm": args.llm})
     parts = Components(settings, embedder=ingestor.embedder, store=ingestor.store)
     graph = build_graph(components=parts)
     graph.invoke({"question": "warm-up: who wrote Hamlet?"}, {"configurable": {"profile": "naive"}})
@@ -83,7 +83,8 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     print(f"\n{args.limit} questions of {args.data.name}, LLM {args.llm}; machine: {report['machine']}\n")
-    print("| profile | EM | F1 | answer contains gold | supporting paragraphs in context | LLM calls | prompt tokens | completion tokens | decomposed | mean s | median s | p95 s |")
+    print("| profile | EM | F1 | answer contains gold | supporting paragraphs in context | LLM calls | prompt tokens "
+          "| completion tokens | decomposed | mean s | median s | p95 s |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for s in summary:
         print(f"| {s['profile']} | {s['em']:.3f} | {s['f1']:.3f} | {s['contains']:.2f} | {s['context_recall']:.2f} | "

@@ -25,7 +25,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from hotpotqa import REPO, print_table, write_report  # noqa: E402
 
-from evaluation.metrics import ndcg_at  # noqa: E402
+from arag.evaluation.metrics import ndcg_at  # noqa: E402
 
 
 def main() -> None:
@@ -36,15 +36,15 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "llm_grader.json")
     args = parser.parse_args()
 
-    from llms import make_chat_model
-    from relevance.calibration import threshold_metrics
-    from relevance.scorers import LLMYesScorer
-    from settings import Settings
+    from arag.llms.factory import make_chat_model
+    from arag.relevance.calibration import threshold_metrics
+    from arag.relevance.scorers import LLMYesScorer
+    from arag.settings import Settings
 
     rows = [json.loads(line) for line in args.data.read_text(encoding="utf-8").splitlines() if line.strip()][: args.limit]
     results = []
     for preset in args.presets.split(","):
-        settings = Settings(llm=f"llamacpp:{preset}", models_dir=REPO / ".arag" / "models", llm_context_tokens=1024)
+        settings = Settings(llm=f"llamacpp:{preset}", llm_context_tokens=1024)
         scorer = LLMYesScorer(make_chat_model(settings, progress=False))
         scorer.score("warm up", ["a passage"])
         probabilities, gold, seconds, ndcgs = [], [], [], []

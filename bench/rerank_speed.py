@@ -41,10 +41,10 @@ def main() -> None:
 
     import numpy as np
 
-    from embeddings import Embedder, packaged_minilm_dir
-    from knowledge.lexical import query_terms
-    from knowledge.token_store import TokenVectorStore, text_key
-    from relevance.scorers import CrossEncoderScorer, LateInteractionScorer, MultiScorer, SpladeScorer, idf_weights
+    from arag.embeddings.embedder import Embedder, packaged_minilm_dir
+    from arag.index.lexical import query_terms
+    from arag.index.token_store import TokenVectorStore, text_key
+    from arag.relevance.scorers import CrossEncoderScorer, LateInteractionScorer, MultiScorer, SpladeScorer, idf_weights
 
     rows = [json.loads(line) for line in args.data.read_text(encoding="utf-8").splitlines() if line.strip()]
     paragraphs = [[f"{c['title']}\n{c['paragraph_text']}" for c in row["contexts"]] for row in rows]

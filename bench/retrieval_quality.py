@@ -30,7 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from hotpotqa import REPO, ingest_pool, load_questions, machine, percentile  # noqa: E402
 
-from evaluation.metrics import ndcg_at, recall_at  # noqa: E402
+from arag.evaluation.metrics import ndcg_at, recall_at  # noqa: E402
 
 #: Chunks each retriever returns; about 19 distinct paragraphs, enough for the cut-offs below.
 DEPTH = 20
@@ -65,8 +65,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "retrieval_quality.json")
     args = parser.parse_args()
 
-    from knowledge.lexical import LexicalIndex
-    from knowledge.retriever import DenseRetriever, HybridRetriever
+    from arag.index.lexical import LexicalIndex
+    from arag.retrieval.retriever import DenseRetriever, HybridRetriever
 
     questions, paragraphs = load_questions(args.data)
     ingestor = ingest_pool(args.data, args.work_dir, fresh=args.fresh)
@@ -90,7 +90,8 @@ def main() -> None:
     hybrid = HybridRetriever(embedder, store, lexical, settings.candidates, settings.rrf_k)
     rows = [
         evaluate("dense (all-MiniLM-L6-v2, cosine)", lambda q: [c["title"] for c in dense.search(q, DEPTH)], questions),
-        evaluate("BM25 (bm25s, English stopwords, Snowball stemmer)", lambda q: [titles[cid] for cid, _ in lexical.search(q, DEPTH)], questions),
+        evaluate("BM25 (bm25s, English stopwords, Snowball stemmer)",
+                 lambda q: [titles[cid] for cid, _ in lexical.search(q, DEPTH)], questions),
         evaluate(f"hybrid (RRF k={settings.rrf_k}, {settings.candidates} candidates each)",
                  lambda q: [c["title"] for c in hybrid.search(q, DEPTH)], questions),
     ]

@@ -82,8 +82,8 @@ def main() -> None:
 
     from tqdm import tqdm
 
-    from knowledge.store import ChunkRecord, ChunkStore
-    from settings import Settings
+    from arag.index.store import ChunkRecord, ChunkStore
+    from arag.settings import Settings
 
     sizes = sorted(int(s) for s in args.sizes.split(","))
     shutil.rmtree(args.work_dir, ignore_errors=True)

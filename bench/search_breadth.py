@@ -33,8 +33,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "search_breadth.json")
     args = parser.parse_args()
 
-    from knowledge.store import ChunkStore
-    from settings import Settings
+    from arag.index.store import ChunkStore
+    from arag.settings import Settings
 
     rng = np.random.default_rng(7)
     matrix = vectors(rng, topic_centres(rng), args.chunks)

@@ -47,7 +47,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from hotpotqa import REPO, ingest_pool, load_questions, machine, percentile  # noqa: E402
 
-from evaluation.metrics import ndcg_at, recall_at  # noqa: E402
+from arag.evaluation.metrics import ndcg_at, recall_at  # noqa: E402
 
 RERANK_TOP = 30
 
@@ -71,7 +71,7 @@ def rrf(*rankings: list[str], k: int = 60) -> list[str]:
 
 def absolute_calibration(candidates, scores):
     """The calibration that reads each score on its own, class-balanced (the app's before set-aware grading)."""
-    from relevance.calibration import Calibrator
+    from arag.relevance.calibration import Calibrator
 
     labels = [float(c == pair.positive_id) for (pair, ids, _) in candidates for c in ids]
     return Calibrator.fit(np.concatenate(scores), labels)
@@ -106,19 +106,19 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "trained_retrieval.json")
     args = parser.parse_args()
 
-    from components import Components
-    from embeddings import Embedder
-    from embeddings import embedding_text
-    from knowledge.lexical import query_terms
-    from knowledge.token_store import TokenVectorStore
-    from knowledge.model_registry import ModelRegistry
-    from relevance.calibration import Calibrator, fit_logistic, threshold_metrics
-    from relevance.links import WEIGHT_GRID, expand_links
-    from relevance.scorers import CrossEncoderScorer, LateInteractionScorer, MultiScorer, SpladeScorer, idf_weights
-    from training.finetune import FineTuneConfig
-    from training.negatives import dense_matrix
-    from training.pairs import passages_from_store, read_pairs
-    from training.trainer import (
+    from arag.embeddings.embedder import Embedder, embedding_text
+    from arag.index.lexical import query_terms
+    from arag.index.token_store import TokenVectorStore
+    from arag.model_registry import ModelRegistry
+    from arag.relevance.calibration import Calibrator, fit_logistic, threshold_metrics
+    from arag.relevance.links import expand_links
+    from arag.relevance.scorers import CrossEncoderScorer, LateInteractionScorer, MultiScorer, SpladeScorer, idf_weights
+    from arag.runtime.components import Components
+    from arag.training.finetune import FineTuneConfig
+    from arag.training.link_weights import WEIGHT_GRID
+    from arag.training.negatives import dense_matrix
+    from arag.training.pairs import passages_from_store, read_pairs
+    from arag.training.trainer import (
         PairOptions,
         calibrate,
         fit_links,
@@ -132,7 +132,7 @@ def main() -> None:
     questions, paragraphs = load_questions(args.data)
     questions = questions[: args.limit] if args.limit else questions
     ingestor = ingest_pool(args.data, args.work_dir)
-    settings = ingestor.settings.model_copy(update={"llm": args.llm, "models_dir": REPO / ".arag" / "models"})
+    settings = ingestor.settings.model_copy(update={"llm": args.llm})
     components = Components(settings, embedder=ingestor.embedder, store=ingestor.store)
     registry = ModelRegistry(settings)
     options = PairOptions(mode="both", synthetic=args.synthetic, max_pairs=args.max_pairs)
@@ -274,7 +274,8 @@ def main() -> None:
 
     def scores_for(name, scorer, key, query, passages_):
         """Late interaction is the M3 features' third column: one computation serves both, and
-        each is charged its time (see ``charged``)."""
+        each is charged its time (see ``charged``).
+        """
         if name in token_scorers:
             _, multi, _, column = token_scorers[name]
             key = (id(multi), *key)

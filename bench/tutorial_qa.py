@@ -16,7 +16,7 @@ import json
 import sys
 from pathlib import Path
 
-PAGES = Path(__file__).resolve().parent.parent / "samples" / "python-tutorial"
+PAGES = Path(__file__).resolve().parent.parent / "arag" / "samples" / "python-tutorial"
 TITLES = {
     "appetite.rst": "Whetting Your Appetite", "errors.rst": "Errors and Exceptions",
     "interpreter.rst": "Using the Python Interpreter", "modules.rst": "Modules",

@@ -23,8 +23,9 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
-from components import Components
-from graphs.state import RAGState
+from arag.runtime.components import Components
+from arag.runtime.state import RAGState
+from arag.settings import Settings
 from nodes.answer_sub_question import answer_sub_question
 from nodes.contextualize import contextualize
 from nodes.decompose import decompose
@@ -39,7 +40,6 @@ from nodes.route import route
 from nodes.self_query import self_query
 from nodes.transform_query import transform_query
 from nodes.web_search import web_search
-from settings import Settings
 
 #: Upper bound on node executions per question; the counters end every loop well before it.
 RECURSION_LIMIT = 80

@@ -7,16 +7,12 @@ and refers back to it (a pronoun or a leading connective); otherwise the questio
 from __future__ import annotations
 
 import re
-import time
 
 from langchain_core.messages import HumanMessage, SystemMessage
-from langchain_core.runnables import RunnableConfig
-from langgraph.types import Overwrite
 
-from components import Components
-from graphs.state import RAGState
-from llms.usage import LLMCallFailed, LLMUsage, invoke_counted
-from nodes.tracing import trace_event
+from arag.llms.usage import LLMCallFailed, invoke_counted
+from arag.runtime.frame import Run, node
+from arag.runtime.state import RAGState, turn_defaults
 
 SYSTEM_PROMPT = (
     "Rewrite the user's last question so it can be understood without the conversation. "
@@ -42,15 +38,15 @@ def _conversation(history: list, turns: int) -> str:
     return "\n".join(lines)
 
 
-def contextualize(state: RAGState, config: RunnableConfig, *, components: Components) -> dict:
+@node("contextualize", starts_turn=True)
+def contextualize(state: RAGState, run: Run) -> dict:
     """Begin the turn; give retrieval a standalone question."""
-    started = time.perf_counter()
     question = state.get("question", "")
     if not isinstance(question, str) or not question.strip():
         raise ValueError("the question is empty")
     question = question.strip()
     history = state.get("history") or []
-    settings = components.settings.for_run(config)
+    settings = run.settings
     notes = []
     words = question.split()
     if len(words) > settings.max_question_words:
@@ -58,17 +54,16 @@ def contextualize(state: RAGState, config: RunnableConfig, *, components: Compon
         question = " ".join(words[: settings.max_question_words])
         notes.append(f"the question was cut to its first {settings.max_question_words} words (of {len(words)})")
     turns = settings.history_turns
-    usage = LLMUsage()
     standalone, reason = question, "no history" if not history else "self-contained"
     if turns and needs_rewrite(question, history):
         try:
             reply = invoke_counted(
-                components.llm_for(settings),
+                run.llm,
                 [
                     SystemMessage(SYSTEM_PROMPT),
                     HumanMessage(f"{_conversation(history, turns)}\nUser: {question}\n\nRewritten question:"),
                 ],
-                usage,
+                run.usage,
                 max_tokens=48,
                 stop=["\n"],
             )
@@ -81,28 +76,5 @@ def contextualize(state: RAGState, config: RunnableConfig, *, components: Compon
                 standalone, reason = candidate, "rewritten against history"
             else:
                 reason = "rewrite rejected"
-    return {
-        "question": question,
-        "standalone_question": standalone,
-        "route": "index",
-        "complex": False,
-        "queries": [standalone],
-        "filters": None,
-        "sub_questions": [],
-        "sub_answers": [],
-        "candidates": [],
-        "documents": [],
-        "search_query": "",
-        "need_more": False,
-        "web_ready": False,
-        "web_used": False,
-        "retries": 0,
-        "generations": 0,
-        "answer": "",
-        "citations": [],
-        "best": {},
-        "reflection": {},
-        "notes": Overwrite(notes),
-        "trace": Overwrite([trace_event("contextualize", started, usage, reason=reason, standalone_question=standalone)]),
-        "llm_calls": Overwrite(usage.calls),
-    }
+    run.trace(reason=reason, standalone_question=standalone)
+    return {"question": question, "standalone_question": standalone, **turn_defaults(standalone), "notes": notes}

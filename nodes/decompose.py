@@ -9,20 +9,15 @@ answered as a simple one.
 
 from __future__ import annotations
 
-import time
-
-from langchain_core.runnables import RunnableConfig
 from pydantic import BaseModel, Field
 
-from components import Components
-from graphs.state import RAGState
-from llms.structured import ask_json
-from llms.usage import LLMUsage
-from nodes.tracing import trace_event
+from arag.llms.structured import ask_json
+from arag.runtime.frame import Run, node
+from arag.runtime.state import RAGState
 
 PROMPT_SEQUENTIAL = """Split the question into {n} or fewer simple questions that can each be looked up on their own, in the order they must be answered. When a question needs the answer of an earlier one, write #1 or #2 in its place.
 Example: "Where was the director of Jaws born?" -> {{"sub_questions": ["Who directed Jaws?", "Where was #1 born?"]}}
-Question: {question}"""
+Question: {question}"""  # noqa: E501 - the prompt is kept verbatim
 
 PROMPT_PARALLEL = """Split the question into {n} or fewer simple questions that can each be looked up on their own.
 Example: "Are Paris and Rome both capitals?" -> {{"sub_questions": ["Is Paris a capital?", "Is Rome a capital?"]}}
@@ -33,15 +28,14 @@ class Plan(BaseModel):
     sub_questions: list[str] = Field(default_factory=list, max_length=5)
 
 
-def decompose(state: RAGState, config: RunnableConfig, *, components: Components) -> dict:
+@node("decompose")
+def decompose(state: RAGState, run: Run) -> dict:
     """Plan the sub-questions of a complex question."""
-    started = time.perf_counter()
-    settings = components.settings.for_run(config)
+    settings = run.settings
     question = state["standalone_question"]
     prompt = PROMPT_SEQUENTIAL if settings.decompose_mode == "sequential" else PROMPT_PARALLEL
-    usage = LLMUsage()
     plan, status = ask_json(
-        components.llm_for(settings), prompt.format(n=settings.max_sub_questions, question=question), Plan, usage,
+        run.llm, prompt.format(n=settings.max_sub_questions, question=question), Plan, run.usage,
         default=Plan(), max_tokens=120,
     )
     subs = []
@@ -51,14 +45,6 @@ def decompose(state: RAGState, config: RunnableConfig, *, components: Components
             subs.append(sub)
     if len(subs) < 2:
         subs = []
-    return {
-        "sub_questions": subs,
-        "complex": bool(subs),
-        "llm_calls": usage.calls,
-        "trace": [
-            trace_event(
-                "decompose", started, usage, mode=settings.decompose_mode, sub_questions=subs, status=status,
-                **({} if subs else {"note": "no usable plan; answering as a simple question"}),
-            )
-        ],
-    }
+    run.trace(mode=settings.decompose_mode, sub_questions=subs, status=status,
+              **({} if subs else {"note": "no usable plan; answering as a simple question"}))
+    return {"sub_questions": subs, "complex": bool(subs)}

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import time
-
-from langchain_core.runnables import RunnableConfig
-
-from components import Components
-from graphs.state import RAGState
-from nodes.tracing import trace_event
+from arag.runtime.frame import Run, node
+from arag.runtime.state import RAGState
 
 
-def finalize(state: RAGState, config: RunnableConfig, *, components: Components) -> dict:
+@node("finalize")
+def finalize(state: RAGState, run: Run) -> dict:
     """Return the best answer of the turn; an answer reflection did not accept gets a note."""
-    started = time.perf_counter()
     reflection = state.get("reflection") or {}
     best = state.get("best") or {}
     update: dict = {}
@@ -27,9 +22,5 @@ def finalize(state: RAGState, config: RunnableConfig, *, components: Components)
         notes.append(f"parts of this answer may not be supported by its sources (support {reflection['support']:.0%})")
     elif verdict == "not useful" and state.get("documents"):
         notes.append("the sources found may not contain the answer")
-    update.update(
-        notes=notes,
-        history=[{"question": state["question"], "answer": answer}],
-        trace=[trace_event("finalize", started, verdict=verdict, notes=notes)],
-    )
-    return update
+    run.trace(verdict=verdict, notes=notes)
+    return {**update, "notes": notes, "history": [{"question": state["question"], "answer": answer}]}

@@ -19,17 +19,12 @@ multi-hop questions (``bench/trained_retrieval.py``), and a small context has ro
 
 from __future__ import annotations
 
-import time
-
-from langchain_core.runnables import RunnableConfig
 from pydantic import BaseModel, Field
 
-from components import Components
-from graphs.state import RAGState
-from llms.structured import ask_json
-from llms.usage import LLMUsage
-from nodes.rewrite_question import can_search_again
-from nodes.tracing import trace_event
+from arag.llms.structured import ask_json
+from arag.runtime.frame import Run, node
+from arag.runtime.loops import can_search_again
+from arag.runtime.state import RAGState
 
 LLM_GRADE_PROMPT = """For each numbered passage, say whether it helps answer the question.
 Reply with JSON: {{"relevant": [true or false for passage 1, passage 2, ...]}}.
@@ -45,19 +40,19 @@ class Grades(BaseModel):
     relevant: list[bool] = Field(max_length=LLM_GRADE_MAX)
 
 
-def grade_documents(state: RAGState, config: RunnableConfig, *, components: Components) -> dict:
+@node("grade_documents")
+def grade_documents(state: RAGState, run: Run) -> dict:
     """Keep the candidates judged relevant; the rest are dropped with their grades in the trace."""
-    started = time.perf_counter()
-    settings = components.settings.for_run(config)
+    settings = run.settings
     question = state["standalone_question"]
     candidates = state.get("candidates") or []
-    usage = LLMUsage()
-    details: dict = {"grader": settings.grader}
+    details = run.details
+    details["grader"] = settings.grader
     if settings.grader == "off" or not candidates:
         scored = list(candidates)
         kept = scored
     else:
-        judge = components.judge_for(settings)
+        judge = run.components.judge_for(settings)
         scored = judge.judge(question, candidates, links=settings.link_expansion)
         details["scorer"] = judge.name
     if settings.grader == "score" and candidates:
@@ -71,7 +66,7 @@ def grade_documents(state: RAGState, config: RunnableConfig, *, components: Comp
         # Unusable output keeps every passage: dropping good context is worse than keeping noise.
         default = Grades(relevant=[True] * len(shown))
         grades, status = ask_json(
-            components.llm_for(settings), LLM_GRADE_PROMPT.format(question=question, passages=passages), Grades, usage,
+            run.llm, LLM_GRADE_PROMPT.format(question=question, passages=passages), Grades, run.usage,
             default=default, max_tokens=12 * len(shown) + 20,
         )
         flags = (grades.relevant + [True] * len(shown))[: len(shown)]
@@ -97,9 +92,4 @@ def grade_documents(state: RAGState, config: RunnableConfig, *, components: Comp
         if filled:
             details["filled"] = [c["chunk_id"] for c in filled]
     details["need_more"] = need_more
-    return {
-        "documents": kept,
-        "need_more": need_more,
-        "llm_calls": usage.calls,
-        "trace": [trace_event("grade_documents", started, usage, **details)],
-    }
+    return {"documents": kept, "need_more": need_more}

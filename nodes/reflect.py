@@ -11,18 +11,12 @@ note.
 from __future__ import annotations
 
 import re
-import time
 
-from langchain_core.runnables import RunnableConfig
-
-from components import Components
-from graphs.state import RAGState
-from nodes.generate import NO_SOURCES_ANSWER, content_words, strip_citations
-from nodes.rewrite_question import can_search_again
-from nodes.tracing import trace_event
-
-#: Least share of the answer's new content words found in its sources to count as grounded.
-GROUNDED_MIN_SUPPORT = 0.6
+from arag.relevance.grounding import GROUNDED_MIN_SUPPORT, support
+from arag.runtime.frame import Run, node
+from arag.runtime.loops import can_search_again
+from arag.runtime.state import BestAnswer, RAGState, Reflection
+from arag.text import NO_SOURCES_ANSWER
 
 _REFUSAL = re.compile(
     r"\b(don'?t know|do not know|cannot answer|can'?t answer|not (mentioned|stated|provided|specified)|"
@@ -31,30 +25,19 @@ _REFUSAL = re.compile(
 )
 
 
-def support(answer: str, question: str, sources: list[dict]) -> float:
-    """Share of the answer's content words (not already in the question) found in the sources."""
-    # "yes" answers a comparison; it is a verdict on the sources, not a word they must contain.
-    words = content_words(strip_citations(answer)) - content_words(question) - {"yes"}
-    if not words:
-        return 1.0
-    vocab: set[str] = set()
-    for doc in sources:
-        vocab |= content_words(f"{doc.get('title', '')} {doc['text']}")
-    return round(len(words & vocab) / len(words), 3)
-
-
 def is_useful(answer: str) -> bool:
     return bool(answer.strip()) and answer != NO_SOURCES_ANSWER and not _REFUSAL.search(answer)
 
 
-def reflect(state: RAGState, config: RunnableConfig, *, components: Components) -> dict:
+@node("reflect")
+def reflect(state: RAGState, run: Run) -> dict:
     """Judge the answer, remember the best one so far, and choose: finish, regenerate or search again."""
-    started = time.perf_counter()
-    settings = components.settings.for_run(config)
+    settings = run.settings
     if not settings.reflect or state.get("route") == "direct":
         why = "reflection off" if not settings.reflect else "direct answer: no sources to check"
-        skipped = {"verdict": "skipped", "reason": why, "next": "finish"}
-        return {"reflection": skipped, "trace": [trace_event("reflect", started, **skipped)]}
+        skipped: Reflection = {"verdict": "skipped", "reason": why, "next": "finish"}
+        run.trace(**skipped)
+        return {"reflection": skipped}
     answer = state.get("answer", "")
     question = state["standalone_question"]
     documents = state.get("documents") or []
@@ -64,7 +47,7 @@ def reflect(state: RAGState, config: RunnableConfig, *, components: Components) 
     grounded = bool(documents) and grounding >= GROUNDED_MIN_SUPPORT
     verdict = "ok" if grounded and useful else ("not useful" if not useful else "ungrounded")
     quality = (useful, grounded, grounding)
-    best = state.get("best") or {}
+    best: BestAnswer = state.get("best") or {}
     if not best or quality > tuple(best["quality"]):
         best = {
             "quality": list(quality), "answer": answer, "citations": cited, "documents": documents,
@@ -77,5 +60,6 @@ def reflect(state: RAGState, config: RunnableConfig, *, components: Components) 
         next_step = "search_again"
     else:
         next_step = "finish"
-    reflection = {"verdict": verdict, "support": grounding, "useful": useful, "next": next_step}
-    return {"reflection": reflection, "best": best, "trace": [trace_event("reflect", started, **reflection)]}
+    reflection: Reflection = {"verdict": verdict, "support": grounding, "useful": useful, "next": next_step}
+    run.trace(**reflection)
+    return {"reflection": reflection, "best": best}

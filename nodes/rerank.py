@@ -11,14 +11,10 @@ chunks that could be kept are first cut to their sentences related to the questi
 
 from __future__ import annotations
 
-import time
-
-from langchain_core.runnables import RunnableConfig
-
-from components import Components
-from graphs.state import RAGState
-from knowledge.retriever import as_parents
-from nodes.tracing import trace_event
+from arag.relevance.compression import compress_documents
+from arag.retrieval.retriever import as_parents
+from arag.runtime.frame import Run, node
+from arag.runtime.state import RAGState
 
 #: Candidates scored; beyond this the retriever's order is kept.
 RERANK_DEPTH = 30
@@ -36,13 +32,14 @@ def fit_budget(documents: list[dict], count_tokens, budget: int, limit: int) -> 
     return kept
 
 
-def rerank(state: RAGState, config: RunnableConfig, *, components: Components) -> dict:
+@node("rerank")
+def rerank(state: RAGState, run: Run) -> dict:
     """Order chunks by calibrated relevance and trim to the context budget."""
-    started = time.perf_counter()
-    settings = components.settings.for_run(config)
+    settings, components = run.settings, run.components
     question = state["standalone_question"]
     documents = list(state.get("documents") or [])
-    details: dict = {"rerank": settings.rerank, "in": len(documents)}
+    details = run.details
+    details |= {"rerank": settings.rerank, "in": len(documents)}
     if settings.rerank and len(documents) > 1:
         judge = components.judge_for(settings)
         head = documents[:RERANK_DEPTH]
@@ -59,8 +56,6 @@ def rerank(state: RAGState, config: RunnableConfig, *, components: Components) -
         documents = as_parents(documents)
         details["parents"] = {"chunks": before, "parents": len(documents)}
     if settings.compression and documents:
-        from relevance.compression import compress_documents
-
         # Only chunks that could reach the answer are compressed; the budget then fits more of them.
         head, stats = compress_documents(question, documents[: 2 * settings.top_k], components.embedder,
                                          settings.compression_keep, components.embedder.count_tokens)
@@ -68,4 +63,4 @@ def rerank(state: RAGState, config: RunnableConfig, *, components: Components) -
         details["compression"] = stats
     kept = fit_budget(documents, components.embedder.count_tokens, settings.context_tokens, settings.top_k)
     details["order"] = [{"chunk_id": d["chunk_id"], "title": d["title"], "relevance": d.get("relevance")} for d in kept]
-    return {"documents": kept, "trace": [trace_event("rerank", started, **details)]}
+    return {"documents": kept}

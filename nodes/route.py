@@ -11,18 +11,14 @@ the rules are its fallback when the model's output is unusable.
 from __future__ import annotations
 
 import re
-import time
 from typing import Literal
 
-from langchain_core.runnables import RunnableConfig
 from pydantic import BaseModel, Field
 
-from components import Components
-from graphs.state import RAGState
-from knowledge.web import unavailable_reason
-from llms.structured import ask_json
-from llms.usage import LLMUsage
-from nodes.tracing import trace_event
+from arag.llms.structured import ask_json
+from arag.retrieval.web import unavailable_reason
+from arag.runtime.frame import Run, node
+from arag.runtime.state import RAGState
 
 PROMPT = """Decide how to answer the user's question.
 route: "index" if it should be answered from the user's documents, "web" if it needs current
@@ -76,33 +72,23 @@ def rule_route(question: str, web_available: bool) -> RouteDecision:
     return RouteDecision(route="index", complex=False, reason="single-fact question")
 
 
-def route(state: RAGState, config: RunnableConfig, *, components: Components) -> dict:
+@node("route")
+def route(state: RAGState, run: Run) -> dict:
     """Choose index / web / direct and whether to decompose."""
-    started = time.perf_counter()
-    settings = components.settings.for_run(config)
+    settings = run.settings
     question = state["standalone_question"]
     web_available = unavailable_reason(settings) is None
     fallback = rule_route(question, web_available)
-    usage = LLMUsage()
     status = "rules"
     decision = fallback
     if settings.router == "llm":
         decision, status = ask_json(
-            components.llm_for(settings), PROMPT.format(question=question), RouteDecision, usage, default=fallback, max_tokens=80
+            run.llm, PROMPT.format(question=question), RouteDecision, run.usage, default=fallback, max_tokens=80
         )
         if decision.route == "web" and not web_available:
             decision = decision.model_copy(update={"route": "index", "reason": decision.reason + "; web search not configured"})
     complex_ = decision.route == "index" and (
         settings.decompose == "always" or (settings.decompose == "auto" and decision.complex)
     )
-    return {
-        "route": decision.route,
-        "complex": complex_,
-        "llm_calls": usage.calls,
-        "trace": [
-            trace_event(
-                "route", started, usage, route=decision.route, complex=complex_, reason=decision.reason,
-                decided_by=status,
-            )
-        ],
-    }
+    run.trace(route=decision.route, complex=complex_, reason=decision.reason, decided_by=status)
+    return {"route": decision.route, "complex": complex_}

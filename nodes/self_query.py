@@ -12,18 +12,14 @@ lifted there, with a note, rather than leaving the question without sources.
 from __future__ import annotations
 
 import json
-import time
 
-from langchain_core.runnables import RunnableConfig
 from pydantic import BaseModel, Field
 
-from components import Components
-from graphs.state import RAGState
-from knowledge.filters import rule_filters, validate
-from knowledge.store import IndexUnavailable
-from llms.structured import ask_json
-from llms.usage import LLMUsage
-from nodes.tracing import trace_event
+from arag.index.store import IndexUnavailable
+from arag.llms.structured import ask_json
+from arag.retrieval.filters import rule_filters, validate
+from arag.runtime.frame import Run, node
+from arag.runtime.state import RAGState
 
 LLM_PROMPT = """The documents have these metadata fields, with their known values:
 {schema}
@@ -37,13 +33,13 @@ class Conditions(BaseModel):
     conditions: list[dict] = Field(default_factory=list, max_length=4)
 
 
-def self_query(state: RAGState, config: RunnableConfig, *, components: Components) -> dict:
+@node("self_query")
+def self_query(state: RAGState, run: Run) -> dict:
     """Turn what the question says about which documents to search into a validated ``where`` filter."""
-    started = time.perf_counter()
-    settings = components.settings.for_run(config)
+    settings, components = run.settings, run.components
     question = state["standalone_question"]
-    usage = LLMUsage()
-    details: dict = {"mode": settings.self_query}
+    details = run.details
+    details["mode"] = settings.self_query
     notes: list[str] = []
     where = None
     schema: dict = {}
@@ -57,8 +53,8 @@ def self_query(state: RAGState, config: RunnableConfig, *, components: Component
         if schema:
             if settings.self_query == "llm":
                 shown = {f: spec["values"][:20] for f, spec in schema.items()}
-                proposed, status = ask_json(components.llm_for(settings), LLM_PROMPT.format(
-                    schema=json.dumps(shown, ensure_ascii=False), question=question), Conditions, usage,
+                proposed, status = ask_json(run.llm, LLM_PROMPT.format(
+                    schema=json.dumps(shown, ensure_ascii=False), question=question), Conditions, run.usage,
                     default=Conditions(), max_tokens=120)
                 conditions = proposed.conditions
                 details["status"] = status
@@ -69,5 +65,4 @@ def self_query(state: RAGState, config: RunnableConfig, *, components: Component
                 details["dropped"] = dropped
                 notes.append("a filter condition was ignored: " + "; ".join(dropped))
     details["where"] = where
-    return {"filters": where, "notes": notes, "llm_calls": usage.calls,
-            "trace": [trace_event("self_query", started, usage, **details)]}
+    return {"filters": where, "notes": notes}

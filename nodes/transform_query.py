@@ -9,17 +9,13 @@ the retrieve node. With all transforms off this node costs nothing.
 
 from __future__ import annotations
 
-import time
-
 from langchain_core.messages import HumanMessage, SystemMessage
-from langchain_core.runnables import RunnableConfig
 from pydantic import BaseModel, Field
 
-from components import Components
-from graphs.state import RAGState
-from llms.structured import ask_json
-from llms.usage import LLMCallFailed, LLMUsage, invoke_counted
-from nodes.tracing import trace_event
+from arag.llms.structured import ask_json
+from arag.llms.usage import LLMCallFailed, invoke_counted
+from arag.runtime.frame import Run, node
+from arag.runtime.state import RAGState
 
 REWRITE_PROMPT = """Help search a document collection for the question below.
 {wants}
@@ -44,12 +40,11 @@ def _clean(queries: list[str], original: str) -> list[str]:
     return out
 
 
-def transform_query(state: RAGState, config: RunnableConfig, *, components: Components) -> dict:
+@node("transform_query")
+def transform_query(state: RAGState, run: Run) -> dict:
     """Build the list of retrieval queries for the question."""
-    started = time.perf_counter()
-    settings = components.settings.for_run(config)
+    settings = run.settings
     question = state["standalone_question"]
-    usage = LLMUsage()
     details: dict = {}
     extra: list[str] = []
     wants = []
@@ -60,9 +55,9 @@ def transform_query(state: RAGState, config: RunnableConfig, *, components: Comp
     if wants:
         default = Rewrites()
         rewrites, status = ask_json(
-            components.llm_for(settings),
+            run.llm,
             REWRITE_PROMPT.format(wants="Reply with JSON holding " + " ".join(wants), question=question),
-            Rewrites, usage, default=default, max_tokens=160,
+            Rewrites, run.usage, default=default, max_tokens=160,
         )
         extra += rewrites.rewordings[: settings.multi_query]
         if settings.step_back and rewrites.step_back:
@@ -72,9 +67,7 @@ def transform_query(state: RAGState, config: RunnableConfig, *, components: Comp
         details["rewrite_status"] = status
     if settings.hyde:
         try:
-            reply = invoke_counted(
-                components.llm_for(settings), [SystemMessage(HYDE_SYSTEM), HumanMessage(question)], usage, max_tokens=90
-            )
+            reply = invoke_counted(run.llm, [SystemMessage(HYDE_SYSTEM), HumanMessage(question)], run.usage, max_tokens=90)
             passage = " ".join(str(reply.content).split())
             if passage:
                 extra.append(passage)
@@ -82,8 +75,5 @@ def transform_query(state: RAGState, config: RunnableConfig, *, components: Comp
         except LLMCallFailed as exc:  # HyDE is optional; the original query still runs
             details["hyde_error"] = str(exc)
     queries = _clean(extra, question)
-    return {
-        "queries": queries,
-        "llm_calls": usage.calls,
-        "trace": [trace_event("transform_query", started, usage, queries=len(queries), **details)],
-    }
+    run.trace(queries=len(queries), **details)
+    return {"queries": queries}

@@ -7,20 +7,15 @@ and the answer is built from what the documents gave.
 
 from __future__ import annotations
 
-import time
-
-from langchain_core.runnables import RunnableConfig
-
-from components import Components
-from graphs.state import RAGState
-from knowledge.web import TavilyWebSearch, WebSearchError, WebSearchUnavailable, unavailable_reason
-from nodes.tracing import trace_event
+from arag.retrieval.web import TavilyWebSearch, WebSearchError, WebSearchUnavailable, unavailable_reason
+from arag.runtime.frame import Run, node
+from arag.runtime.state import RAGState
 
 
-def web_search(state: RAGState, config: RunnableConfig, *, components: Components) -> dict:
+@node("web_search")
+def web_search(state: RAGState, run: Run) -> dict:
     """Append web results for ``search_query`` (or the question) to ``documents``."""
-    started = time.perf_counter()
-    settings = components.settings.for_run(config)
+    settings = run.settings
     query = state.get("search_query") or state["standalone_question"]
     documents = list(state.get("documents") or [])
     try:
@@ -34,17 +29,9 @@ def web_search(state: RAGState, config: RunnableConfig, *, components: Component
         if not documents and state.get("candidates"):
             # Nothing passed grading and the web gave nothing: the best candidates beat no context.
             update["documents"] = list(state["candidates"][: settings.top_k])
-        return {**update, "trace": [trace_event("web_search", started, skipped=note,
-                                                fallback=len(update.get("documents", [])))]}
+        run.trace(skipped=note, fallback=len(update.get("documents", [])))
+        return update
     known = {d["chunk_id"] for d in documents}
     fresh = [r for r in results if r["chunk_id"] not in known]
-    return {
-        "documents": documents + fresh,
-        "web_used": bool(fresh),
-        "trace": [
-            trace_event(
-                "web_search", started, query=query, results=len(fresh),
-                sources=[{"title": r["title"], "url": r["source"]} for r in fresh],
-            )
-        ],
-    }
+    run.trace(query=query, results=len(fresh), sources=[{"title": r["title"], "url": r["source"]} for r in fresh])
+    return {"documents": documents + fresh, "web_used": bool(fresh)}

@@ -83,5 +83,6 @@ def write_corpus(folder: Path) -> dict[str, Path]:
     paths["html"].write_text(HTML)
     paths["text"].write_text(TEXT)
     paths["jsonl"].write_text("\n".join(json.dumps(r) for r in RECORDS) + "\n")
-    paths["pdf"].write_bytes(pdf_bytes(["Volcanoes erupt when magma rises through the crust.", "Mount Etna is in Sicily."], title="Volcanoes"))
+    pages = ["Volcanoes erupt when magma rises through the crust.", "Mount Etna is in Sicily."]
+    paths["pdf"].write_bytes(pdf_bytes(pages, title="Volcanoes"))
     return paths

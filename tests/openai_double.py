@@ -6,7 +6,8 @@ string, or a function of the request body); ``mode`` switches to the failures a 
 shows: HTTP 429 and 500, a malformed body, an empty answer, or a slow one (a timeout).
 
 Example:
-    >>> with OpenAIDouble(reply="Paris [1].") as llm:  # doctest: +SKIP
+    >>> from langchain_openai import ChatOpenAI
+    >>> with OpenAIDouble(reply="Paris [1].") as llm:
     ...     model = ChatOpenAI(base_url=llm.url + "/v1", api_key="sk-test", model="double")
     ...     model.invoke("Where?").content
     'Paris [1].'

@@ -14,8 +14,8 @@ class ScriptedChatModel(BaseChatModel):
     """Replies in order; an ``Exception`` in the script is raised instead of replying.
 
     ``default`` answers once the script is used up; ``prompts`` keeps every prompt seen, and
-    ``unexpected`` counts calls past the script with no default (the graph turns such a
-    failure into a note, so tests check the count).
+    ``unexpected`` counts calls past the script with no default. Such a call raises
+    AssertionError, which is no failed model call: it propagates out of the graph.
     """
 
     script: list[Any] = Field(default_factory=list)
@@ -40,5 +40,6 @@ class ScriptedChatModel(BaseChatModel):
             raise step
         words = len(self.prompts[-1].split())
         return ChatResult(generations=[ChatGeneration(message=AIMessage(
-            content=step, usage_metadata={"input_tokens": words, "output_tokens": len(step.split()), "total_tokens": words + len(step.split())},
+            content=step,
+            usage_metadata={"input_tokens": words, "output_tokens": len(step.split()), "total_tokens": words + len(step.split())},
         ))])

@@ -2,8 +2,9 @@
 
 Each is a context manager yielding its URL. PostgreSQL runs a throwaway cluster made with
 ``initdb`` in a temporary folder (as the ``postgres`` user when the tests run as root, through ``setpriv``,
-which becomes the server so that its PID is the one stopped; PostgreSQL refuses to run as root); the test is skipped, with the reason, when the server
-programs are not installed (``make test`` installs Debian's ``postgresql``).
+which becomes the server so that its PID is the one stopped; PostgreSQL refuses to run as root). When the server
+programs are not installed the test is skipped with the reason, or fails under CI (``conftest.unavailable``;
+``make test`` installs Debian's ``postgresql``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-import pytest
+from conftest import require_program, unavailable
 
 
 def free_port() -> int:
@@ -54,7 +55,7 @@ def chroma_server(folder: Path):
     """`chroma run` on a free loopback port, storing in ``folder``; yields its URL."""
     chroma = Path(sys.executable).with_name("chroma")
     if not chroma.exists():
-        pytest.skip("the `chroma` command is not installed in this environment")
+        unavailable(f"the `chroma` command is not in {chroma.parent} (chromadb installs it: make install)")
     port = free_port()
     log = folder.parent / f"chroma-{port}.log"
     proc = subprocess.Popen([str(chroma), "run", "--path", str(folder), "--host", "127.0.0.1", "--port", str(port)],
@@ -88,10 +89,10 @@ def postgres_server(folder: Path):
     """A fresh PostgreSQL cluster on a free loopback port; yields ``postgresql://`` URL of database ``arag``."""
     bindir = _postgres_bin()
     if bindir is None:
-        pytest.skip("PostgreSQL is not installed (make test installs Debian's postgresql)")
+        unavailable("PostgreSQL's initdb is not installed (Debian's postgresql provides it; make test installs it)")
     as_root = os.geteuid() == 0
-    if as_root and shutil.which("setpriv") is None:
-        pytest.skip("running as root without setpriv: PostgreSQL cannot be started as another user")
+    if as_root:  # PostgreSQL refuses to run as root: it is started as the postgres user
+        require_program("setpriv", package="Debian's util-linux")
     folder.mkdir(parents=True, exist_ok=True)
     data = folder / "pgdata"
     prefix = ["setpriv", "--reuid=postgres", "--regid=postgres", "--clear-groups", "--"] if as_root else []

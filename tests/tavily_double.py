@@ -7,7 +7,8 @@ Used as a context manager it is started on entry and always stopped on exit, in-
 requests included.
 
 Example:
-    >>> with TavilyDouble(api_key="tvly-test") as double:  # doctest: +SKIP
+    >>> from arag.retrieval.web import TavilyWebSearch
+    >>> with TavilyDouble(api_key="tvly-test") as double:
     ...     web = TavilyWebSearch("tvly-test", base_url=double.url)
     ...     chunks = web.search("lighthouses")
     ...     double.requests[0].body["query"]

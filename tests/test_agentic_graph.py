@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from components import Components
 from documents import write_corpus
-from graphs import build_graph
 from scripted_llm import ScriptedChatModel
 from tavily_double import TavilyDouble
+
+from arag.runtime.components import Components
+from graphs import build_graph
 
 COBOL = "Who built the first COBOL compiler?"
 GOOD = "Grace Hopper led the team that built the first COBOL compiler [1]."
@@ -263,7 +263,7 @@ def test_multi_query_alone_fuses_the_rewordings(indexed, embedder):
 def test_failed_follow_up_rewrite_keeps_the_users_words(indexed, embedder):
     from langgraph.checkpoint.memory import InMemorySaver
 
-    llm = ScriptedChatModel(script=[GOOD, TimeoutError("slow"), GOOD])
+    llm = ScriptedChatModel(script=[GOOD, TimeoutError("slow"), GOOD], default=GOOD)
     graph = build_graph(components=Components(indexed, llm=llm, embedder=embedder), checkpointer=InMemorySaver())
     config = {"configurable": {"thread_id": "t"}}
     graph.invoke({"question": COBOL}, config)
@@ -274,6 +274,7 @@ def test_failed_follow_up_rewrite_keeps_the_users_words(indexed, embedder):
 
 def test_studio_entry_point_matches_langgraph_json():
     from conftest import REPO
+
     from graphs.rag import studio_graph
 
     spec = json.loads((REPO / "langgraph.json").read_text())
@@ -290,7 +291,7 @@ def test_llm_can_be_chosen_per_call(indexed, embedder, monkeypatch):
         made[settings.llm] = ScriptedChatModel(default=GOOD)
         return made[settings.llm]
 
-    monkeypatch.setattr("llms.make_chat_model", fake_factory)
+    monkeypatch.setattr("arag.llms.factory.make_chat_model", fake_factory)
     graph = build_graph(components=Components(indexed, embedder=embedder))
     graph.invoke({"question": COBOL}, {"configurable": {"llm": "openai:some-model"}})
     graph.invoke({"question": COBOL})
@@ -300,7 +301,8 @@ def test_llm_can_be_chosen_per_call(indexed, embedder, monkeypatch):
 
 
 def test_grounding_score_hand_computed():
-    from nodes.reflect import is_useful, support
+    from arag.relevance.grounding import support
+    from nodes.reflect import is_useful
 
     source = [{"title": "Grace Hopper", "text": "Grace Hopper built the first COBOL compiler in 1959."}]
     assert support("Yes [1].", "Did Grace Hopper build it?", source) == 1.0

@@ -9,7 +9,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import MODELS_DIR
 from documents import write_corpus
 

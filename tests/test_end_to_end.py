@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import pytest
-
-from components import Components
 from conftest import REPO
+
+from arag.runtime.components import Components
 from graphs import build_graph
 
 pytestmark = pytest.mark.slow
 
 
 def test_default_model_answers_from_the_sample_corpus_with_a_citation(settings, embedder, ingestor):
-    report = ingestor.ingest([REPO / "samples" / "python-tutorial"], progress=False)
+    report = ingestor.ingest([REPO / "arag" / "samples" / "python-tutorial"], progress=False)
     assert report.added == 7 and not report.failures
     assert settings.llm == "llamacpp:local-1.5b"
     graph = build_graph(components=Components(settings, embedder=embedder))

@@ -8,9 +8,9 @@ import math
 import pytest
 from scripted_llm import ScriptedChatModel
 
-from evaluation.configs import ConfigError, load_configs, select
-from evaluation.datasets import DatasetError, load_dataset
-from evaluation.metrics import (
+from arag.evaluation.configs import ConfigError, load_configs, select
+from arag.evaluation.datasets import DatasetError, load_dataset
+from arag.evaluation.metrics import (
     contains_answer,
     exact_match,
     ndcg_at,
@@ -19,6 +19,7 @@ from evaluation.metrics import (
     recall_at,
     token_f1,
 )
+from graphs import build_graph
 
 # --- metrics, computed by hand -------------------------------------------------------------
 
@@ -167,14 +168,14 @@ def hotpot(tmp_path, settings):
 
 
 def test_eval_run_writes_records_table_and_plot_and_resumes(tmp_path, hotpot):
-    from evaluation.runner import EvalIndexes, EvalRun, RunExists, run_eval
+    from arag.evaluation.runner import EvalIndexes, EvalRun, RunExists, run_eval
 
     settings, data = hotpot
     llm = ScriptedChatModel(default="Mara Olsen [1]")
     indexes = EvalIndexes(settings, data, llm=llm, progress=False)
     configs = select(load_configs(), "naive,fast")
     out = tmp_path / "run"
-    summary = run_eval(EvalRun(out, data, configs, limit=2), indexes, progress=False)
+    summary = run_eval(EvalRun(out, data, configs, limit=2), indexes, build_graph, progress=False)
     indexed = indexes.for_config({})
     assert indexed.components.settings.collection.startswith("eval-") and indexed.components.store.count() == 6
     assert settings.collection == "documents"  # the user's collection is untouched
@@ -202,10 +203,10 @@ def test_eval_run_writes_records_table_and_plot_and_resumes(tmp_path, hotpot):
 
     # A second run into the same folder must say how to proceed.
     with pytest.raises(RunExists, match="--resume"):
-        run_eval(EvalRun(out, data, configs, limit=3), indexes, progress=False)
+        run_eval(EvalRun(out, data, configs, limit=3), indexes, build_graph, progress=False)
     # Resuming with one more question asks only that question of each configuration.
     calls_before = len(llm.prompts)
-    summary = run_eval(EvalRun(out, data, configs, limit=3), indexes, resume=True, progress=False)
+    summary = run_eval(EvalRun(out, data, configs, limit=3), indexes, build_graph, resume=True, progress=False)
     assert [row["questions"] for row in summary] == [3, 3]
     asked = llm.prompts[calls_before:]
     assert asked and all("What fuel replaced whale oil" in p for p in asked)
@@ -213,14 +214,14 @@ def test_eval_run_writes_records_table_and_plot_and_resumes(tmp_path, hotpot):
 
 
 def test_configurations_that_index_differently_get_their_own_index(tmp_path, hotpot):
-    from evaluation.runner import EvalIndexes, EvalRun, run_eval
+    from arag.evaluation.runner import EvalIndexes, EvalRun, run_eval
 
     settings, data = hotpot
     llm = ScriptedChatModel(default="Mara Olsen [1]")
     indexes = EvalIndexes(settings, data, llm=llm, progress=False)
     configs = [("plain", {"profile": "naive"}), ("tree", {"profile": "naive", "tree": True}),
                ("parent", {"profile": "naive", "index_strategy": "parent", "chunk_tokens": 32})]
-    summary = {r["config"]: r for r in run_eval(EvalRun(tmp_path / "v", data, configs, limit=1), indexes, progress=False)}
+    summary = {r["config"]: r for r in run_eval(EvalRun(tmp_path / "v", data, configs, limit=1), indexes, build_graph, progress=False)}
     names = {key: i.components.settings.collection for key, i in indexes.built.items()}
     assert len(set(names.values())) == 3
     assert summary["plain"]["ingest_llm_calls"] == 0 and summary["tree"]["ingest_llm_calls"] >= 1
@@ -231,20 +232,49 @@ def test_configurations_that_index_differently_get_their_own_index(tmp_path, hot
 
 
 def test_a_failing_question_is_recorded_and_the_run_goes_on(tmp_path, hotpot):
-    from evaluation.runner import EvalIndexes, EvalRun, run_eval
-    from llms.gguf import ModelUnavailable
+    from arag.evaluation.runner import EvalIndexes, EvalRun, run_eval
+    from arag.llms.gguf import ModelUnavailable
 
     settings, data = hotpot
     llm = ScriptedChatModel(script=["Mara Olsen [1].", ModelUnavailable("local-1.5b.gguf is missing"), "Kerosene [1]."])
     out = tmp_path / "failing"
-    summary = run_eval(EvalRun(out, data, select(load_configs(), "naive")), EvalIndexes(settings, data, llm=llm, progress=False),
+    indexes = EvalIndexes(settings, data, llm=llm, progress=False)
+    summary = run_eval(EvalRun(out, data, select(load_configs(), "naive")), indexes, build_graph,
                        progress=False)
-    assert summary[0]["questions"] == 3 and summary[0]["failed"] == 1
+    assert summary[0]["questions"] == 3 and summary[0]["errors"] == 1
     records = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
     assert [r["status"] for r in records] == ["ok", "failed", "ok"]
     assert "ModelUnavailable" in records[1]["error"] and "missing" in records[1]["error"]
-    assert summary[0]["em"] == 1.0  # averaged over the two that ran
+    assert summary[0]["em"] == pytest.approx(2 / 3, abs=1e-4)  # the failed question counts as a wrong answer
     assert "| naive | 3 | 1 |" in (out / "summary.md").read_text()
+
+
+def test_a_question_whose_graph_raises_is_an_error_scored_zero_not_a_success(tmp_path, hotpot):
+    from arag.evaluation.runner import EvalIndexes, EvalRun, run_eval
+
+    settings, data = hotpot
+    # A bug in the model's wrapper: not a failed model call, so it is not turned into a note and
+    # propagates out of the graph; the run records it and goes on.
+    llm = ScriptedChatModel(script=["Mara Olsen [1].", TypeError("bad keyword argument 'max_tokens'"), "Kerosene [1]."])
+    out = tmp_path / "raising"
+    summary = run_eval(EvalRun(out, data, select(load_configs(), "naive")), EvalIndexes(settings, data, llm=llm, progress=False),
+                       build_graph, progress=False)
+    row = summary[0]
+    assert row["questions"] == 3 and row["errors"] == 1
+    records = json.loads((out / "results.json").read_text())["records"]
+    failed = records[1]
+    assert failed["status"] == "failed" and failed["error"] == "TypeError: bad keyword argument 'max_tokens'"
+    assert "answer" not in failed and "scripted_llm.py" in failed["where"][0] and failed["where"][1] == failed["error"]
+    assert (failed["em"], failed["f1"], failed["contains"], failed["cited_support"]) == (0.0, 0.0, 0.0, 0.0)
+    assert failed["first_recall@10"] == failed["context_ndcg@10"] == 0.0
+    assert [r["em"] for r in records] == [1.0, 0.0, 1.0]
+    assert row["em"] == pytest.approx(2 / 3, abs=1e-4) and row["f1"] == pytest.approx(2 / 3, abs=1e-4)
+    # Retrieval is averaged over all three too; cost only over the two that ran.
+    ran = [r for r in records if r["status"] == "ok"]
+    assert row["context_ndcg@10"] == pytest.approx(sum(r["context_ndcg@10"] for r in ran) / 3, abs=1e-4)
+    assert row["llm_calls"] == 1.0
+    table = (out / "summary.md").read_text()
+    assert "| configuration | questions | errors | EM |" in table and "| naive | 3 | 1 | 0.667 |" in table
 
 
 def test_eval_command_line_errors(tmp_path):

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from documents import write_corpus
 from langchain_core.language_models import FakeListChatModel
 
-from components import Components
-from components.checkpoints import open_checkpointer
-from documents import write_corpus
+from arag.runtime.components import Components
+from arag.sessions.checkpoints import open_checkpointer
 from graphs import build_graph
 
 
@@ -127,8 +127,31 @@ def test_answer_tokens_stream(indexed, embedder):
     assert len(pieces) > 3 and "".join(pieces) == "Grace Hopper built the COBOL compiler [1]."
 
 
+def test_nodes_keep_the_call_langgraph_makes_and_the_first_resets_the_turn(settings):
+    import inspect
+
+    from langgraph.types import Overwrite
+
+    from nodes.contextualize import contextualize
+    from nodes.finalize import finalize
+
+    # LangGraph passes ``config`` only to a node whose signature asks for it.
+    assert list(inspect.signature(finalize).parameters) == ["state", "config", "components"]
+    assert finalize.__name__ == "finalize" and finalize.__doc__.startswith("Return the best answer")
+    parts = Components(settings, llm=FakeListChatModel(responses=[]))
+    stale = {"question": "  Who built it?  ", "history": [], "route": "web", "candidates": [{"chunk_id": "x"}]}
+    out = contextualize(stale, {}, components=parts)
+    assert all(isinstance(out[k], Overwrite) for k in ("notes", "trace", "llm_calls"))
+    assert out["trace"].value[0]["node"] == "contextualize" and out["llm_calls"].value == 0
+    assert out["question"] == "Who built it?" and out["queries"] == ["Who built it?"]
+    assert out["route"] == "index" and out["candidates"] == [] and out["best"] == {}
+    done = finalize({"question": "q", "answer": "a", "reflection": {"verdict": "ok"}}, {}, components=parts)
+    assert done["history"] == [{"question": "q", "answer": "a"}] and done["llm_calls"] == 0
+    assert done["trace"] == [{"node": "finalize", "ms": done["trace"][0]["ms"], "verdict": "ok", "notes": []}]
+
+
 def test_sentences_do_not_break_at_abbreviations():
-    from nodes.generate import attribute_uncited, split_sentences
+    from arag.text import attribute_uncited, split_sentences
 
     text = "He also voiced Dr. Robotnik in the show. J. R. R. Tolkien wrote it.\nDone."
     assert "".join(split_sentences(text)) == text

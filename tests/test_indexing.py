@@ -1,5 +1,6 @@
 """Indexing strategies and query construction on a real small corpus (the bundled tutorial pages):
-parent-document retrieval, the summary tree (RAPTOR), self-query filters, context compression."""
+parent-document retrieval, the summary tree (RAPTOR), self-query filters, context compression.
+"""
 
 from __future__ import annotations
 
@@ -10,15 +11,15 @@ import pytest
 from conftest import REPO
 from scripted_llm import ScriptedChatModel
 
-from components import Components
+from arag.index.store import ChunkStore, IndexMismatch
+from arag.runtime.components import Components
 from graphs import build_graph
-from knowledge.store import ChunkStore, IndexMismatch
 
-TUTORIAL = REPO / "samples" / "python-tutorial"
+TUTORIAL = REPO / "arag" / "samples" / "python-tutorial"
 
 
 def ingest(settings, embedder, paths, **kwargs):
-    from knowledge.ingest import Ingestor
+    from arag.ingestion.ingest import Ingestor
 
     store = ChunkStore(settings, embedder.model_id, embedder.dim)
     report = Ingestor(settings, embedder, store).ingest(paths, progress=False, **kwargs)
@@ -63,7 +64,7 @@ def test_parent_strategy_matches_small_chunks_and_gives_their_sections(settings,
 
 
 def test_summary_tree_builds_incrementally_and_is_searched(settings, embedder, tmp_path):
-    from knowledge.tree import build_tree, traverse
+    from arag.index.tree import build_tree, traverse
 
     corpus = tmp_path / "tutorial"
     shutil.copytree(TUTORIAL, corpus)

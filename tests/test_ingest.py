@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from documents import write_corpus
-from knowledge.ingest import Ingestor
-from knowledge.store import ChunkStore, IndexMismatch
+
+from arag.index.store import ChunkStore, IndexMismatch
+from arag.ingestion.ingest import Ingestor
 
 
 def chunks_by_file(store: ChunkStore) -> dict[str, list[dict]]:
@@ -127,7 +127,7 @@ def test_collection_survives_restart_and_searches(tmp_path, settings, embedder, 
     ingestor.ingest([tmp_path / "docs"], progress=False)
     count = ingestor.store.count()
     del ingestor
-    from knowledge.retriever import DenseRetriever
+    from arag.retrieval.retriever import DenseRetriever
 
     reopened = ChunkStore(settings, embedder.model_id, embedder.dim)
     assert reopened.count() == count

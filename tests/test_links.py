@@ -7,10 +7,11 @@ import random
 import numpy as np
 import pytest
 
-from relevance import RelevanceJudge
-from relevance.calibration import Calibrator
-from relevance.links import expand_links, fit_link_weight, mentions, subject_of
-from training.pairs import Passage, bridge_pairs, clean_pairs
+from arag.relevance.calibration import Calibrator
+from arag.relevance.judge import RelevanceJudge
+from arag.relevance.links import expand_links, mentions, subject_of
+from arag.training.link_weights import fit_link_weight
+from arag.training.pairs import Passage, bridge_pairs, clean_pairs
 
 
 def chunk(cid, title, text, relevance):
@@ -75,7 +76,8 @@ def test_bridge_pairs_hide_the_second_hops_name():
     film = Passage("film-0", "film.jsonl#film", "Kiss and Tell (1945 film)",
                    "Kiss and Tell is a 1945 American comedy film. It starred Shirley Temple as the teenager Corliss Archer.")
     actress = Passage("actress-0", "film.jsonl#actress", "Shirley Temple",
-                      "Shirley Temple was an American actress and singer. She was appointed Chief of Protocol of the United States in 1976.")
+                      "Shirley Temple was an American actress and singer. "
+                      "She was appointed Chief of Protocol of the United States in 1976.")
     unrelated = Passage("song-0", "film.jsonl#song", "Stay",
                         "Stay is a song recorded by a band in 1994. It was released as a single in Europe and Asia.")
     pairs = bridge_pairs([film, actress, unrelated], random.Random(3))
@@ -102,7 +104,7 @@ class _Overlap:
 
 
 def test_grade_node_keeps_the_second_hop_through_its_link(settings):
-    from components import Components
+    from arag.runtime.components import Components
     from nodes.grade_documents import grade_documents
 
     parts = Components(settings)
@@ -144,12 +146,12 @@ LINKED = [
 def test_trainer_fits_link_weights_on_two_hop_pairs_of_held_out_documents(settings, embedder):
     import json as jsonlib
 
-    from components import Components
-    from knowledge.ingest import Ingestor
-    from knowledge.store import ChunkStore
-    from relevance.scorers import LateInteractionScorer
-    from training.pairs import TrainingPair, passages_from_store
-    from training.trainer import fit_links
+    from arag.index.store import ChunkStore
+    from arag.ingestion.ingest import Ingestor
+    from arag.relevance.scorers import LateInteractionScorer
+    from arag.runtime.components import Components
+    from arag.training.pairs import TrainingPair, passages_from_store
+    from arag.training.trainer import fit_links
 
     path = settings.data_dir.parent / "linked.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)

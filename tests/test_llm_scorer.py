@@ -9,9 +9,9 @@ from conftest import MODELS_DIR
 
 @pytest.mark.parametrize("preset", ["local-0.5b", "local-270m"])  # chat template, and a base model's plain prompt
 def test_llm_yes_scorer_gives_finite_log_odds_per_passage(preset):
-    from llms import make_chat_model
-    from relevance.scorers import LLMYesScorer
-    from settings import Settings
+    from arag.llms.factory import make_chat_model
+    from arag.relevance.scorers import LLMYesScorer
+    from arag.settings import Settings
 
     if not (MODELS_DIR / f"{preset}.gguf").exists():
         pytest.skip(f"{preset} is not assembled (make install does it)")

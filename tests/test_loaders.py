@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-
 from documents import HTML, MARKDOWN, encrypted_pdf_bytes, pdf_bytes, write_corpus
-from knowledge.chunking import chunk_sections, split_section
-from knowledge.loaders import IngestError, Section, load_file
+
+from arag.ingestion.chunking import chunk_sections, split_section
+from arag.ingestion.loaders import IngestError, Section, load_file
 
 
 def test_markdown_sections_and_title(tmp_path):

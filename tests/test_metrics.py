@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from evaluation.metrics import contains_answer, exact_match, ndcg_at, normalize_answer, recall_at, token_f1
+from arag.evaluation.metrics import contains_answer, exact_match, ndcg_at, normalize_answer, recall_at, token_f1
 
 
 def test_normalisation_drops_case_punctuation_and_articles():

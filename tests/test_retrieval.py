@@ -11,11 +11,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-
 from documents import write_corpus
-from knowledge.lexical import LexicalIndex
-from knowledge.retriever import DenseRetriever, HybridRetriever, as_retrieved, reciprocal_rank_fusion
-from knowledge.store import ChunkStore
+
+from arag.index.lexical import LexicalIndex
+from arag.index.store import ChunkStore
+from arag.retrieval.retriever import DenseRetriever, HybridRetriever, as_retrieved, reciprocal_rank_fusion
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -216,9 +216,9 @@ def test_another_instance_and_another_process_read_the_saved_index(tmp_path, cor
 
     script = (
         "import json, sys\n"
-        "from settings import Settings\n"
-        "from knowledge.store import ChunkStore\n"
-        "from knowledge.lexical import LexicalIndex\n"
+        "from arag.settings import Settings\n"
+        "from arag.index.store import ChunkStore\n"
+        "from arag.index.lexical import LexicalIndex\n"
         "index = LexicalIndex(ChunkStore(Settings(data_dir=sys.argv[1]), sys.argv[2], int(sys.argv[3])))\n"
         "hits = index.search('COBOL compiler', k=3)\n"
         "print(json.dumps({'builds': index.builds, 'hits': hits}))\n"
@@ -289,7 +289,7 @@ def test_empty_collection_gives_nothing(settings, embedder, tmp_path, ingestor):
 
 
 def test_components_pick_the_retriever_from_settings(settings, embedder):
-    from components import Components
+    from arag.runtime.components import Components
 
     assert isinstance(Components(settings, embedder=embedder).retriever, HybridRetriever)
     dense = Components(settings.model_copy(update={"retrieval": "dense"}), embedder=embedder).retriever
@@ -297,8 +297,8 @@ def test_components_pick_the_retriever_from_settings(settings, embedder):
 
 
 def test_idf_comes_from_the_collection_and_feeds_the_multi_scorer(corpus, ingestor, settings, embedder):
-    from components import Components
-    from relevance.scorers import MultiScorer
+    from arag.relevance.scorers import MultiScorer
+    from arag.runtime.components import Components
 
     index = LexicalIndex(ingestor.store)
     n = ingestor.store.count()

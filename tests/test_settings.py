@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from conftest import REPO
 from pydantic import ValidationError
 
-from conftest import REPO
-from settings import PROFILES, Settings
+from arag.settings import PROFILES, Settings
 
 
 def test_every_setting_is_documented_in_env_example():

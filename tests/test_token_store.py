@@ -7,9 +7,9 @@ import multiprocessing
 import numpy as np
 import pytest
 
-from embeddings import embedding_text
-from knowledge.token_store import TokenVectorStore, dequantise, quantise, text_key, token_store_for
-from relevance.scorers import LateInteractionScorer, MultiScorer
+from arag.embeddings.embedder import embedding_text
+from arag.index.token_store import TokenVectorStore, dequantise, quantise, text_key, token_store_for
+from arag.relevance.scorers import LateInteractionScorer, MultiScorer
 
 PAGES = {
     "tea.md": "# Tea\nGreen tea is steamed or pan-fired soon after picking, so its leaves stay green.\n\n"
@@ -116,7 +116,7 @@ def test_changed_and_removed_files_take_their_token_vectors_with_them(indexed, e
 
 
 def test_deleting_a_file_from_the_catalog_drops_its_token_vectors(indexed):
-    from knowledge.catalog import delete_file
+    from arag.index.catalog import delete_file
 
     docs, ingestor = indexed
     before = set(chunk_texts(ingestor.store))
@@ -155,8 +155,8 @@ def test_two_processes_write_one_store_without_losing_entries(tmp_path):
 
 
 def test_the_setting_turns_the_store_off(settings, embedder, tmp_path):
-    from knowledge.ingest import Ingestor
-    from knowledge.store import ChunkStore
+    from arag.index.store import ChunkStore
+    from arag.ingestion.ingest import Ingestor
 
     off = settings.model_copy(update={"store_token_vectors": False})
     store = ChunkStore(off, embedder.model_id, embedder.dim)

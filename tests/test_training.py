@@ -13,11 +13,11 @@ import pytest
 from conftest import MODELS_DIR, REPO
 from scripted_llm import ScriptedChatModel
 
-from components import Components
-from knowledge.model_registry import ModelRegistry
-from llms.usage import LLMUsage
-from relevance.calibration import Calibrator, threshold_metrics
-from training.pairs import (
+from arag.llms.usage import LLMUsage
+from arag.model_registry import ModelRegistry
+from arag.relevance.calibration import Calibrator, threshold_metrics
+from arag.runtime.components import Components
+from arag.training.pairs import (
     Passage,
     TrainingPair,
     clean_pairs,
@@ -28,7 +28,7 @@ from training.pairs import (
     unsupervised_pairs,
 )
 
-TUTORIAL = REPO / "samples" / "python-tutorial"
+TUTORIAL = REPO / "arag" / "samples" / "python-tutorial"
 
 
 def tutorial_records(limit: int = 40) -> list[dict]:
@@ -45,10 +45,10 @@ def tutorial_records(limit: int = 40) -> list[dict]:
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     """A 40-paragraph collection ingested once for the module, copied per test that changes it."""
-    from embeddings import Embedder, packaged_minilm_dir
-    from knowledge.ingest import Ingestor
-    from knowledge.store import ChunkStore
-    from settings import Settings
+    from arag.embeddings.embedder import Embedder, packaged_minilm_dir
+    from arag.index.store import ChunkStore
+    from arag.ingestion.ingest import Ingestor
+    from arag.settings import Settings
 
     root = tmp_path_factory.mktemp("corpus")
     path = root / "tutorial.jsonl"
@@ -123,7 +123,7 @@ def test_synthetic_pairs_ask_the_llm_once_per_passage_and_resume_from_cache(tmp_
 
 
 def test_negatives_come_from_below_the_skipped_top_ranks():
-    from training.negatives import attach_negatives
+    from arag.training.negatives import attach_negatives
 
     passages = [Passage(f"c{i}", f"d{i}", "", f"text {i}") for i in range(12)]
     pair = TrainingPair("a query about text", "c0", "text 0", "d0", "ict")
@@ -137,7 +137,7 @@ def test_negatives_come_from_below_the_skipped_top_ranks():
 
 
 def test_hard_negatives_mined_from_the_index_avoid_the_positive_document(corpus):
-    from training.negatives import mine_hard_negatives
+    from arag.training.negatives import mine_hard_negatives
 
     parts = Components(corpus)
     passages = passages_from_store(parts.store)
@@ -181,7 +181,7 @@ def score_lists(rng, n: int, with_positive: bool = True):
 def test_set_aware_calibration_grades_lists_better_and_stays_monotone_within_one():
     from types import SimpleNamespace
 
-    from training.trainer import calibrate
+    from arag.training.trainer import calibrate
 
     rng = np.random.default_rng(4)
     train = score_lists(rng, 150)
@@ -226,7 +226,7 @@ def trained_reranker(corpus, tmp_path_factory):
 
 
 def test_tiny_reranker_fine_tune_writes_a_loadable_calibrated_model(trained_reranker):
-    from relevance.scorers import CrossEncoderScorer
+    from arag.relevance.scorers import CrossEncoderScorer
 
     settings, result = trained_reranker
     model_dir = ModelRegistry(settings).versions("reranker")[-1]
@@ -266,11 +266,10 @@ def test_graph_grades_and_reranks_with_the_trained_reranker(trained_reranker):
 
 
 def test_embedder_replaces_the_index_model_only_when_it_wins(corpus, tmp_path, monkeypatch):
-    from embeddings import Embedder
-    from training import trainer
-    from training.finetune import FineTuneConfig
-
-    from knowledge.token_store import TokenVectorStore, token_store_path
+    from arag.embeddings.embedder import Embedder
+    from arag.index.token_store import TokenVectorStore, token_store_path
+    from arag.training import trainer
+    from arag.training.finetune import FineTuneConfig
 
     settings = copy_corpus(corpus, tmp_path)
     chunks = Components(settings).store.count()
@@ -282,7 +281,8 @@ def test_embedder_replaces_the_index_model_only_when_it_wins(corpus, tmp_path, m
     registry = ModelRegistry(settings)
     # Force the verdict both ways: the rule, not the tiny model's luck, is under test here.
     real = trainer.evaluate_dense
-    monkeypatch.setattr(trainer, "evaluate_dense", lambda emb, *a: {**real(emb, *a), "ndcg@10": 1.0 if "embedder-v" in str(emb.model_dir) else 0.5})
+    monkeypatch.setattr(trainer, "evaluate_dense",
+                        lambda emb, *a: {**real(emb, *a), "ndcg@10": 1.0 if "embedder-v" in str(emb.model_dir) else 0.5})
     won = trainer.train_embedder(Components(settings), options, cfg, progress=False)
     assert won.won and registry.active_dir("embedder") == won.model_dir
     new_embedder = Embedder.from_settings(settings)
@@ -315,8 +315,8 @@ def test_training_an_empty_collection_or_with_bad_options_is_a_usage_error(tmp_p
 
 
 def test_user_qrels_are_evaluated_whatever_names_the_documents(corpus, tmp_path):
-    from training.negatives import dense_matrix
-    from training.trainer import evaluate_dense, load_qrels
+    from arag.training.negatives import dense_matrix
+    from arag.training.trainer import evaluate_dense, load_qrels
 
     parts = Components(corpus)
     passages = passages_from_store(parts.store)

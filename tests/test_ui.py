@@ -7,14 +7,13 @@ stream exactly as from a hosted model; the index is a real Chroma collection.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from conftest import REPO, require_program
 from openai_double import OpenAIDouble
 from servers import free_port, http_ok, stop, wait_until
 
@@ -32,9 +31,9 @@ ANSWER = "The Harbour Lighthouse was designed by Mara Olsen in 1887 [1]."
 @pytest.fixture
 def web_env(tmp_path, monkeypatch, embedder):
     """A data directory with two ingested notes, the LLM double running, and the app's settings in the environment."""
-    from knowledge.ingest import Ingestor
-    from knowledge.store import ChunkStore
-    from settings import Settings
+    from arag.index.store import ChunkStore
+    from arag.ingestion.ingest import Ingestor
+    from arag.settings import Settings
 
     docs = tmp_path / "notes"
     docs.mkdir()
@@ -168,10 +167,8 @@ def test_knowledge_page_ingests_uploads_safely_lists_and_removes(web_env, tmp_pa
 
 
 def _browser():
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver = shutil.which("chromedriver")
-    if not chromium or not driver:
-        pytest.skip("Chromium and chromedriver are not installed (make test installs Debian's chromium and chromium-driver)")
+    chromium = require_program("chromium", "chromium-browser", package="Debian's chromium")
+    driver = require_program("chromedriver", package="Debian's chromium-driver")
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 

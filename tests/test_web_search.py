@@ -7,10 +7,10 @@ import socket
 import time
 
 import pytest
-
-from knowledge.web import TavilyWebSearch, WebSearchError, WebSearchUnavailable
-from settings import Settings
 from tavily_double import TavilyDouble
+
+from arag.retrieval.web import TavilyWebSearch, WebSearchError, WebSearchUnavailable
+from arag.settings import Settings
 
 KEY = "tvly-test-Zq8sEcReT-4b1f"
 

@@ -7,12 +7,12 @@ overrides (``config["configurable"]``), so the pages never rebuild models to app
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import streamlit as st
 
-from settings import PROFILES, Settings
+from arag.environment import apply_offline_environment
+from arag.settings import PROFILES, Settings
 
 #: Techniques the sidebar can switch, with their labels, in display order.
 TECHNIQUES = {
@@ -36,16 +36,10 @@ class App:
     threads: object
 
 
-def _quiet_environment() -> None:
-    for key, value in {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
-                       "ANONYMIZED_TELEMETRY": "False", "OMP_WAIT_POLICY": "PASSIVE"}.items():
-        os.environ.setdefault(key, value)
-
-
 @st.cache_resource(show_spinner="Loading the index …")
 def _build(settings_json: str) -> App:
-    from components import Components
-    from components.checkpoints import open_checkpointer, open_thread_store
+    from arag.runtime.components import Components
+    from arag.sessions.checkpoints import open_checkpointer, open_thread_store
     from graphs import build_graph
 
     settings = Settings.model_validate_json(settings_json)
@@ -57,7 +51,7 @@ def _build(settings_json: str) -> App:
 
 def app() -> App:
     """The app's parts for the current settings (shared by every session of this server)."""
-    _quiet_environment()
+    apply_offline_environment()
     settings = Settings()
     return _build(settings.model_dump_json())
 

@@ -27,7 +27,7 @@ def link_citations(answer: str, turn: int) -> str:
 
 def highlighted(text: str, answer: str) -> str:
     """The chunk's text with the sentences sharing most words with the answer marked."""
-    from nodes.generate import content_words, split_sentences
+    from arag.text import content_words, split_sentences
 
     answer_words = content_words(answer)
     parts = split_sentences(text)
@@ -86,7 +86,7 @@ def show_turn(result: dict, turn: int, thread: str) -> None:
 
 
 def run_turn(shell, thread: str, question: str, overrides: dict) -> None:
-    from components.conversations import stream_turn
+    from arag.sessions.conversations import stream_turn
 
     config = {"configurable": {**overrides, "thread_id": thread}}
     with st.chat_message("user"):

@@ -9,7 +9,7 @@ from ui.shell import open_page, sidebar_settings
 
 def main() -> None:
     from arag.drawing import to_dot
-    from components.conversations import run_steps
+    from arag.sessions.conversations import run_steps
 
     shell = open_page()
     sidebar_settings(shell.settings)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from arag.environment import offline_environment
 from ui.shell import open_page, readable, reset, sidebar_settings
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._ -]")
@@ -25,7 +26,7 @@ def safe_upload_name(name: str) -> str:
 
 
 def ingest(shell, paths: list[Path]) -> None:
-    from knowledge.ingest import Ingestor
+    from arag.ingestion.ingest import Ingestor
 
     bar = st.progress(0.0, text="Ingesting …")
     ingestor = Ingestor(shell.settings, shell.components.embedder, shell.components.store)
@@ -42,8 +43,8 @@ def ingest(shell, paths: list[Path]) -> None:
 
 
 def show_stats(shell) -> None:
-    from knowledge.catalog import collection_stats
-    from knowledge.model_registry import ModelRegistry
+    from arag.index.catalog import collection_stats
+    from arag.model_registry import ModelRegistry
 
     stats = collection_stats(shell.components.store, shell.settings)
     cols = st.columns(4)
@@ -79,7 +80,7 @@ def add_documents(shell) -> None:
 
 
 def list_documents(shell) -> None:
-    from knowledge.catalog import delete_file, list_files
+    from arag.index.catalog import delete_file, list_files
 
     st.subheader("Documents")
     files = list_files(shell.components.store)
@@ -109,7 +110,7 @@ def start_training(shell, kind: str, pairs: str, max_pairs: int) -> None:
            f"train-{kind}", "--pairs", pairs, "--max-pairs", str(max_pairs)]
     with log.open("w") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                                env=dict(os.environ, PYTHONUNBUFFERED="1"))
+                                env=offline_environment(PYTHONUNBUFFERED="1"))
     training_log(shell).write_text(json.dumps({"pid": proc.pid, "kind": kind, "log": str(log), "started": time.time()}))
 
 
@@ -144,7 +145,7 @@ def training_status(shell) -> None:
 
 
 def models(shell) -> None:
-    from knowledge.model_registry import ModelRegistry
+    from arag.model_registry import ModelRegistry
 
     st.subheader("Models trained on this collection")
     registry = ModelRegistry(shell.settings)
@@ -161,7 +162,7 @@ def models(shell) -> None:
             st.markdown(line)
             if not in_use and st.button(f"Use {model_dir.name}", key=f"use_{model_dir.name}"):
                 if kind == "embedder":
-                    from training.trainer import use_embedder
+                    from arag.training.trainer import use_embedder
 
                     bar = st.progress(0.0, text="Re-embedding the collection …")
                     use_embedder(shell.components, model_dir, progress=False,

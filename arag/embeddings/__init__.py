@@ -1,0 +1,1 @@
+"""Embedding models: the packaged MiniLM or a trained one, pooled and token vectors."""

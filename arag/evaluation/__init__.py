@@ -1,0 +1,1 @@
+"""Measuring answers and retrieval: datasets, configurations, metrics and the eval runner."""

@@ -1,0 +1,189 @@
+"""The Chroma collection that holds chunks, their vectors and their metadata.
+
+Embeddings are always given explicitly (the collection has no embedding function, so
+Chroma never tries to download its default model). The collection's metadata records
+which embedding model built it; querying it with another model is refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from urllib.parse import urlparse
+
+import numpy as np
+
+from arag.index.token_store import drop_token_store
+from arag.model_registry import ModelRegistry
+from arag.settings import Settings
+
+
+class IndexMismatch(RuntimeError):
+    """The collection was built with a different embedding model."""
+
+
+@dataclass
+class ChunkRecord:
+    id: str
+    text: str
+    metadata: dict
+    embedding: np.ndarray | None = None
+
+
+class IndexUnavailable(RuntimeError):
+    """The Chroma server cannot be reached (or answered with an error)."""
+
+
+def open_client(settings: Settings):
+    """Chroma's HTTP client when ``chroma_url`` is set, else the embedded persistent client."""
+    import chromadb  # here, not at the top: chromadb takes about 0.4 s to import, and only opening a store needs it
+    from chromadb.config import Settings as ChromaSettings
+
+    chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+    if settings.chroma_url:
+        url = urlparse(settings.chroma_url)
+        try:
+            return chromadb.HttpClient(host=url.hostname or "127.0.0.1", port=url.port or (443 if url.scheme == "https" else 8000),
+                                       ssl=url.scheme == "https", settings=chroma_settings)
+        except Exception as exc:  # noqa: BLE001 - the client checks the server on creation
+            raise IndexUnavailable(f"the Chroma server at {settings.chroma_url} cannot be reached ({_reason(exc)})") from exc
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return chromadb.PersistentClient(path=str(settings.chroma_path), settings=chroma_settings)
+
+
+def _reason(exc: BaseException) -> str:
+    return " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
+
+
+class ChunkStore:
+    """A Chroma collection of chunks built by one embedding model.
+
+    Example:
+        >>> import tempfile, numpy as np
+        >>> store = ChunkStore(Settings(data_dir=tempfile.mkdtemp()), model_id="demo@1", dim=3)
+        >>> store.upsert([ChunkRecord("a", "hello", {"file": "f"}, np.ones(3, np.float32))])
+        >>> store.count()
+        1
+    """
+
+    def __init__(self, settings: Settings, model_id: str, dim: int, client=None, name: str | None = None):
+        self.settings = settings
+        self.model_id = model_id
+        self.dim = dim
+        self._client = client
+        self._collection = None
+        self._strategy: str | None = None
+        #: The Chroma collection: the one the registry's active embedder fills, unless named here.
+        self.name = name or ModelRegistry(settings).chroma_collection()
+
+    @property
+    def client(self):
+        if self._client is None:
+            self._client = open_client(self.settings)
+        return self._client
+
+    @property
+    def collection(self):
+        if self._collection is None:
+            col = self.client.get_or_create_collection(
+                self.name,
+                embedding_function=None,
+                metadata={"hnsw:space": "cosine", "hnsw:search_ef": self.settings.hnsw_search_ef,
+                          "embedding_model": self.model_id, "dim": self.dim,
+                          "index_strategy": self._strategy or self.settings.index_strategy},
+            )
+            built_with = (col.metadata or {}).get("embedding_model")
+            if built_with not in (None, self.model_id):
+                raise IndexMismatch(
+                    f"collection {self.name!r} was built with embedding model "
+                    f"{built_with}, but {self.model_id} is configured; set ARAG_EMBEDDING_MODEL "
+                    "back or re-ingest into a new collection (ARAG_COLLECTION)"
+                )
+            self._collection = col
+        return self._collection
+
+    @contextmanager
+    def reachable(self):
+        """Inside it, a Chroma server that fails or cannot be reached raises :class:`IndexUnavailable`."""
+        try:
+            yield
+        except (IndexUnavailable, IndexMismatch):
+            raise
+        except Exception as exc:
+            if self.settings.chroma_url is None:
+                raise
+            raise IndexUnavailable(f"the Chroma server at {self.settings.chroma_url} failed ({_reason(exc)})") from exc
+
+    @property
+    def index_strategy(self) -> str:
+        """How the collection was chunked ("chunks" or "parent"), as recorded when it was created."""
+        return (self.collection.metadata or {}).get("index_strategy", "chunks")
+
+    @index_strategy.setter
+    def index_strategy(self, value: str) -> None:
+        """The strategy a collection created from now on records (used on an empty, dropped one)."""
+        self._strategy = value
+
+    def drop(self) -> None:
+        """Delete the whole Chroma collection (used once its chunks live on in another) and its token vectors."""
+        self.client.delete_collection(self.name)
+        self._collection = None
+        drop_token_store(self.settings.data_dir, self.name)
+
+    def count(self) -> int:
+        return self.collection.count()
+
+    def _batch_size(self) -> int:
+        try:
+            return max(1, min(5000, self.client.get_max_batch_size()))
+        except AttributeError:
+            return 5000
+
+    def upsert(self, records: list[ChunkRecord]) -> None:
+        step = self._batch_size()
+        for i in range(0, len(records), step):
+            batch = records[i : i + step]
+            self.collection.upsert(
+                ids=[r.id for r in batch],
+                documents=[r.text for r in batch],
+                metadatas=[r.metadata for r in batch],
+                embeddings=np.stack([r.embedding for r in batch]).astype(np.float32),
+            )
+
+    def delete_ids(self, ids: list[str]) -> None:
+        step = self._batch_size()
+        for i in range(0, len(ids), step):
+            self.collection.delete(ids=ids[i : i + step])
+
+    def iter_metadata(self, page: int = 5000) -> Iterator[tuple[str, dict]]:
+        """Every chunk's id and metadata, paged so memory stays flat on large collections."""
+        offset = 0
+        while True:
+            got = self.collection.get(include=["metadatas"], limit=page, offset=offset)
+            ids = got["ids"]
+            if not ids:
+                return
+            yield from zip(ids, got["metadatas"])
+            offset += len(ids)
+
+    def embeddings_for(self, ids: list[str]) -> dict[str, np.ndarray]:
+        if not ids:
+            return {}
+        got = self.collection.get(ids=ids, include=["embeddings"])
+        return {i: np.asarray(e, dtype=np.float32) for i, e in zip(got["ids"], got["embeddings"])}
+
+    def query(self, vector: np.ndarray, k: int, where: dict | None = None) -> list[dict]:
+        """Nearest chunks to ``vector``: dicts with id, text, metadata and cosine similarity."""
+        if self.count() == 0:
+            return []
+        res = self.collection.query(
+            query_embeddings=[np.asarray(vector, dtype=np.float32)],
+            n_results=k,
+            where=where,
+            include=["documents", "metadatas", "distances"],
+        )
+        return [
+            {"id": i, "text": d, "metadata": m, "score": 1.0 - float(dist)}
+            for i, d, m, dist in zip(res["ids"][0], res["documents"][0], res["metadatas"][0], res["distances"][0])
+        ]

@@ -1,0 +1,171 @@
+"""Token vectors of indexed chunks, kept from the ingest pass for late-interaction scoring.
+
+Late interaction (ColBERT's max-sim, and the multi-vector part of the ``multi`` scorer) needs
+every candidate's token vectors. Computing them at question time means an encoder pass over
+all candidates (about 1.4 s for 30 HotpotQA paragraphs on 2 cores); ingestion computes them
+anyway, in the same forward pass as the chunk's pooled vector, so they are stored here and a
+rerank only encodes the question.
+
+Vectors are stored per token as int8 codes with a float16 scale (symmetric quantisation:
+about 390 bytes a token, a quarter of float32); on HotpotQA paragraphs the max-sim scores
+move by less than 5e-4, and only near-ties change places (``bench/rerank_speed.py``). Each Chroma
+collection has its own file, keyed by the hash of the text the encoder saw (the chunk's
+``text_hash``), so a text is encoded once however often it is scored. Texts scored that were
+never ingested (web results) are stored too, and dropped at the next ingest that changes the
+collection. SQLite in WAL mode lets several processes read and write the file.
+
+Example:
+    >>> import tempfile, numpy as np
+    >>> store = TokenVectorStore(Path(tempfile.mkdtemp()) / "t.sqlite", model_id="demo@1")
+    >>> store.put({"abc": np.eye(2, 4, dtype=np.float32)})
+    >>> got = store.get(["abc", "missing"])
+    >>> got["abc"].shape, "missing" in got
+    ((2, 4), False)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+
+def text_key(text: str) -> str:
+    """The key of the text the encoder saw: the same hash ingestion stores as ``text_hash``."""
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def quantise(vectors: np.ndarray) -> tuple[int, bytes, bytes]:
+    """Width (0 for no tokens), int8 codes and float16 per-token scales of a (tokens, dim) float array."""
+    scale = np.abs(vectors).max(axis=1, keepdims=True) / 127.0
+    scale[scale == 0] = 1.0
+    codes = np.clip(np.rint(vectors / scale), -127, 127).astype(np.int8)
+    return (int(vectors.shape[1]) if len(vectors) else 0), codes.tobytes(), scale.astype(np.float16).tobytes()
+
+
+def dequantise(dim: int, codes: bytes, scales: bytes) -> np.ndarray:
+    if dim == 0:
+        return np.zeros((0, 0), dtype=np.float32)
+    matrix = np.frombuffer(codes, dtype=np.int8).reshape(-1, dim).astype(np.float32)
+    return matrix * np.frombuffer(scales, dtype=np.float16).astype(np.float32)[:, None]
+
+
+def token_store_path(data_dir: Path, collection: str) -> Path:
+    return Path(data_dir) / "token-vectors" / f"{collection}.sqlite"
+
+
+def drop_token_store(data_dir: Path, collection: str) -> None:
+    """Delete a collection's token-vector file (and SQLite's side files) along with the collection."""
+    path = token_store_path(data_dir, collection)
+    for suffix in ("", "-wal", "-shm"):
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
+
+
+def token_store_for(settings, store) -> "TokenVectorStore | None":
+    """The token-vector store of a :class:`knowledge.store.ChunkStore`; None when ``store_token_vectors`` is off."""
+    if not settings.store_token_vectors:
+        return None
+    return TokenVectorStore.for_collection(settings.data_dir, store.name, store.model_id)
+
+
+class TokenVectorStore:
+    """Quantised token vectors by text hash, for one embedding model.
+
+    A file written by another model is emptied on open: its vectors would score wrongly.
+    """
+
+    def __init__(self, path: Path, model_id: str):
+        self.path = Path(path)
+        self.model_id = model_id
+        self._lock = threading.Lock()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(self.path), timeout=30, check_same_thread=False, isolation_level=None)
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+            self._db.execute("CREATE TABLE IF NOT EXISTS tokens (key TEXT PRIMARY KEY, dim INTEGER, codes BLOB, scales BLOB)")
+            self._db.execute("BEGIN IMMEDIATE")
+            row = self._db.execute("SELECT value FROM meta WHERE key = 'model_id'").fetchone()
+            if row is None or row[0] != model_id:
+                self._db.execute("DELETE FROM tokens")
+                self._db.execute("INSERT OR REPLACE INTO meta VALUES ('model_id', ?)", (model_id,))
+            self._db.execute("COMMIT")
+
+    @classmethod
+    def for_collection(cls, data_dir: Path, collection: str, model_id: str) -> "TokenVectorStore":
+        """The store of a Chroma collection (built by ``model_id``) under ``data_dir/token-vectors``."""
+        return cls(token_store_path(data_dir, collection), model_id)
+
+    def get(self, keys: Iterable[str]) -> dict[str, np.ndarray]:
+        """Stored vectors of the keys that have them."""
+        keys = list(dict.fromkeys(keys))
+        out: dict[str, np.ndarray] = {}
+        with self._lock:
+            for start in range(0, len(keys), 500):
+                part = keys[start : start + 500]
+                rows = self._db.execute(
+                    f"SELECT key, dim, codes, scales FROM tokens WHERE key IN ({','.join('?' * len(part))})", part)
+                for key, dim, codes, scales in rows:
+                    out[key] = dequantise(dim, codes, scales)
+        return out
+
+    def put(self, vectors: dict[str, np.ndarray]) -> None:
+        rows = [(key, *quantise(v)) for key, v in vectors.items()]
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.executemany("INSERT OR REPLACE INTO tokens VALUES (?, ?, ?, ?)", rows)
+            self._db.execute("COMMIT")
+
+    def vectors_for(self, texts: list[str], embedder) -> list[np.ndarray]:
+        """Token vectors of ``texts``: stored ones read back, the others encoded now and stored."""
+        keys = [text_key(t) for t in texts]
+        found = self.get(keys)
+        missing = [i for i, k in enumerate(keys) if k not in found]
+        if missing:
+            fresh = {keys[i]: v for i, v in zip(missing, embedder.token_vectors([texts[i] for i in missing]))}
+            self.put(fresh)
+            # As stored, so a score does not depend on whether the text was stored before.
+            found.update({k: dequantise(*quantise(v)) for k, v in fresh.items()})
+        return [found[k] for k in keys]
+
+    def fill(self, texts: list[str], embedder, progress: bool = False, step: int = 256) -> np.ndarray:
+        """Encode ``texts`` once: store their token vectors and return their pooled vectors."""
+        pooled = np.zeros((len(texts), embedder.dim), dtype=np.float32)
+        with tqdm(total=len(texts), unit="chunk", desc="embed", leave=False, disable=not progress or len(texts) <= step) as bar:
+            for start in range(0, len(texts), step):
+                part = texts[start : start + step]
+                pooled[start : start + len(part)], vectors = embedder.encode(part, tokens=True, progress=progress and len(texts) <= step)
+                self.put({text_key(t): v for t, v in zip(part, vectors)})
+                bar.update(len(part))
+        return pooled
+
+    def retain(self, keys: Iterable[str]) -> int:
+        """Drop every entry whose key is not in ``keys`` (texts no longer indexed); return how many."""
+        keep = set(keys)
+        with self._lock:
+            stored = [k for (k,) in self._db.execute("SELECT key FROM tokens")]
+            gone = [k for k in stored if k not in keep]
+            if gone:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.executemany("DELETE FROM tokens WHERE key = ?", [(k,) for k in gone])
+                self._db.execute("COMMIT")
+        return len(gone)
+
+    def disk_bytes(self) -> int:
+        """Size of the file once SQLite's write-ahead log is folded into it."""
+        with self._lock:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return self.path.stat().st_size
+
+    def __len__(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM tokens").fetchone()[0])
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

@@ -1,0 +1,1 @@
+"""From files to chunks: loaders, chunking, and the ingestor that writes them to the index."""

@@ -1,0 +1,346 @@
+"""Incremental, crash-safe ingestion of files into the chunk store.
+
+Every chunk carries its file's content hash and the file's total chunk count, so the
+collection alone tells which files are complete and current: nothing else needs to be
+kept in step. A file is rewritten by first upserting its new chunks (deterministic ids,
+so a repeat is harmless) and then deleting the stale ones; a run killed in between
+leaves a file that the next run sees as incomplete and finishes. Chunk text already in
+the collection reuses its stored vector instead of being embedded again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from arag.embeddings.embedder import Embedder, embedding_text
+from arag.index.store import ChunkRecord, ChunkStore, IndexMismatch
+from arag.index.token_store import text_key, token_store_for
+from arag.ingestion.chunking import Chunk, chunk_sections, split_section
+from arag.ingestion.loaders import SUPPORTED_SUFFIXES, IngestError, Section, load_file
+from arag.settings import Settings
+
+#: Files grouped until this many chunks await embedding, so batches stay full and sorted.
+EMBED_GROUP = 256
+
+
+@dataclass
+class IngestReport:
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    chunks_written: int = 0
+    chunks_embedded: int = 0
+    chunks_reused: int = 0
+    chunks_removed: int = 0
+    failures: list[IngestError] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        line = (
+            f"{self.added} added, {self.updated} updated, {self.unchanged} unchanged, "
+            f"{self.removed} removed files; {self.chunks_written} chunks written "
+            f"({self.chunks_embedded} embedded, {self.chunks_reused} reused), "
+            f"{self.chunks_removed} chunks removed in {self.seconds:.1f}s"
+        )
+        if self.failures:
+            line += f"; {len(self.failures)} failed"
+        return line
+
+
+@dataclass
+class _FileState:
+    """What the collection holds for one file."""
+
+    hashes: set[str] = field(default_factory=set)
+    expected: set[int] = field(default_factory=set)
+    ids: list[str] = field(default_factory=list)
+
+    def complete_at(self, file_hash: str) -> bool:
+        return self.hashes == {file_hash} and self.expected == {len(self.ids)}
+
+
+def discover(paths: Iterable[Path | str]) -> tuple[list[Path], list[IngestError], list[Path]]:
+    """Expand files and folders into supported files; return (files, errors, folder roots)."""
+    files: list[Path] = []
+    errors: list[IngestError] = []
+    roots: list[Path] = []
+    for raw in paths:
+        path = Path(raw).expanduser()
+        if not path.exists():
+            errors.append(IngestError(path, "no such file or directory"))
+            continue
+        path = path.resolve()
+        if path.is_dir():
+            roots.append(path)
+            for dirpath, dirnames, filenames in os.walk(path):
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+                for name in sorted(filenames):
+                    candidate = Path(dirpath) / name
+                    if candidate.suffix.lower() in SUPPORTED_SUFFIXES and not name.startswith("."):
+                        files.append(candidate)
+        elif path.suffix.lower() not in SUPPORTED_SUFFIXES:
+            errors.append(IngestError(path, f"unsupported file type {path.suffix or '(none)'}"))
+        else:
+            files.append(path)
+    unique = list(dict.fromkeys(files))
+    return unique, errors, roots
+
+
+def chunk_id(source: str, position: int, text_hash: str) -> str:
+    return hashlib.sha256(f"{source}\x00{position}\x00{text_hash}".encode()).hexdigest()[:32]
+
+
+#: Metadata the app writes itself; tags cannot take these names.
+RESERVED_FIELDS = {"file", "source", "title", "heading", "kind", "position", "tokens", "text_hash", "file_hash",
+                   "file_chunks", "parent_id", "parent_text", "year", "level", "children"}
+_TAG_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+
+
+def check_tags(tags: dict) -> dict[str, str]:
+    """Tags as stored: lower-case names of letters, digits and _, not a reserved field; short string values.
+
+    Example:
+        >>> check_tags({"team": "HR", "Year": "x"})
+        Traceback (most recent call last):
+        ...
+        ValueError: tag name 'Year': use lower-case letters, digits and _ (starting with a letter)
+    """
+    out = {}
+    for name, value in tags.items():
+        if not _TAG_NAME.match(str(name)):
+            raise ValueError(f"tag name {name!r}: use lower-case letters, digits and _ (starting with a letter)")
+        if name in RESERVED_FIELDS:
+            raise ValueError(f"tag name {name!r} is reserved for the app's own metadata")
+        text = str(value).strip()
+        if not text or len(text) > 100:
+            raise ValueError(f"tag {name!r} needs a value of 1-100 characters")
+        out[name] = text
+    return out
+
+
+_YEAR = re.compile(r"(?<!\d)(19\d\d|20\d\d)(?!\d)")
+
+
+def year_of(text: str) -> int | None:
+    """The first year (1900-2099) named in a title or file name, which questions often filter by.
+
+    Example:
+        >>> year_of("Employee handbook 2023.pdf"), year_of("notes.md")
+        (2023, None)
+    """
+    found = _YEAR.search(text)
+    return int(found.group(1)) if found else None
+
+
+class Ingestor:
+    """Brings the collection in line with a set of files.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> s = Settings(data_dir=tempfile.mkdtemp())
+        >>> doc = pathlib.Path(s.data_dir, "note.md"); _ = doc.write_text("# Note\\nCats purr.")
+        >>> ing = Ingestor.from_settings(s)
+        >>> ing.ingest([doc], progress=False).added
+        1
+        >>> ing.ingest([doc], progress=False).unchanged
+        1
+    """
+
+    def __init__(self, settings: Settings, embedder: Embedder, store: ChunkStore):
+        self.settings = settings
+        self.embedder = embedder
+        self.store = store
+        self.strategy = settings.index_strategy
+        self.tokens = token_store_for(settings, store)
+
+    def _check_strategy(self) -> None:
+        """The collection keeps the strategy it was built with; an empty one takes the configured one."""
+        recorded = self.store.index_strategy
+        if recorded == self.strategy:
+            return
+        if self.store.count() == 0:
+            self.store.drop()
+            self.store.index_strategy = self.strategy
+            return
+        raise IndexMismatch(
+            f"collection {self.store.name!r} was indexed with the {recorded!r} strategy, not {self.strategy!r}: set "
+            f"ARAG_INDEX_STRATEGY={recorded}, or ingest into a new collection (ARAG_COLLECTION)"
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "Ingestor":
+        embedder = Embedder.from_settings(settings)
+        return cls(settings, embedder, ChunkStore(settings, embedder.model_id, embedder.dim))
+
+    def _snapshot(self) -> tuple[dict[str, _FileState], dict[str, str]]:
+        files: dict[str, _FileState] = defaultdict(_FileState)
+        by_text: dict[str, str] = {}
+        for cid, meta in self.store.iter_metadata():
+            state = files[meta.get("file", "")]
+            state.hashes.add(meta.get("file_hash", ""))
+            state.expected.add(int(meta.get("file_chunks", -1)))
+            state.ids.append(cid)
+            by_text.setdefault(meta.get("text_hash", ""), cid)
+        return files, by_text
+
+    def _units(self, doc) -> list[tuple[Chunk | None, list[Chunk]]]:
+        """(parent, its chunks) pairs: one parent section per group with the "parent" strategy, else none."""
+        count, size = self.embedder.count_tokens, self.settings.chunk_tokens
+        if self.strategy != "parent":
+            return [(None, [chunk]) for chunk in chunk_sections(doc.sections, count, size)]
+        return [(parent, split_section(Section(parent.heading, parent.text), count, size))
+                for parent in chunk_sections(doc.sections, count, self.settings.parent_tokens)]
+
+    def _records(self, path: Path, data: bytes, file_hash: str, tags: dict | None = None) -> list[ChunkRecord]:
+        docs = load_file(path, data)
+        records: list[ChunkRecord] = []
+        for doc in docs:
+            position = 0
+            year = year_of(f"{doc.title} {path.name}")
+            for parent_no, (parent, chunks) in enumerate(self._units(doc)):
+                for chunk in chunks:
+                    text = embedding_text(doc.title, chunk.heading, chunk.text)
+                    text_hash = text_key(text)
+                    metadata = {
+                        **(tags or {}),
+                        "file": str(path),
+                        "source": doc.source,
+                        "title": doc.title,
+                        "heading": chunk.heading,
+                        "kind": doc.kind,
+                        "position": position,
+                        "tokens": chunk.tokens,
+                        "text_hash": text_hash,
+                        "file_hash": file_hash,
+                    }
+                    if year is not None:
+                        metadata["year"] = year
+                    if parent is not None:
+                        metadata["parent_id"] = chunk_id(doc.source, parent_no, hashlib.sha256(parent.text.encode()).hexdigest())
+                        metadata["parent_text"] = parent.text
+                    records.append(ChunkRecord(id=chunk_id(doc.source, position, text_hash), text=chunk.text, metadata=metadata))
+                    position += 1
+        if not records:
+            raise IngestError(path, "no text found")
+        for record in records:
+            record.metadata["file_chunks"] = len(records)
+        return records
+
+    def ingest(
+        self,
+        paths: Iterable[Path | str],
+        prune: bool = False,
+        progress: bool = True,
+        on_progress: Callable[[int, int], None] | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> IngestReport:
+        """Add new files, replace changed ones, skip unchanged ones; optionally prune vanished ones.
+
+        ``tags`` are stored with every chunk of these files, as metadata that questions can filter
+        by (``{"team": "hr"}``); changing a file's tags rewrites its chunks (without embedding again).
+        """
+        started = time.perf_counter()
+        report = IngestReport()
+        tags = check_tags(tags or {})
+        self._check_strategy()
+        # The file's hash covers what its chunks are made from: bytes, tags and strategy.
+        salt = json.dumps([tags, self.strategy, self.settings.parent_tokens if self.strategy == "parent" else 0],
+                          sort_keys=True).encode()
+        files, errors, roots = discover(paths)
+        report.failures.extend(errors)
+        existing, by_text = self._snapshot()
+        max_bytes = int(self.settings.max_file_mb * 1024 * 1024)
+
+        pending: list[tuple[Path, list[ChunkRecord], bool]] = []
+        bar = tqdm(total=len(files), unit="file", desc="ingest", disable=not progress or len(files) < 2)
+
+        def flush() -> None:
+            self._write(pending, existing, by_text, report, progress)
+            pending.clear()
+
+        for done, path in enumerate(files, start=1):
+            try:
+                size = path.stat().st_size
+                if size > max_bytes:
+                    raise IngestError(path, f"file of {size / 2**20:.1f} MiB exceeds the {self.settings.max_file_mb:g} MiB limit "
+                                            "(ARAG_MAX_FILE_MB)")
+                data = path.read_bytes()
+                file_hash = hashlib.sha256(data + salt).hexdigest()[:32]
+                state = existing.get(str(path))
+                if state is not None and state.complete_at(file_hash):
+                    report.unchanged += 1
+                else:
+                    pending.append((path, self._records(path, data, file_hash, tags), state is not None))
+            except IngestError as exc:
+                report.failures.append(exc)
+            except OSError as exc:
+                report.failures.append(IngestError(path, f"cannot read ({exc.strerror or exc})"))
+            if sum(len(r) for _, r, _ in pending) >= EMBED_GROUP:
+                flush()
+            bar.update(1)
+            if on_progress:
+                on_progress(done, len(files))
+        flush()
+        bar.close()
+
+        if prune:
+            seen = {str(p) for p in files}
+            for name, state in existing.items():
+                if name.startswith("arag-tree://"):
+                    continue  # summaries of the tree belong to no file (knowledge.tree)
+                gone = name not in seen and not Path(name).exists()
+                under_root = any(Path(name).is_relative_to(root) for root in roots) or not roots
+                if gone and under_root:
+                    self.store.delete_ids(state.ids)
+                    report.removed += 1
+                    report.chunks_removed += len(state.ids)
+        if self.tokens is not None and (report.chunks_written or report.chunks_removed):
+            self.tokens.retain(meta.get("text_hash", "") for _, meta in self.store.iter_metadata())
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def _write(self, pending, existing, by_text, report: IngestReport, progress: bool = False) -> None:
+        if not pending:
+            return
+        records = [r for _, recs, _ in pending for r in recs]
+        reuse = {r.metadata["text_hash"]: by_text[r.metadata["text_hash"]] for r in records if r.metadata["text_hash"] in by_text}
+        stored = self.store.embeddings_for(sorted(set(reuse.values())))
+        todo = [r for r in records if reuse.get(r.metadata["text_hash"]) not in stored]
+        if todo:
+            texts = [embedding_text(r.metadata["title"], r.metadata["heading"], r.text) for r in todo]
+            # One encoder pass gives the pooled vector and the token vectors late interaction reads.
+            vectors = (self.tokens.fill(texts, self.embedder, progress) if self.tokens is not None
+                       else self.embedder.embed_documents(texts, progress=progress))
+            for record, vector in zip(todo, vectors):
+                record.embedding = vector
+        for record in records:
+            if record.embedding is None:
+                record.embedding = stored[reuse[record.metadata["text_hash"]]]
+        report.chunks_embedded += len(todo)
+        report.chunks_reused += len(records) - len(todo)
+        for path, recs, known in pending:
+            self.store.upsert(recs)
+            old = existing.get(str(path))
+            if old is not None:
+                fresh = {r.id for r in recs}
+                stale = [i for i in old.ids if i not in fresh]
+                self.store.delete_ids(stale)
+                report.chunks_removed += len(stale)
+            report.chunks_written += len(recs)
+            if known:
+                report.updated += 1
+            else:
+                report.added += 1
+            for r in recs:
+                by_text.setdefault(r.metadata["text_hash"], r.id)

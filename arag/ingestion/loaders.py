@@ -1,0 +1,271 @@
+"""Readers that turn files into titled, sectioned documents.
+
+Supported: Markdown, plain text, HTML, PDF, and JSONL records ``{"id", "title", "text"}``.
+Every failure is an :class:`IngestError` naming the file and, where it helps, the line.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from pathlib import Path
+
+TEXT_SUFFIXES = {".md": "markdown", ".markdown": "markdown", ".txt": "text", ".text": "text", ".rst": "rst"}
+HTML_SUFFIXES = {".html", ".htm"}
+SUPPORTED_SUFFIXES = frozenset(TEXT_SUFFIXES) | HTML_SUFFIXES | {".pdf", ".jsonl"}
+
+
+class IngestError(Exception):
+    """A file that cannot be ingested; ``str()`` is one line saying what and where."""
+
+    def __init__(self, path: Path | str, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path = str(path)
+        self.reason = reason
+
+
+@dataclass
+class Section:
+    heading: str
+    text: str
+
+
+@dataclass
+class SourceDocument:
+    """One logical document: a file, or one record of a JSONL file (``source`` = ``file#id``)."""
+
+    source: str
+    title: str
+    kind: str
+    sections: list[Section] = field(default_factory=list)
+
+
+def decode_text(path: Path, data: bytes) -> str:
+    if b"\x00" in data[:8192]:
+        raise IngestError(path, "binary content in a text file (NUL bytes); not ingested")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise IngestError(path, f"not UTF-8 text (invalid byte at offset {exc.start}); convert it to UTF-8") from None
+
+
+_ATX = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t#]*$")
+
+
+def parse_markdown(text: str) -> tuple[str | None, list[Section]]:
+    """Split at ATX headings (outside code fences); the first level-1 heading is the title."""
+    title = None
+    sections: list[Section] = []
+    heading, lines, fenced = "", [], False
+    for line in text.splitlines():
+        if line.lstrip().startswith(("```", "~~~")):
+            fenced = not fenced
+        match = None if fenced else _ATX.match(line)
+        if match:
+            sections.append(Section(heading, "\n".join(lines)))
+            heading, lines = match.group(2).strip(), []
+            if title is None and len(match.group(1)) == 1:
+                title = heading
+        else:
+            lines.append(line)
+    sections.append(Section(heading, "\n".join(lines)))
+    return title, [s for s in sections if s.text.strip()]
+
+
+_RST_ADORNMENT = re.compile(r"^([=\-~^\"'`#*+:.])\1{2,}\s*$")
+
+
+def parse_rst(text: str) -> tuple[str | None, list[Section]]:
+    """Split reStructuredText at underlined (or over- and underlined) section titles.
+
+    Explicit targets and comments (lines starting with ``..`` and no directive body) are
+    dropped; the first section title is the document title.
+    """
+    lines = text.splitlines()
+    title = None
+    sections: list[Section] = []
+    heading, body = "", []
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        nxt = lines[i + 1] if i + 1 < len(lines) else ""
+        if _RST_ADORNMENT.match(line) and i + 2 < len(lines) and _RST_ADORNMENT.match(lines[i + 2]) and lines[i + 1].strip():
+            found, skip = lines[i + 1].strip(), 3
+        elif line.strip() and not _RST_ADORNMENT.match(line) and _RST_ADORNMENT.match(nxt) and len(nxt.strip()) >= len(line.strip()):
+            found, skip = line.strip(), 2
+        else:
+            found, skip = None, 1
+        if found is not None:
+            sections.append(Section(heading, "\n".join(body)))
+            heading, body = found, []
+            title = title or found
+        elif not re.match(r"^\.\. (_[^:]*:|index::|\|)", line):
+            body.append(line)
+        i += skip
+    sections.append(Section(heading, "\n".join(body)))
+    return title, [s for s in sections if s.text.strip()]
+
+
+class _HTMLText(HTMLParser):
+    """Visible text of a page, split into sections at h1-h6; iterative, so deep nesting is harmless."""
+
+    BLOCK = {"p", "div", "br", "li", "tr", "section", "article", "blockquote", "pre", "table", "ul", "ol", "dd", "dt"}
+    SKIP = {"script", "style", "noscript", "template", "head", "svg"}
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.title: str | None = None
+        self.sections: list[Section] = []
+        self._heading = ""
+        self._buf: list[str] = []
+        self._skip = 0
+        self._in_title = False
+        self._in_h: list[str] | None = None
+        self._title_buf: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag in self.SKIP and tag != "head":
+            self._skip += 1
+        elif tag == "title":
+            self._in_title = True
+        elif re.fullmatch(r"h[1-6]", tag):
+            self._flush()
+            self._in_h = []
+        elif tag in self.BLOCK:
+            self._buf.append("\n\n" if tag != "br" else "\n")
+
+    def handle_endtag(self, tag):
+        if tag in self.SKIP and tag != "head":
+            self._skip = max(0, self._skip - 1)
+        elif tag == "title":
+            self._in_title = False
+            self.title = " ".join("".join(self._title_buf).split()) or None
+        elif re.fullmatch(r"h[1-6]", tag) and self._in_h is not None:
+            self._heading = " ".join("".join(self._in_h).split())
+            if tag == "h1" and self.title is None:
+                self.title = self._heading
+            self._in_h = None
+        elif tag in self.BLOCK:
+            self._buf.append("\n\n")
+
+    def handle_data(self, data):
+        if self._skip:
+            return
+        if self._in_title:
+            self._title_buf.append(data)
+        elif self._in_h is not None:
+            self._in_h.append(data)
+        else:
+            self._buf.append(data)
+
+    def _flush(self):
+        text = "".join(self._buf)
+        if text.strip():
+            self.sections.append(Section(self._heading, text))
+        self._buf = []
+
+    def close(self):
+        super().close()
+        self._flush()
+
+
+def parse_html(text: str) -> tuple[str | None, list[Section]]:
+    parser = _HTMLText()
+    parser.feed(text)
+    parser.close()
+    sections = []
+    for s in parser.sections:
+        paragraphs = [" ".join(p.split()) for p in re.split(r"\n\s*\n", s.text)]
+        body = "\n\n".join(p for p in paragraphs if p)
+        if body:
+            sections.append(Section(s.heading, body))
+    return parser.title, sections
+
+
+def parse_pdf(path: Path, data: bytes) -> tuple[str | None, list[Section]]:
+    # Imported for the first PDF, not at the top: pypdf takes about 0.1 s to import, and most folders hold none.
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted:
+            raise IngestError(path, "encrypted PDF; decrypt it first")
+        title = None
+        if reader.metadata is not None and reader.metadata.title:
+            title = str(reader.metadata.title).strip() or None
+        sections = []
+        for number, page in enumerate(reader.pages, start=1):
+            text = page.extract_text() or ""
+            if text.strip():
+                sections.append(Section(f"page {number}", text))
+    except IngestError:
+        raise
+    except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError, OSError) as exc:
+        raise IngestError(path, f"corrupt or unreadable PDF ({type(exc).__name__}: {exc})") from None
+    if not sections:
+        raise IngestError(path, "PDF has no extractable text (scanned images need OCR first)")
+    return title, sections
+
+
+def parse_jsonl(path: Path, text: str) -> list[SourceDocument]:
+    docs: list[SourceDocument] = []
+    seen: set[str] = set()
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise IngestError(path, f"line {number}: invalid JSON ({exc.msg})") from None
+        if not isinstance(record, dict) or not isinstance(record.get("text"), str):
+            raise IngestError(path, f"line {number}: expected an object with a string 'text'")
+        rid = str(record.get("id", number))
+        if rid in seen:
+            raise IngestError(path, f"line {number}: duplicate id {rid!r}")
+        seen.add(rid)
+        title = str(record.get("title") or rid)
+        if record["text"].strip():
+            docs.append(SourceDocument(f"{path}#{rid}", title, "jsonl", [Section("", record["text"])]))
+    return docs
+
+
+def load_file(path: Path, data: bytes) -> list[SourceDocument]:
+    """Parse ``data`` (the bytes of ``path``) into documents; raises :class:`IngestError`."""
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise IngestError(path, f"unsupported file type {suffix or '(none)'}; supported: {', '.join(sorted(SUPPORTED_SUFFIXES))}")
+    if not data.strip():
+        raise IngestError(path, "empty file")
+    if suffix == ".pdf":
+        if not data.startswith(b"%PDF"):
+            raise IngestError(path, "not a PDF (missing %PDF header)")
+        title, sections = parse_pdf(path, data)
+        kind = "pdf"
+    else:
+        text = decode_text(path, data)
+        if suffix == ".jsonl":
+            docs = parse_jsonl(path, text)
+            if not docs:
+                raise IngestError(path, "no records with text")
+            return docs
+        if suffix in HTML_SUFFIXES:
+            title, sections = parse_html(text)
+            kind = "html"
+        elif TEXT_SUFFIXES[suffix] == "markdown":
+            title, sections = parse_markdown(text)
+            kind = "markdown"
+        elif TEXT_SUFFIXES[suffix] == "rst":
+            title, sections = parse_rst(text)
+            kind = "rst"
+        else:
+            title, sections = None, [Section("", text)]
+            kind = "text"
+    if not any(s.text.strip() for s in sections):
+        raise IngestError(path, "no text found")
+    return [SourceDocument(str(path), title or path.stem.replace("_", " "), kind, sections)]

@@ -1,0 +1,241 @@
+"""A LangChain chat model over llama-cpp-python, with token usage and JSON-schema output.
+
+One ``Llama`` instance is shared per (file, context, threads) because loading costs seconds
+and hundreds of MB; calls into it are serialised by a lock since llama.cpp contexts are not
+thread-safe. Prompts that share a prefix with the previous call reuse llama.cpp's KV cache.
+
+``llama_cpp`` itself is imported inside the functions that load or drive a model: importing it
+loads the llama.cpp shared library, which a run on a hosted model never needs.
+
+A call llama.cpp refuses or fails (a prompt longer than the context, a failed decode; it raises
+``ValueError`` or ``RuntimeError``) becomes :class:`LlamaCallError`, so that callers can tell it
+from a bug in this module.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+
+from arag.llms.gguf import ModelUnavailable
+
+
+class LlamaCallError(RuntimeError):
+    """llama.cpp refused or failed one call on a loaded model (context overflow, decode failure)."""
+
+
+@contextmanager
+def _llama_call(path: str):
+    """Around calls into llama.cpp: its ValueError and RuntimeError become :class:`LlamaCallError`."""
+    try:
+        yield
+    except (ValueError, RuntimeError) as exc:
+        if isinstance(exc, ModelUnavailable):
+            raise
+        raise LlamaCallError(f"llama.cpp failed on {Path(path).name}: {exc}") from exc
+
+
+_loaded: dict[tuple[str, int, int], tuple[Any, threading.Lock]] = {}
+_loading = threading.Lock()
+
+
+@atexit.register
+def _close_all() -> None:
+    # Closed explicitly: left to interpreter shutdown, llama.cpp's finalisers fail noisily.
+    with _loading:
+        for llama, _ in _loaded.values():
+            llama.close()
+        _loaded.clear()
+
+
+def _load_llama(path: str, n_ctx: int, n_threads: int) -> tuple[Any, threading.Lock]:
+    key = (path, n_ctx, n_threads)
+    with _loading:
+        if key not in _loaded:
+            try:
+                from llama_cpp import Llama
+            except ImportError as exc:
+                raise ModelUnavailable(
+                    "llama-cpp-python is not installed; run `make install`"
+                ) from exc
+            try:
+                llama = Llama(model_path=path, n_ctx=n_ctx, n_threads=n_threads, verbose=False)
+            except (ValueError, RuntimeError, OSError) as exc:
+                raise ModelUnavailable(f"cannot load model {path}: {exc}") from exc
+            _loaded[key] = (llama, threading.Lock())
+        return _loaded[key]
+
+
+def _role(message: BaseMessage) -> str:
+    return {"human": "user", "ai": "assistant", "system": "system"}.get(message.type, "user")
+
+
+def render_plain_prompt(messages: list[BaseMessage]) -> str:
+    """Lay out a conversation for a model with no chat template (base models)."""
+    parts = []
+    for m in messages:
+        text = m.content if isinstance(m.content, str) else str(m.content)
+        parts.append(text if _role(m) != "assistant" else f"Answer: {text}")
+    return "\n\n".join(parts) + "\n\nAnswer:"
+
+
+class LlamaCppChat(BaseChatModel):
+    """Chat model backed by a local GGUF file.
+
+    Extra call options: ``max_tokens`` and ``json_schema`` (a dict: output is constrained to
+    JSON matching it). Each result carries ``usage_metadata`` with prompt and output tokens.
+    """
+
+    model_path: str
+    n_ctx: int = 4096
+    n_threads: int = 2
+    max_tokens: int = 256
+    temperature: float = 0.0
+    chat_template: bool = True
+
+    @property
+    def _llm_type(self) -> str:
+        return "llamacpp"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {"model_path": self.model_path, "n_ctx": self.n_ctx}
+
+    def _llama(self) -> tuple[Any, threading.Lock]:
+        return _load_llama(self.model_path, self.n_ctx, self.n_threads)
+
+    def _request(self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict) -> dict:
+        request: dict[str, Any] = {
+            "max_tokens": int(kwargs.get("max_tokens") or self.max_tokens),
+            "temperature": self.temperature,
+            "stop": list(stop or []),
+        }
+        schema = kwargs.get("json_schema")
+        if self.chat_template:
+            request["messages"] = [
+                {"role": _role(m), "content": m.content if isinstance(m.content, str) else str(m.content)}
+                for m in messages
+            ]
+            if schema is not None:
+                request["response_format"] = {"type": "json_object", "schema": schema}
+        else:
+            request["prompt"] = render_plain_prompt(messages)
+            if schema is not None:
+                from llama_cpp import LlamaGrammar
+
+                request["grammar"] = LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
+            else:
+                request["stop"] += ["\n\n", "\nQuestion:"]
+        return request
+
+    def next_token_logits(self, messages: list[BaseMessage], words: list[str]) -> list[float]:
+        """The model's logit for the first token of each of ``words`` as the reply's first token.
+
+        One forward pass, no sampling; the prompt's prefix shared with the previous call is not
+        evaluated again (llama.cpp's KV cache), so scoring many passages for one question pays
+        for the question once.
+        """
+        llama, lock = self._llama()
+        roles = [{"role": _role(m), "content": str(m.content)} for m in messages]
+        with lock, _llama_call(self.model_path):
+            if self.chat_template:
+                from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+                template = llama.metadata.get("tokenizer.chat_template")
+                if not template:
+                    raise ModelUnavailable(f"{self.model_path} has no chat template")
+                prompt = Jinja2ChatFormatter(template=template, eos_token="", bos_token="",
+                                             add_generation_prompt=True)(messages=roles).prompt
+                tokens = llama.tokenize(prompt.encode(), add_bos=False, special=True)
+            else:
+                tokens = llama.tokenize((render_plain_prompt(messages) + " ").encode(), add_bos=True, special=False)
+            shared = 0
+            # A sliding-window cache (Gemma 3) cannot drop its tail exactly, so such models evaluate afresh.
+            sliding = any(key.endswith("attention.sliding_window") for key in llama.metadata)
+            while not sliding and shared < min(len(tokens) - 1, llama.n_tokens) and llama.input_ids[shared] == tokens[shared]:
+                shared += 1
+            llama.n_tokens = shared
+            llama.eval(tokens[shared:])
+            logits = np.ctypeslib.as_array(llama._ctx.get_logits(), shape=(llama.n_vocab(),))
+            ids = [llama.tokenize(w.encode(), add_bos=False, special=False)[0] for w in words]
+            return [float(logits[i]) for i in ids]
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        llama, lock = self._llama()
+        request = self._request(messages, stop, kwargs)
+        with lock, _llama_call(self.model_path):
+            if self.chat_template:
+                out = llama.create_chat_completion(**request)
+                text = out["choices"][0]["message"]["content"] or ""
+            else:
+                out = llama.create_completion(**request)
+                text = out["choices"][0]["text"]
+        usage = out.get("usage") or {}
+        message = AIMessage(
+            content=text.strip(),
+            usage_metadata={
+                "input_tokens": usage.get("prompt_tokens", 0),
+                "output_tokens": usage.get("completion_tokens", 0),
+                "total_tokens": usage.get("total_tokens", 0),
+            },
+            response_metadata={"finish_reason": out["choices"][0].get("finish_reason")},
+        )
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        llama, lock = self._llama()
+        request = self._request(messages, stop, kwargs)
+        produced = 0
+        finish = None
+        with lock, _llama_call(self.model_path):
+            if self.chat_template:
+                stream = llama.create_chat_completion(stream=True, **request)
+            else:
+                stream = llama.create_completion(stream=True, **request)
+            for part in stream:
+                choice = part["choices"][0]
+                finish = choice.get("finish_reason") or finish
+                piece = choice["delta"].get("content") if self.chat_template else choice.get("text")
+                if not piece:
+                    continue
+                produced += 1
+                chunk = ChatGenerationChunk(message=AIMessageChunk(content=piece))
+                if run_manager:
+                    run_manager.on_llm_new_token(piece, chunk=chunk)
+                yield chunk
+            # Streams carry no usage; the context holds prompt + generated tokens afterwards.
+            prompt_tokens = max(0, llama.n_tokens - produced)
+        yield ChatGenerationChunk(
+            message=AIMessageChunk(
+                content="",
+                usage_metadata={
+                    "input_tokens": prompt_tokens,
+                    "output_tokens": produced,
+                    "total_tokens": prompt_tokens + produced,
+                },
+                response_metadata={"finish_reason": finish},
+            )
+        )

@@ -1,0 +1,1 @@
+"""Finding chunks: dense and hybrid retrievers, metadata filters, and web search (Tavily)."""

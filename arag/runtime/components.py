@@ -1,0 +1,137 @@
+"""The parts a graph runs with, built lazily from settings and swappable for tests.
+
+Nodes receive a :class:`Components` bound at build time instead of reaching for globals,
+so a test can hand the graph a fake chat model or a small store.
+
+Example:
+    >>> from langchain_core.language_models import FakeListChatModel
+    >>> parts = Components(Settings(), llm=FakeListChatModel(responses=["hi"]))
+    >>> parts.llm.invoke("hello").content
+    'hi'
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import cached_property
+
+from langchain_core.language_models import BaseChatModel
+
+from arag.embeddings.embedder import Embedder
+from arag.index.lexical import LexicalIndex
+from arag.index.store import ChunkStore, IndexUnavailable
+from arag.index.token_store import token_store_for
+from arag.index.tree import traverse
+from arag.llms import factory as llm_factory
+from arag.model_registry import ModelRegistry
+from arag.relevance.judge import make_judge
+from arag.retrieval.filters import filter_schema
+from arag.retrieval.retriever import DenseRetriever, HybridRetriever, as_retrieved
+from arag.settings import Settings
+
+
+class Components:
+    """Lazily built LLM, embedder, store and retriever for one set of settings."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        llm: BaseChatModel | None = None,
+        embedder: Embedder | None = None,
+        store: ChunkStore | None = None,
+    ):
+        self.settings = settings
+        self._llm = llm
+        self._llms: dict[str, BaseChatModel] = {}
+        self._embedder = embedder
+        self._store = store
+        self._lock = threading.Lock()
+        self._judges: dict[str, object] = {}
+        self._schema: tuple[int, dict] | None = None
+
+    def judge_for(self, settings: Settings):
+        """The :class:`relevance.RelevanceJudge` that ``settings.scorer`` names (one per scorer)."""
+        with self._lock:
+            if settings.scorer not in self._judges:
+                self._judges[settings.scorer] = make_judge(
+                    settings.scorer, self.embedder, ModelRegistry(self.settings),
+                    lexical=self.lexical if settings.scorer == "multi" else None,
+                    tokens=token_store_for(self.settings, self.store))
+            return self._judges[settings.scorer]
+
+    def llm_for(self, settings: Settings) -> BaseChatModel:
+        """The chat model ``settings.llm`` names (one instance per provider string), or the injected one."""
+        if self._llm is not None:
+            return self._llm
+        with self._lock:
+            if settings.llm not in self._llms:
+                # Looked up on the module at each call, so that a test can stand in for the factory.
+                self._llms[settings.llm] = llm_factory.make_chat_model(settings)
+            return self._llms[settings.llm]
+
+    def filter_schema(self) -> dict:
+        """The collection's filterable metadata fields (:func:`knowledge.filters.filter_schema`), read again
+        only when the number of chunks changed.
+        """
+        count = self.store.count()
+        with self._lock:
+            if self._schema is None or self._schema[0] != count:
+                self._schema = (count, filter_schema(self.store))
+            return self._schema[1]
+
+    def has_tree(self) -> bool:
+        """Whether the collection holds summary nodes (``arag build-tree``)."""
+        return bool(self.store.collection.get(where={"kind": "summary"}, limit=1, include=[])["ids"])
+
+    @property
+    def llm(self) -> BaseChatModel:
+        return self.llm_for(self.settings)
+
+    @cached_property
+    def embedder(self) -> Embedder:
+        return self._embedder or Embedder.from_settings(self.settings)
+
+    @cached_property
+    def store(self) -> ChunkStore:
+        return self._store or ChunkStore(self.settings, self.embedder.model_id, self.embedder.dim)
+
+    @cached_property
+    def lexical(self) -> LexicalIndex:
+        return LexicalIndex(self.store)
+
+    def retriever_for(self, settings: Settings) -> DenseRetriever | HybridRetriever:
+        """BM25 fused with the embeddings when ``settings.retrieval`` is "hybrid", else embeddings only.
+
+        Built per call (construction is free; the BM25 index is shared), so per-run settings apply.
+        """
+        if settings.retrieval == "hybrid":
+            return HybridRetriever(self.embedder, self.store, self.lexical, settings.candidates, settings.rrf_k)
+        return DenseRetriever(self.embedder, self.store, settings.candidates, settings.rrf_k)
+
+    @property
+    def retriever(self) -> DenseRetriever | HybridRetriever:
+        return self.retriever_for(self.settings)
+
+    def search(self, settings: Settings, queries: list[str], k: int, where: dict | None = None
+               ) -> tuple[list[dict], str | None, list[str]]:
+        """(the ``k`` best chunks for ``queries`` within the ``where`` filter, error, notes).
+
+        A filter that matches nothing is lifted (and said in a note). When the index cannot be
+        reached the chunks are none and the error says why: the rest of the graph then answers
+        from what it has (the web, or nothing).
+        """
+        if settings.tree_search == "leaves":
+            leaves = {"kind": {"$ne": "summary"}}
+            where = {"$and": [where, leaves]} if where else leaves
+        try:
+            with self.store.reachable():
+                if settings.tree_search == "traversal" and not where and self.has_tree():
+                    return [as_retrieved(h) for h in traverse(self.store, self.embedder, queries[0], k)], None, []
+                retriever = self.retriever_for(settings)
+                hits = retriever.search_many(queries, k, where=where)
+                if where and not hits:
+                    return retriever.search_many(queries, k), None, ["no document matches the filter taken from the "
+                                                                      f"question ({where}); searched them all"]
+                return hits, None, []
+        except IndexUnavailable as exc:
+            return [], str(exc), [f"the document index could not be searched: {exc}"]

@@ -1,0 +1,1 @@
+"""Conversations: threads and their turns, checkpoints, and one question streamed through a graph."""

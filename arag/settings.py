@@ -1,0 +1,290 @@
+"""All of the application's settings in one typed place.
+
+Values come, in order of precedence, from keyword arguments, environment variables
+(prefixed ``ARAG_``), a ``.env`` file in the working directory, and the defaults below.
+``.env.example`` lists every setting with a comment.
+
+Example:
+    >>> from arag.settings import Settings
+    >>> s = Settings(data_dir="/tmp/arag-doc", top_k=3, models_dir="/tmp/arag-models")
+    >>> s.top_k, s.models_path.as_posix()
+    (3, '/tmp/arag-models')
+    >>> Settings(data_dir="/tmp/a").models_path == Settings(data_dir="/tmp/b").models_path  # one cache per user
+    True
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Knobs of ingestion, retrieval and generation, with working offline defaults."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ARAG_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    # Storage
+    data_dir: Path = Field(
+        Path(".arag"), description="Where the index, conversation checkpoints and each collection's trained "
+        "embedders and rerankers (<data_dir>/models/<collection>/) live."
+    )
+    models_dir: Path | None = Field(
+        None, description="Where assembled GGUF models are kept, shared by every data directory; defaults to "
+        "$XDG_CACHE_HOME/arag/models, else ~/.cache/arag/models."
+    )
+    collection: str = Field("documents", description="Chroma collection holding the chunks.")
+    chroma_url: str | None = Field(
+        None, description="URL of a Chroma server (`chroma run`), e.g. http://127.0.0.1:8000; unset: the embedded "
+        "Chroma in <data_dir>/chroma. Use a server when several processes write the index."
+    )
+    database_url: SecretStr | None = Field(
+        None, description="PostgreSQL URL for conversation checkpoints shared by several app instances "
+        "(postgresql://user:password@host:5432/db); unset: SQLite in the data directory."
+    )
+
+    # Language model
+    llm: str = Field(
+        "llamacpp:local-1.5b",
+        description="Provider string: llamacpp:<preset or .gguf path>, openai:<model>, "
+        "ollama:<model>, anthropic:<model>.",
+    )
+    llm_base_url: str | None = Field(
+        None, description="Base URL of an OpenAI-compatible server (vLLM, llama.cpp server, LM Studio)."
+    )
+    llm_threads: int = Field(
+        default_factory=lambda: max(1, os.cpu_count() or 1),
+        description="CPU threads for the local model.",
+    )
+    llm_context_tokens: int = Field(4096, ge=512, description="Context window of the local model.")
+    llm_timeout_s: float = Field(120.0, gt=0, description="Timeout of one call to a hosted LLM.")
+    llm_max_retries: int = Field(
+        2, ge=0, le=10, description="Retries of a hosted LLM call after a timeout, refused connection, HTTP 429 or 5xx, "
+        "with exponential backoff."
+    )
+    answer_max_tokens: int = Field(200, ge=16, description="Upper bound on the answer's length in tokens.")
+    temperature: float = Field(0.0, ge=0.0, le=2.0)
+    openai_api_key: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("ARAG_OPENAI_API_KEY", "OPENAI_API_KEY")
+    )
+    anthropic_api_key: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("ARAG_ANTHROPIC_API_KEY", "ANTHROPIC_API_KEY")
+    )
+
+    # Web search (Tavily)
+    tavily_api_key: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("ARAG_TAVILY_API_KEY", "TAVILY_API_KEY")
+    )
+    web_search_url: str | None = Field(
+        None, description="Base URL of the Tavily API (default: Tavily's own); for proxies and tests."
+    )
+    web_search_timeout_s: float = Field(10.0, gt=0, description="Timeout of one web search.")
+    web_results: int = Field(4, ge=1, le=20, description="Web results added when the documents fall short.")
+
+    # Embeddings and chunking
+    embedding_model: str = Field(
+        "auto",
+        description="'auto' (the collection's trained embedder if one is active, else MiniLM), "
+        "'minilm' (packaged all-MiniLM-L6-v2) or a local model directory.",
+    )
+    embedding_batch_size: int = Field(32, ge=1)
+    chunk_tokens: int = Field(200, ge=32, le=512, description="Target chunk size in embedding tokens.")
+    index_strategy: Literal["chunks", "parent"] = Field(
+        "chunks", description="How documents are indexed, recorded per collection at its first ingest: 'chunks' "
+        "(each chunk is what the model reads) or 'parent' (small chunks are matched, their parent section of up to "
+        "parent_tokens is what the model reads)."
+    )
+    tree_search: Literal["collapsed", "traversal", "leaves"] = Field(
+        "collapsed", description="With a summary tree (arag build-tree): 'collapsed' searches chunks and summaries of "
+        "every level together, 'traversal' walks down from the top summaries, 'leaves' ignores the summaries."
+    )
+    parent_tokens: int = Field(512, ge=64, le=4096, description="Parent strategy: size of a parent section in tokens.")
+    max_file_mb: float = Field(50.0, gt=0, description="Files larger than this are refused.")
+    hnsw_search_ef: int = Field(
+        64, ge=10, le=1024,
+        description="Breadth of Chroma's approximate search, fixed when a collection is created: higher finds more "
+        "of the true nearest chunks for a little more time (Chroma's own default, 10, misses some; see bench/scaling.py).",
+    )
+
+    # Retrieval and generation
+    retrieval: Literal["dense", "hybrid"] = Field(
+        "hybrid", description="'hybrid': dense and BM25 rankings fused by reciprocal rank; 'dense': embeddings only."
+    )
+    candidates: int = Field(20, ge=1, le=200, description="Candidates each retriever contributes before fusion.")
+    rrf_k: int = Field(60, ge=1, description="Constant k of reciprocal-rank fusion: score = sum 1/(k + rank).")
+    top_k: int = Field(4, ge=1, le=50, description="Chunks given to the generator.")
+    context_tokens: int = Field(
+        1200, ge=100, description="Budget of source tokens in the answer prompt."
+    )
+    answer_style: Literal["sentence", "short"] = Field(
+        "sentence", description="'sentence': one or two cited sentences; 'short': the bare answer phrase and its "
+        "citation, as QA benchmarks grade it."
+    )
+    max_question_words: int = Field(
+        300, ge=10, le=5000, description="Longer questions are cut to this many words (with a note), so the sources keep "
+        "their place in the model's context."
+    )
+    compression: bool = Field(
+        False, description="Cut each chunk given to the model down to its sentences most related to the question "
+        "(embedding and word overlap, no LLM call), so more chunks fit the context budget."
+    )
+    compression_keep: float = Field(
+        0.75, gt=0.0, le=1.0, description="Compression keeps sentences scoring at least this share of their chunk's best."
+    )
+    history_turns: int = Field(2, ge=0, description="Earlier turns of a thread shown to the model.")
+
+    # Agentic techniques; each can also be set for one call through
+    # config={"configurable": {...}} (see Settings.for_run) or as a named profile.
+    router: Literal["rules", "llm"] = Field(
+        "rules", description="Who routes a question: cheap rules, or one structured LLM call."
+    )
+    decompose: Literal["off", "auto", "always"] = Field(
+        "auto", description="Split multi-hop questions into sub-questions: never, when the router says so, always."
+    )
+    decompose_mode: Literal["sequential", "parallel"] = Field(
+        "sequential", description="Sub-questions answered in turn (each answer feeds the next) or retrieved together."
+    )
+    store_token_vectors: bool = Field(
+        True,
+        description="Keep each chunk's token vectors (int8, about 390 bytes a token) from the ingest pass, so "
+        "late-interaction scoring encodes only the question: reranking 30 chunks takes milliseconds instead of "
+        "an encoder pass over all of them (see bench/rerank_speed.py).",
+    )
+    max_sub_questions: int = Field(3, ge=2, le=5)
+    self_query: Literal["off", "rules", "llm"] = Field(
+        "rules", description="Metadata filters from the question (title, year, ingest tags): 'rules' (values the "
+        "question names, no LLM call), 'llm' (the model proposes conditions; each is validated), or 'off'."
+    )
+    multi_query: int = Field(0, ge=0, le=5, description="Extra rewordings of the question, fused by RRF (0: off).")
+    step_back: bool = Field(False, description="Also retrieve for a more generic step-back question.")
+    hyde: bool = Field(False, description="Also retrieve with a hypothetical answer passage (HyDE).")
+    grader: Literal["score", "llm", "off"] = Field(
+        "score", description="Document grading: the relevance scorer's calibrated probability (no LLM call), the LLM, or none."
+    )
+    scorer: Literal["auto", "cross-encoder", "late-interaction", "multi", "splade"] = Field(
+        "auto",
+        description="Relevance scorer for grading and reranking: 'auto' is the collection's trained cross-encoder "
+        "(arag train-reranker) when one is in use, else late interaction over the embedding model's token vectors; "
+        "'multi' adds the pooled vector and BM25-weighted shared terms to late interaction (BGE-M3's combined score).",
+    )
+    relevance_threshold: float = Field(
+        0.2, ge=0.0, le=1.0,
+        description="Score grader: least calibrated probability of relevance to keep a chunk. The calibration lists "
+        "hold one relevant passage in about 60 (half of them none); a question's ~30 candidates usually hold two, four "
+        "times that rate, so 'more likely relevant than not' is a calibrated probability of about 0.2.",
+    )
+    link_expansion: bool = Field(
+        True,
+        description="A chunk named by one of the most relevant chunks (its document's title appears there) "
+        "gains relevance: finds the second passage of multi-hop questions. Weight fitted by arag train-reranker.",
+    )
+    min_relevant: int = Field(1, ge=0, description="Fewer relevant chunks than this triggers rewrite + web search.")
+    fill_context: bool = Field(
+        True,
+        description="When fewer than top_k chunks pass the grade and no further search follows, the best remaining "
+        "candidates fill the context up to top_k (the grade still decides whether to search again).",
+    )
+    web_fallback: bool = Field(True, description="Search the web (Tavily) when the documents fall short.")
+    rerank: bool = Field(True, description="Reorder candidates by the relevance scorer before trimming to the context budget.")
+    reflect: bool = Field(True, description="Check the answer is grounded and useful (Self-RAG) before returning it.")
+    max_retries: int = Field(1, ge=0, le=5, description="Extra retrieval rounds after a failed grade or reflection.")
+    max_regenerations: int = Field(1, ge=0, le=5, description="Extra generations after an ungrounded answer.")
+
+    def for_run(self, config: dict | None) -> Settings:
+        """These settings with the overrides in ``config["configurable"]`` applied and validated.
+
+        Example:
+            >>> Settings().for_run({"configurable": {"hyde": True, "thread_id": "t"}}).hyde
+            True
+        """
+        configurable = (config or {}).get("configurable") or {}
+        overrides = {k: v for k, v in configurable.items() if k in type(self).model_fields}
+        profile = configurable.get("profile")
+        if profile is not None:
+            if profile not in PROFILES:
+                raise ValueError(f"unknown profile {profile!r}; use one of {', '.join(PROFILES)}")
+            overrides = {**PROFILES[profile], **overrides}
+        if not overrides:
+            return self
+        return type(self).model_validate({**self.model_dump(), **overrides})
+
+    @field_validator("web_search_url", "llm_base_url", "chroma_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(("postgresql://", "postgres://")):
+            raise ValueError("must be a postgresql:// URL")
+        return value
+
+    @field_validator("collection")
+    @classmethod
+    def _collection_name(cls, value: str) -> str:
+        # Chroma accepts 3-512 characters of [a-zA-Z0-9._-], starting and ending alphanumeric.
+        ok = 3 <= len(value) <= 512 and value[0].isalnum() and value[-1].isalnum()
+        if not ok or any(not (c.isalnum() or c in "._-") for c in value):
+            raise ValueError(
+                "collection names need 3-512 characters: letters, digits, '.', '_' or '-', "
+                "starting and ending with a letter or digit"
+            )
+        return value
+
+    @property
+    def models_path(self) -> Path:
+        """Where assembled GGUF models live: ``models_dir``, else the per-user cache."""
+        return self.models_dir.expanduser() if self.models_dir is not None else default_models_dir()
+
+    @property
+    def chroma_path(self) -> Path:
+        return self.data_dir / "chroma"
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.data_dir / "checkpoints.sqlite"
+
+
+def default_models_dir() -> Path:
+    """The per-user cache of assembled GGUF models, shared by every data directory.
+
+    ``$XDG_CACHE_HOME/arag/models``, else ``~/.cache/arag/models``: a model is a gigabyte that no
+    data directory owns, so each ``--data-dir`` reuses one copy instead of assembling its own.
+    The XDG specification says a relative ``XDG_CACHE_HOME`` is to be ignored.
+    """
+    cache = os.environ.get("XDG_CACHE_HOME", "")
+    base = Path(cache) if cache and Path(cache).is_absolute() else Path.home() / ".cache"
+    return base / "arag" / "models"
+
+
+#: Named sets of technique settings: the cheapest useful path, and every technique on.
+PROFILES: dict[str, dict] = {
+    "naive": {
+        "router": "rules", "decompose": "off", "multi_query": 0, "step_back": False, "hyde": False,
+        "grader": "off", "web_fallback": False, "rerank": False, "reflect": False, "retrieval": "dense",
+        "self_query": "off", "link_expansion": False,
+    },
+    "fast": {
+        "router": "rules", "decompose": "auto", "multi_query": 0, "step_back": False, "hyde": False,
+        "grader": "score", "web_fallback": True, "rerank": True, "reflect": True,
+    },
+    "agentic": {
+        "router": "llm", "decompose": "auto", "multi_query": 2, "step_back": True, "hyde": True,
+        "grader": "score", "web_fallback": True, "rerank": True, "reflect": True,
+    },
+}
+
+__all__ = ["PROFILES", "Settings", "default_models_dir"]

@@ -1,0 +1,1 @@
+"""Training the embedder and the reranker on the user's own corpus."""

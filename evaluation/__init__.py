@@ -1,1 +1,0 @@
-"""Measuring answers and retrieval: SQuAD-style answer scores and ranking metrics."""
