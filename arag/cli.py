@@ -2,6 +2,9 @@
 
 Exit codes: 0 success; 1 the work could not be (fully) done, e.g. a file failed to ingest
 or a model could not be loaded; 2 the command line or input is invalid.
+
+Each command imports what it needs inside its function: ``arag --help`` or ``arag models``
+should not pay seconds of torch, Chroma and LangGraph imports that only ``ask`` and ``ingest`` use.
 """
 
 from __future__ import annotations
