@@ -126,9 +126,15 @@ class Settings(BaseSettings):
     context_tokens: int = Field(
         1200, ge=100, description="Budget of source tokens in the answer prompt."
     )
-    answer_style: Literal["sentence", "short"] = Field(
-        "sentence", description="'sentence': one or two cited sentences; 'short': the bare answer phrase and its "
-        "citation, as QA benchmarks grade it."
+    answer_style: Literal["sentence", "short", "standard"] = Field(
+        "sentence", description="'sentence': one or two cited sentences; 'short': the bare answer phrase, as QA "
+        "benchmarks grade it, with the source that holds it cited afterwards; 'standard': FlashRAG's standard-RAG "
+        "prompt with no citations, the reference `arag eval` compares with."
+    )
+    yes_no: Literal["calibrated", "generate"] = Field(
+        "calibrated", description="Short answers to yes/no questions: 'calibrated' takes the verdict from the local "
+        "model's odds of Yes against No, corrected by its odds for a content-free question over the same sources "
+        "(one forward pass more, a few tokens long); 'generate' lets the model write it."
     )
     max_question_words: int = Field(
         300, ge=10, le=5000, description="Longer questions are cut to this many words (with a note), so the sources keep "

@@ -120,3 +120,46 @@ def resolve_citations(answer: str, documents: list[dict]) -> tuple[list[dict], l
         else:
             invalid.append(n)
     return citations, invalid
+
+
+_TOKEN = re.compile(r"[a-z0-9]+")
+#: Share of a short answer's words a source must hold to be cited for it when no source holds the whole phrase.
+SHORT_ANSWER_MIN_OVERLAP = 0.5
+
+
+def cite_short_answer(answer: str, documents: list[dict], question: str) -> tuple[str, list[int]]:
+    """Add the ``[n]`` of the sources a short answer comes from, when it cites none.
+
+    The first source (they come best first) that holds the answer's words in order is cited;
+    failing that, the one holding the largest share of them, if at least half. A yes or no
+    settles a comparison of two things, so it cites the (up to two) sources sharing the most
+    content words with the question.
+
+    Example:
+        >>> docs = [{"title": "Etna", "text": "A volcano in Sicily."}, {"title": "Vesuvius", "text": "Near Naples."}]
+        >>> cite_short_answer("Naples", docs, "Which city is near Vesuvius?")
+        ('Naples [2]', [2])
+        >>> cite_short_answer("Yes", docs, "Are Etna and Vesuvius both volcanoes?")
+        ('Yes [1, 2]', [1, 2])
+    """
+    words = _TOKEN.findall(answer.lower())
+    if not documents or not words or _CITE.search(answer):
+        return answer, []
+    bodies = [f"{d['title']} {d['text']}" for d in documents]
+    if set(words) <= {"yes", "no"}:
+        asked = content_words(question)
+        overlap = [len(asked & content_words(body)) for body in bodies]
+        chosen = [j + 1 for j in sorted(range(len(bodies)), key=lambda j: (-overlap[j], j))[:2] if overlap[j]]
+    else:
+        phrase = f" {' '.join(words)} "
+        tokens = [_TOKEN.findall(body.lower()) for body in bodies]
+        holding = [j for j, t in enumerate(tokens) if phrase in f" {' '.join(t)} "]
+        if holding:
+            chosen = [holding[0] + 1]
+        else:
+            share = [len(set(words) & set(t)) / len(set(words)) for t in tokens]
+            best = max(range(len(tokens)), key=lambda j: (share[j], -j))
+            chosen = [best + 1] if share[best] >= SHORT_ANSWER_MIN_OVERLAP else []
+    if not chosen:
+        return answer, []
+    return f"{answer.rstrip()} [{', '.join(map(str, chosen))}]", chosen

@@ -39,7 +39,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from arag.evaluation.datasets import EvalDataset
-from arag.evaluation.metrics import contains_answer, exact_match, ndcg_at, recall_at, token_f1
+from arag.evaluation.metrics import contains_answer, exact_match, ndcg_at, normalize_answer, recall_at, token_f1
 from arag.index.tree import build_tree
 from arag.ingestion.ingest import Ingestor
 from arag.relevance.grounding import GROUNDED_MIN_SUPPORT, support
@@ -48,7 +48,7 @@ from arag.text import strip_citations
 
 #: Summary columns averaged over every question, those whose run failed counting 0; in table order.
 QUALITY_KEYS = ("em", "f1", "contains", "cited_support")
-RETRIEVAL_KEYS = ("first_recall@2", "first_recall@10", "first_ndcg@10", "context_recall@2", "context_recall@10",
+RETRIEVAL_KEYS = ("context_all_supporting", "first_recall@2", "first_recall@10", "first_ndcg@10", "context_recall@2", "context_recall@10",
                   "context_ndcg@10")
 #: Averaged over the questions that ran: a failed run's cost is not known.
 COST_KEYS = ("context_words", "llm_calls", "prompt_tokens", "completion_tokens")
@@ -190,6 +190,9 @@ def score_record(out: dict, question, chunk_docs: dict[str, str], prefix: str | 
         bare = strip_citations(answer)
         row |= {"em": exact_match(bare, question.answers), "f1": round(token_f1(bare, question.answers), 4),
                 "contains": contains_answer(bare, question.answers)}
+        gold = normalize_answer(question.answers[0])
+        if gold in ("yes", "no"):
+            row["gold_yes_no"] = gold
     row["cited_support"] = float(bool(citations) and support(answer, out.get("standalone_question", question.question),
                                                              citations) >= GROUNDED_MIN_SUPPORT)
     trace = out.get("trace") or []
@@ -201,6 +204,7 @@ def score_record(out: dict, question, chunk_docs: dict[str, str], prefix: str | 
             row[f"{name}_recall@2"] = recall_at(docs, question.relevant, 2)
             row[f"{name}_recall@10"] = recall_at(docs, question.relevant, 10)
             row[f"{name}_ndcg@10"] = round(ndcg_at(docs, question.relevant), 4)
+        row["context_all_supporting"] = float(set(question.relevant) <= set(context_docs))
     row["context_words"] = sum(len(d.get("text", "").split()) for d in out.get("documents") or [])
     row["llm_calls"] = out.get("llm_calls", 0)
     row["prompt_tokens"] = sum(e.get("prompt_tokens", 0) for e in trace)
@@ -219,9 +223,32 @@ def failure_record(exc: BaseException, question) -> dict:
     row: dict = {"status": "failed", "error": error, "where": where + [error], "cited_support": 0.0}
     if question.answers:
         row |= {"em": 0.0, "f1": 0.0, "contains": 0.0}
+        gold = normalize_answer(question.answers[0])
+        if gold in ("yes", "no"):
+            row["gold_yes_no"] = gold
     if question.relevant:
         row |= {key: 0.0 for key in RETRIEVAL_KEYS}
     return row
+
+
+def yes_no_balanced_accuracy(records: list[dict]) -> tuple[float | None, int]:
+    """(mean of the accuracy on gold "yes" and on gold "no" questions, how many there were).
+
+    Answering "yes" to everything scores 0.5. With only one of the two kinds present, the
+    accuracy on that kind.
+
+    Example:
+        >>> yes_no_balanced_accuracy([{"gold_yes_no": "yes", "em": 1.0}, {"gold_yes_no": "yes", "em": 1.0},
+        ...                           {"gold_yes_no": "no", "em": 0.0}, {"f1": 0.3}])
+        (0.5, 3)
+    """
+    by_gold: dict[str, list[float]] = {}
+    for r in records:
+        if "gold_yes_no" in r:
+            by_gold.setdefault(r["gold_yes_no"], []).append(r.get("em", 0.0))
+    if not by_gold:
+        return None, 0
+    return round(statistics.mean(statistics.mean(v) for v in by_gold.values()), 4), sum(map(len, by_gold.values()))
 
 
 def summarize(records: list[dict], configs: list[tuple[str, dict]], peaks: dict[str, float],
@@ -239,6 +266,7 @@ def summarize(records: list[dict], configs: list[tuple[str, dict]], peaks: dict[
         for key in QUALITY_KEYS + RETRIEVAL_KEYS + COST_KEYS:
             values = [r[key] for r in (ran if key in COST_KEYS else mine) if key in r]
             row[key] = round(statistics.mean(values), 4) if values else None
+        row["yes_no_balanced"], row["yes_no_questions"] = yes_no_balanced_accuracy(mine)
         seconds = sorted(r["seconds"] for r in ran)
         row["median_s"] = round(statistics.median(seconds), 2) if seconds else None
         row["p95_s"] = round(seconds[min(len(seconds) - 1, round(0.95 * (len(seconds) - 1)))], 2) if seconds else None
@@ -250,7 +278,8 @@ def summarize(records: list[dict], configs: list[tuple[str, dict]], peaks: dict[
 
 
 COLUMNS = [("config", "configuration"), ("questions", "questions"), ("errors", "errors"), ("em", "EM"), ("f1", "F1"),
-           ("contains", "contains gold"), ("cited_support", "citations support answer"),
+           ("contains", "contains gold"), ("yes_no_balanced", "yes/no balanced accuracy"), ("yes_no_questions", "yes/no questions"),
+           ("cited_support", "citations support answer"), ("context_all_supporting", "context holds all supporting"),
            ("first_recall@2", "first R@2"), ("first_recall@10", "first R@10"), ("first_ndcg@10", "first nDCG@10"),
            ("context_recall@10", "context R@10"), ("context_ndcg@10", "context nDCG@10"),
            ("context_words", "words given to the model"), ("llm_calls", "LLM calls"),

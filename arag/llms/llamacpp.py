@@ -139,12 +139,13 @@ class LlamaCppChat(BaseChatModel):
                 request["stop"] += ["\n\n", "\nQuestion:"]
         return request
 
-    def next_token_logits(self, messages: list[BaseMessage], words: list[str]) -> list[float]:
+    def next_token_logits(self, messages: list[BaseMessage], words: list[str],
+                          tokens_seen: list[tuple[int, int]] | None = None) -> list[float]:
         """The model's logit for the first token of each of ``words`` as the reply's first token.
 
         One forward pass, no sampling; the prompt's prefix shared with the previous call is not
         evaluated again (llama.cpp's KV cache), so scoring many passages for one question pays
-        for the question once.
+        for the question once. ``tokens_seen`` receives (prompt tokens, tokens evaluated).
         """
         llama, lock = self._llama()
         roles = [{"role": _role(m), "content": str(m.content)} for m in messages]
@@ -167,6 +168,8 @@ class LlamaCppChat(BaseChatModel):
                 shared += 1
             llama.n_tokens = shared
             llama.eval(tokens[shared:])
+            if tokens_seen is not None:
+                tokens_seen.append((len(tokens), len(tokens) - shared))
             logits = np.ctypeslib.as_array(llama._ctx.get_logits(), shape=(llama.n_vocab(),))
             ids = [llama.tokenize(w.encode(), add_bos=False, special=False)[0] for w in words]
             return [float(logits[i]) for i in ids]

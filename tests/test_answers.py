@@ -1,0 +1,114 @@
+"""Answer styles: the short answer cited afterwards, the standard reference prompt, and yes/no
+verdicts taken from the model's calibrated odds instead of its text.
+"""
+
+from __future__ import annotations
+
+import pytest
+from documents import write_corpus
+from pydantic import Field
+from scripted_llm import ScriptedChatModel
+
+from arag.runtime.components import Components
+from graphs import build_graph
+
+COBOL = "Who built the first COBOL compiler?"
+
+
+class OddsModel(ScriptedChatModel):
+    """A scripted model that also exposes next-token logits: ``odds`` maps a marker found in the
+    prompt's last message to the (Yes, yes, No, no) logits returned for it.
+    """
+
+    odds: dict[str, tuple[float, float, float, float]] = Field(default_factory=dict)
+    readings: list[str] = Field(default_factory=list)
+
+    def next_token_logits(self, messages, words, tokens_seen=None):
+        assert list(words) == ["Yes", "yes", "No", "no"]
+        last = str(messages[-1].content)
+        self.readings.append(last)
+        if tokens_seen is not None:
+            tokens_seen.append((100, 100 if len(self.readings) == 1 else 4))
+        return list(next(v for marker, v in self.odds.items() if marker in last))
+
+
+@pytest.fixture
+def indexed(tmp_path, settings, embedder, ingestor):
+    write_corpus(tmp_path / "docs")
+    ingestor.ingest([tmp_path / "docs"], progress=False)
+    return settings
+
+
+def ask(settings, embedder, llm, question, **configurable):
+    graph = build_graph(components=Components(settings, llm=llm, embedder=embedder))
+    return graph.invoke({"question": question}, {"configurable": {"profile": "naive", **configurable}})
+
+
+def generate_event(out):
+    return next(e for e in out["trace"] if e["node"] == "generate")
+
+
+def test_short_answer_is_asked_alone_and_cited_from_the_source_holding_it(indexed, embedder):
+    llm = ScriptedChatModel(script=["Grace Hopper"])
+    out = ask(indexed, embedder, llm, COBOL, answer_style="short")
+    grace = next(i + 1 for i, d in enumerate(out["documents"]) if d["title"] == "Grace Hopper")
+    assert out["answer"] == f"Grace Hopper [{grace}]"
+    assert [c["n"] for c in out["citations"]] == [grace]
+    assert generate_event(out)["attributed"] == [grace]
+    prompt = llm.prompts[0]
+    # No citation format and no example answer for a small model to copy.
+    assert "Only give me the answer" in prompt and "[1]" not in prompt.split("<sources>")[0]
+    assert "Paris" not in prompt and prompt.rstrip().endswith(f"Question: {COBOL}")
+
+
+def test_short_answer_found_in_no_source_stays_uncited(indexed, embedder):
+    out = ask(indexed, embedder, ScriptedChatModel(script=["Marie Curie"]), COBOL, answer_style="short")
+    assert out["answer"] == "Marie Curie" and out["citations"] == []
+    assert generate_event(out)["note"] == "the answer cites no source"
+
+
+def test_standard_prompt_is_flashrags_and_uncited(indexed, embedder):
+    llm = ScriptedChatModel(script=["Grace Hopper"])
+    out = ask(indexed, embedder, llm, COBOL, answer_style="standard", top_k=5)
+    system, _, human = llm.prompts[0].rpartition("\n")
+    assert system.startswith("Answer the question based on the given document. Only give me the answer and do not "
+                             "output any other words.\nThe following are given documents.\n\nDoc 1(Title: ")
+    assert human == f"Question: {COBOL}"
+    assert out["answer"] == "Grace Hopper" and out["citations"] == []
+
+
+def test_yes_no_verdict_is_the_models_odds_corrected_by_a_content_free_question(indexed, embedder):
+    # Raw odds favour "Yes" (gap 2), but the same sources with "N/A" favour it more (gap 3): "No".
+    llm = OddsModel(odds={"N/A": (4.0, 0.0, 1.0, 0.0), "COBOL": (3.0, 0.0, 1.0, 0.0)})
+    out = ask(indexed, embedder, llm, "Did Grace Hopper build the first COBOL compiler?", answer_style="short")
+    event = generate_event(out)
+    assert out["answer"].startswith("No [") and out["citations"]
+    assert (event["yes_no"], event["yes_no_gap"], event["yes_no_bias"]) == ("No", 2.0, 3.0)
+    assert llm.prompts == []  # nothing was generated
+    assert llm.readings[0].endswith("Did Grace Hopper build the first COBOL compiler?") and llm.readings[1] == "Question: N/A"
+    # One call: the whole prompt once, then the few tokens of the content-free question.
+    assert (out["llm_calls"], event["prompt_tokens"]) == (1, 104)
+
+
+def test_yes_no_verdict_follows_the_odds_when_they_beat_the_bias(indexed, embedder):
+    llm = OddsModel(odds={"N/A": (2.0, 0.0, 1.0, 0.0), "COBOL": (3.0, 0.0, 0.0, 0.5)})
+    out = ask(indexed, embedder, llm, "Is Grace Hopper known for the first COBOL compiler?", answer_style="short")
+    assert out["answer"].startswith("Yes [")
+
+
+@pytest.mark.parametrize("question, configurable", [
+    ("Did Grace Hopper build the first COBOL compiler?", {"yes_no": "generate"}),  # calibration off
+    ("Did Grace Hopper build the first COBOL compiler?", {"answer_style": "sentence"}),  # a chat answer
+    ("Was COBOL or Fortran compiled first by Grace Hopper?", {}),  # a choice between two names
+    (COBOL, {}),  # not a yes/no question
+])
+def test_other_questions_and_styles_are_generated(indexed, embedder, question, configurable):
+    llm = OddsModel(script=["Yes"], odds={})
+    out = ask(indexed, embedder, llm, question, **{"answer_style": "short", **configurable})
+    assert llm.readings == [] and len(llm.prompts) == 1 and out["answer"].startswith("Yes")
+
+
+def test_a_model_without_odds_writes_the_verdict(indexed, embedder):
+    out = ask(indexed, embedder, ScriptedChatModel(script=["No"]), "Did Grace Hopper build the first COBOL compiler?",
+              answer_style="short")
+    assert out["answer"].startswith("No")
