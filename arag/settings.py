@@ -194,6 +194,10 @@ class Settings(BaseSettings):
         description="A chunk named by one of the most relevant chunks (its document's title appears there) "
         "gains relevance: finds the second passage of multi-hop questions. Weight fitted by arag train-reranker.",
     )
+    second_hop: bool = Field(
+        True, description="Search again with the question joined to its best-scored passage (multi-hop dense "
+        "retrieval, no LLM call): finds the second passage of multi-hop questions."
+    )
     min_relevant: int = Field(1, ge=0, description="Fewer relevant chunks than this triggers rewrite + web search.")
     fill_context: bool = Field(
         True,
@@ -281,7 +285,7 @@ PROFILES: dict[str, dict] = {
     "naive": {
         "router": "rules", "decompose": "off", "multi_query": 0, "step_back": False, "hyde": False,
         "grader": "off", "web_fallback": False, "rerank": False, "reflect": False, "retrieval": "dense",
-        "self_query": "off", "link_expansion": False,
+        "self_query": "off", "link_expansion": False, "second_hop": False,
     },
     "fast": {
         "router": "rules", "decompose": "auto", "multi_query": 0, "step_back": False, "hyde": False,

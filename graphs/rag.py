@@ -4,7 +4,7 @@
 contextualize → route ─┬─ direct ─────────────────────────────────────────────┐
                        ├─ web ──── web_search ───────────────────┐            │
                        └─ index ── self_query ─┬─ complex ─ decompose → answer_sub_question (loop) ─┐
-                                               └─ transform_query → retrieve → grade_documents
+                                               └─ transform_query → retrieve → second_hop → grade_documents
 grade_documents ── enough ──→ rerank → generate → reflect ── ok ──→ finalize
                └── too few → rewrite_question → web_search | retrieve   │
 reflect ── ungrounded → generate;  not useful → rewrite_question ────────┘
@@ -37,6 +37,7 @@ from nodes.rerank import rerank
 from nodes.retrieve import retrieve
 from nodes.rewrite_question import rewrite_question
 from nodes.route import route
+from nodes.second_hop import second_hop
 from nodes.self_query import self_query
 from nodes.transform_query import transform_query
 from nodes.web_search import web_search
@@ -52,6 +53,7 @@ NODES = {
     "answer_sub_question": answer_sub_question,
     "transform_query": transform_query,
     "retrieve": retrieve,
+    "second_hop": second_hop,
     "grade_documents": grade_documents,
     "rewrite_question": rewrite_question,
     "web_search": web_search,
@@ -136,7 +138,8 @@ def build_graph(
     builder.add_conditional_edges("decompose", after_decompose, ["answer_sub_question", "transform_query"])
     builder.add_conditional_edges("answer_sub_question", after_sub_question, ["answer_sub_question", "grade_documents"])
     builder.add_edge("transform_query", "retrieve")
-    builder.add_edge("retrieve", "grade_documents")
+    builder.add_edge("retrieve", "second_hop")
+    builder.add_edge("second_hop", "grade_documents")
     builder.add_conditional_edges("grade_documents", after_grade, ["rewrite_question", "rerank"])
     builder.add_conditional_edges("rewrite_question", after_rewrite, ["web_search", "retrieve"])
     builder.add_conditional_edges("web_search", after_web_search, ["rerank", "transform_query"])

@@ -41,7 +41,7 @@ def event(out, node, index=0) -> dict:
 
 def test_fast_path_costs_one_llm_call(indexed, embedder):
     out, _ = run(indexed, embedder, [GOOD])
-    assert path(out) == ["contextualize", "route", "self_query", "transform_query", "retrieve", "grade_documents", "rerank",
+    assert path(out) == ["contextualize", "route", "self_query", "transform_query", "retrieve", "second_hop", "grade_documents", "rerank",
                          "generate", "reflect", "finalize"]
     assert out["llm_calls"] == 1
     assert event(out, "route")["decided_by"] == "rules" and event(out, "route")["route"] == "index"
@@ -130,8 +130,8 @@ def test_agentic_profile_runs_every_query_transform(indexed, embedder):
 
 def test_too_few_relevant_without_web_key_retries_the_index_and_notes_it(indexed, embedder):
     out, _ = run(indexed, embedder, ["COBOL compiler team lead", GOOD], relevance_threshold=1.0, max_retries=1)
-    assert path(out) == ["contextualize", "route", "self_query", "transform_query", "retrieve", "grade_documents", "rewrite_question",
-                         "retrieve", "grade_documents", "rerank", "generate", "reflect", "finalize"]
+    assert path(out) == ["contextualize", "route", "self_query", "transform_query", "retrieve", "second_hop", "grade_documents",
+                         "rewrite_question", "retrieve", "second_hop", "grade_documents", "rerank", "generate", "reflect", "finalize"]
     assert event(out, "rewrite_question")["web_skipped"] == "no Tavily API key configured (set TAVILY_API_KEY)"
     assert "web search skipped: no Tavily API key configured (set TAVILY_API_KEY)" in out["notes"]
     assert event(out, "grade_documents", 1)["note"].startswith("too few relevant chunks")

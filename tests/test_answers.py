@@ -112,3 +112,49 @@ def test_a_model_without_odds_writes_the_verdict(indexed, embedder):
     out = ask(indexed, embedder, ScriptedChatModel(script=["No"]), "Did Grace Hopper build the first COBOL compiler?",
               answer_style="short")
     assert out["answer"].startswith("No")
+
+
+def test_second_hop_searches_again_with_the_best_passage(settings):
+    from nodes.second_hop import second_hop
+
+    class Judge:
+        def judge(self, question, chunks, links=True):
+            return [{**c, "relevance": {"a": 0.2, "b": 0.9}[c["chunk_id"]]} for c in chunks]
+
+    class Parts:
+        def __init__(self):
+            self.settings, self.queries = settings, []
+
+        def judge_for(self, _):
+            return Judge()
+
+        def search(self, _, queries, k, where=None):
+            self.queries += queries
+            return [{"chunk_id": "b", "title": "Shirley Temple", "text": "..."},
+                    {"chunk_id": "c", "title": "Chief of Protocol", "text": "..."}], None, []
+
+    first = [{"chunk_id": "a", "title": "Corliss Archer", "text": "A radio show."},
+             {"chunk_id": "b", "title": "Shirley Temple", "text": "She played Corliss Archer in Kiss and Tell."}]
+    parts = Parts()
+    out = second_hop({"standalone_question": "What post did the actress hold?", "candidates": first},
+                     {"configurable": {"second_hop": True}}, components=parts)
+    # The best-scored passage (b), not the first-ranked, joins the question.
+    assert parts.queries == ["What post did the actress hold? Shirley Temple: She played Corliss Archer in Kiss and Tell."]
+    assert [c["chunk_id"] for c in out["candidates"]] == ["a", "b", "c"]  # the new hit is added once
+    event = out["trace"][0]
+    assert (event["from_chunk"], event["found"], event["added"], out["llm_calls"]) == ("b", 2, 1, 0)
+
+
+def test_second_hop_runs_in_the_graph_without_an_llm_call(indexed, embedder):
+    out = ask(indexed, embedder, ScriptedChatModel(default="Grace Hopper"), COBOL, profile="fast", decompose="off",
+              reflect=False)
+    hop = next(e for e in out["trace"] if e["node"] == "second_hop")
+    graded = next(e for e in out["trace"] if e["node"] == "grade_documents")["grades"]
+    first = next(e for e in out["trace"] if e["node"] == "retrieve")
+    assert hop["from_chunk"] in first["ranking"] and len(graded) == first["found"] + hop["added"]
+    assert out["llm_calls"] == 1
+
+
+def test_second_hop_off_passes_the_candidates_through(indexed, embedder):
+    out = ask(indexed, embedder, ScriptedChatModel(default="Grace Hopper"), COBOL, answer_style="short")
+    assert next(e for e in out["trace"] if e["node"] == "second_hop")["skipped"] == "second hop off"
