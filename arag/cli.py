@@ -306,7 +306,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     run = EvalRun(out_dir, dataset, configs, args.limit, llm=settings.llm)
     try:
         summary = run_eval(run, indexes, build_graph, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet,
-                           answer_style=args.answer_style)
+                           answer_style=args.answer_style, retrieval_only=args.retrieval_only)
     except RunExists as exc:
         raise UsageError(str(exc)) from None
     except ValueError as exc:
@@ -470,6 +470,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--answer-style", choices=["auto", "short", "sentence"], default="auto",
                    help="short answer phrases (graded by EM/F1) or cited sentences; auto: short when the dataset has "
                    "gold answers")
+    p.add_argument("--retrieval-only", action="store_true",
+                   help="stop each configuration at its final context: no answer-writing LLM call, retrieval columns only")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_eval)
 

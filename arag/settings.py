@@ -131,6 +131,10 @@ class Settings(BaseSettings):
         "benchmarks grade it, with the source that holds it cited afterwards; 'standard': FlashRAG's standard-RAG "
         "prompt with no citations, the reference `arag eval` compares with."
     )
+    write_answer: bool = Field(
+        True, description="False: stop at the final context without the answer-writing LLM call, for retrieval "
+        "measurements (`arag eval --retrieval-only`); queries are still rewritten where a technique does so."
+    )
     yes_no: Literal["calibrated", "generate"] = Field(
         "calibrated", description="Short answers to yes/no questions: 'calibrated' takes the verdict from the local "
         "model's odds of Yes against No, corrected by its odds for a content-free question over the same sources "

@@ -91,6 +91,9 @@ def generate(state: RAGState, run: Run) -> dict:
     if strict:
         run.trace(strict=True)
     notes: list[str] = []
+    if not settings.write_answer:
+        run.trace(skipped="retrieval only: no answer written")
+        return {"answer": "", "citations": [], "generations": state.get("generations", 0) + 1, "notes": notes}
     if not documents and state.get("route") != "direct":
         answer = NO_SOURCES_ANSWER
     else:

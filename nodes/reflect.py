@@ -33,8 +33,9 @@ def is_useful(answer: str) -> bool:
 def reflect(state: RAGState, run: Run) -> dict:
     """Judge the answer, remember the best one so far, and choose: finish, regenerate or search again."""
     settings = run.settings
-    if not settings.reflect or state.get("route") == "direct":
-        why = "reflection off" if not settings.reflect else "direct answer: no sources to check"
+    if not settings.reflect or not settings.write_answer or state.get("route") == "direct":
+        why = ("reflection off" if not settings.reflect else "retrieval only: no answer to check" if not settings.write_answer
+               else "direct answer: no sources to check")
         skipped: Reflection = {"verdict": "skipped", "reason": why, "next": "finish"}
         run.trace(**skipped)
         return {"reflection": skipped}

@@ -287,3 +287,20 @@ def test_eval_command_line_errors(tmp_path):
     # FlashRAG questions need an ingested collection to ask.
     assert main(["--data-dir", str(tmp_path / "d"), "eval", "--dataset", str(good), "--configs", "naive"]) == 2
     assert main(["--data-dir", str(tmp_path / "d"), "eval", "--dataset", str(good), "--limit", "0"]) == 2
+
+
+def test_retrieval_only_stops_at_the_context_and_writes_no_answer(tmp_path, hotpot):
+    from arag.evaluation.runner import EvalIndexes, EvalRun, run_eval
+
+    settings, data = hotpot
+    llm = ScriptedChatModel()  # any call would raise: none may be made (naive writes no query either)
+    out = tmp_path / "retrieval"
+    summary = run_eval(EvalRun(out, data, select(load_configs(), "naive")), EvalIndexes(settings, data, llm=llm, progress=False),
+                       build_graph, progress=False, retrieval_only=True)
+    assert llm.prompts == [] and all(row["errors"] == 0 and row["llm_calls"] == 0 for row in summary)
+    for row in summary:
+        assert row["f1"] is None and row["em"] is None and row["context_recall@10"] is not None
+        assert 0.0 <= row["context_all_supporting"] <= 1.0
+    records = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
+    generate = [e for r in records for e in r["trace"] if e["node"] == "generate"]
+    assert generate and all(e["skipped"].startswith("retrieval only") for e in generate)

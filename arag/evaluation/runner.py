@@ -48,8 +48,8 @@ from arag.text import strip_citations
 
 #: Summary columns averaged over every question, those whose run failed counting 0; in table order.
 QUALITY_KEYS = ("em", "f1", "contains", "cited_support")
-RETRIEVAL_KEYS = ("context_all_supporting", "first_recall@2", "first_recall@10", "first_ndcg@10", "context_recall@2", "context_recall@10",
-                  "context_ndcg@10")
+RETRIEVAL_KEYS = ("context_all_supporting", "first_recall@2", "first_recall@10", "first_ndcg@10", "context_recall@2",
+                  "context_recall@10", "context_ndcg@10")
 #: Averaged over the questions that ran: a failed run's cost is not known.
 COST_KEYS = ("context_words", "llm_calls", "prompt_tokens", "completion_tokens")
 
@@ -180,21 +180,22 @@ def _doc_id(source: str, prefix: str | None) -> str:
     return source[len(prefix):] if prefix and source.startswith(prefix) else source
 
 
-def score_record(out: dict, question, chunk_docs: dict[str, str], prefix: str | None) -> dict:
+def score_record(out: dict, question, chunk_docs: dict[str, str], prefix: str | None, answers: bool = True) -> dict:
     """The metrics of one answered question (``out`` is the graph's final state)."""
     answer = out.get("answer", "")
     citations = out.get("citations") or []
     row: dict = {"answer": answer, "route": out.get("route"), "notes": out.get("notes") or [],
                  "citations": [c.get("source", "") for c in citations]}
-    if question.answers:
+    if question.answers and answers:
         bare = strip_citations(answer)
         row |= {"em": exact_match(bare, question.answers), "f1": round(token_f1(bare, question.answers), 4),
                 "contains": contains_answer(bare, question.answers)}
         gold = normalize_answer(question.answers[0])
         if gold in ("yes", "no"):
             row["gold_yes_no"] = gold
-    row["cited_support"] = float(bool(citations) and support(answer, out.get("standalone_question", question.question),
-                                                             citations) >= GROUNDED_MIN_SUPPORT)
+    if answers:
+        asked = out.get("standalone_question", question.question)
+        row["cited_support"] = float(bool(citations) and support(answer, asked, citations) >= GROUNDED_MIN_SUPPORT)
     trace = out.get("trace") or []
     if question.relevant:
         first = next((e["ranking"] for e in trace if "ranking" in e), [])
@@ -332,7 +333,8 @@ def plot(summary: list[dict], path: Path) -> Path | None:
 
 
 def run_eval(run: EvalRun, indexes: EvalIndexes, build_graph: Callable[..., object], *, resume: bool = False,
-             overwrite: bool = False, progress: bool = True, answer_style: str = "auto") -> list[dict]:
+             overwrite: bool = False, progress: bool = True, answer_style: str = "auto",
+             retrieval_only: bool = False) -> list[dict]:
     """Run every configuration over the questions; write records, results, table and plot; return the summary.
 
     ``build_graph`` is :func:`graphs.build_graph` (passed in by the caller, since the library does
@@ -341,6 +343,9 @@ def run_eval(run: EvalRun, indexes: EvalIndexes, build_graph: Callable[..., obje
     ``answer_style`` "auto" asks for short answers when the dataset has gold answers (they are
     short spans, graded by exact match and F1), else for cited sentences; a configuration that
     sets ``answer_style`` itself keeps it.
+
+    ``retrieval_only`` runs each configuration up to its final context and writes no answer (no
+    answer-writing LLM call): retrieval and context columns only, for quick ablations.
     """
     if answer_style == "auto":
         answer_style = "short" if run.dataset.has_answers else "sentence"
@@ -387,8 +392,11 @@ def run_eval(run: EvalRun, indexes: EvalIndexes, build_graph: Callable[..., obje
                 started = time.perf_counter()
                 try:
                     configurable = {"answer_style": answer_style, **settings_only}
+                    if retrieval_only:
+                        configurable["write_answer"] = False
                     state = graph.invoke({"question": question.question}, {"configurable": configurable})
-                    record |= {"status": "ok", **score_record(state, question, indexed.chunk_docs, indexed.prefix)}
+                    scored = score_record(state, question, indexed.chunk_docs, indexed.prefix, answers=not retrieval_only)
+                    record |= {"status": "ok", **scored}
                 except Exception as exc:  # noqa: BLE001 - any failure is recorded and the run goes on
                     record |= failure_record(exc, question)
                 record["seconds"] = round(time.perf_counter() - started, 3)
