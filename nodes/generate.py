@@ -8,9 +8,9 @@ Small models often drop the [n] markers even when told to cite. A sentence left 
 one is matched against the sources by word overlap and gets the marker of the source that
 contains most of its words, if that is most of them; the trace lists such attributions.
 Short answers are not asked to cite at all (asking costs a small model its answer): the
-source that holds the answer phrase is cited afterwards. A yes/no question in the short style
-is decided by the model's calibrated odds of "Yes" against "No" (:mod:`arag.llms.yes_no`),
-not by what it writes, since a small model writes "Yes" to nearly all of them.
+source that holds the answer phrase is cited afterwards. With ``yes_no="calibrated"`` a yes/no
+question in the short style is decided by the model's calibrated odds of "Yes" against "No"
+(:mod:`arag.llms.yes_no`) instead of what it writes (off by default: measured not to help).
 """
 
 from __future__ import annotations

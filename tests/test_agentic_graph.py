@@ -20,7 +20,17 @@ GOOD = "Grace Hopper led the team that built the first COBOL compiler [1]."
 def indexed(tmp_path, settings, embedder, ingestor):
     write_corpus(tmp_path / "docs")
     ingestor.ingest([tmp_path / "docs"], progress=False)
-    return settings
+    # The techniques whose branches are driven here, several of them off by default.
+    return settings.model_copy(update={"reflect": True, "decompose": "auto", "self_query": "rules"})
+
+
+def test_shipped_defaults_answer_in_one_call_without_decomposing_or_reflecting(tmp_path, settings, embedder, ingestor):
+    write_corpus(tmp_path / "docs")
+    ingestor.ingest([tmp_path / "docs"], progress=False)
+    out, _ = run(settings, embedder, [GOOD], question="What government post was held by the woman who built the COBOL compiler?")
+    assert out["llm_calls"] == 1
+    assert "decompose" not in path(out) and event(out, "reflect")["verdict"] == "skipped"
+    assert event(out, "self_query")["mode"] == "off" and "from_chunk" in event(out, "second_hop")
 
 
 def run(settings, embedder, script, question=COBOL, config=None, **overrides):

@@ -80,7 +80,8 @@ def test_standard_prompt_is_flashrags_and_uncited(indexed, embedder):
 def test_yes_no_verdict_is_the_models_odds_corrected_by_a_content_free_question(indexed, embedder):
     # Raw odds favour "Yes" (gap 2), but the same sources with "N/A" favour it more (gap 3): "No".
     llm = OddsModel(odds={"N/A": (4.0, 0.0, 1.0, 0.0), "COBOL": (3.0, 0.0, 1.0, 0.0)})
-    out = ask(indexed, embedder, llm, "Did Grace Hopper build the first COBOL compiler?", answer_style="short")
+    out = ask(indexed, embedder, llm, "Did Grace Hopper build the first COBOL compiler?", answer_style="short",
+              yes_no="calibrated")
     event = generate_event(out)
     assert out["answer"].startswith("No [") and out["citations"]
     assert (event["yes_no"], event["yes_no_gap"], event["yes_no_bias"]) == ("No", 2.0, 3.0)
@@ -92,25 +93,26 @@ def test_yes_no_verdict_is_the_models_odds_corrected_by_a_content_free_question(
 
 def test_yes_no_verdict_follows_the_odds_when_they_beat_the_bias(indexed, embedder):
     llm = OddsModel(odds={"N/A": (2.0, 0.0, 1.0, 0.0), "COBOL": (3.0, 0.0, 0.0, 0.5)})
-    out = ask(indexed, embedder, llm, "Is Grace Hopper known for the first COBOL compiler?", answer_style="short")
+    out = ask(indexed, embedder, llm, "Is Grace Hopper known for the first COBOL compiler?", answer_style="short",
+              yes_no="calibrated")
     assert out["answer"].startswith("Yes [")
 
 
 @pytest.mark.parametrize("question, configurable", [
-    ("Did Grace Hopper build the first COBOL compiler?", {"yes_no": "generate"}),  # calibration off
+    ("Did Grace Hopper build the first COBOL compiler?", {"yes_no": "generate"}),  # calibration off (the default)
     ("Did Grace Hopper build the first COBOL compiler?", {"answer_style": "sentence"}),  # a chat answer
     ("Was COBOL or Fortran compiled first by Grace Hopper?", {}),  # a choice between two names
     (COBOL, {}),  # not a yes/no question
 ])
 def test_other_questions_and_styles_are_generated(indexed, embedder, question, configurable):
     llm = OddsModel(script=["Yes"], odds={})
-    out = ask(indexed, embedder, llm, question, **{"answer_style": "short", **configurable})
+    out = ask(indexed, embedder, llm, question, **{"answer_style": "short", "yes_no": "calibrated", **configurable})
     assert llm.readings == [] and len(llm.prompts) == 1 and out["answer"].startswith("Yes")
 
 
 def test_a_model_without_odds_writes_the_verdict(indexed, embedder):
     out = ask(indexed, embedder, ScriptedChatModel(script=["No"]), "Did Grace Hopper build the first COBOL compiler?",
-              answer_style="short")
+              answer_style="short", yes_no="calibrated")
     assert out["answer"].startswith("No")
 
 

@@ -128,7 +128,7 @@ def handbooks(settings, embedder, tmp_path):
 
 
 def test_questions_become_filters_on_the_collections_own_fields(settings, embedder, handbooks):
-    parts = Components(settings.model_copy(update={"reflect": False}), llm=ScriptedChatModel(default="25 days [1]."),
+    parts = Components(settings.model_copy(update={"reflect": False, "self_query": "rules"}), llm=ScriptedChatModel(default="25 days [1]."),
                        embedder=embedder, store=handbooks)
     assert parts.filter_schema()["year"] == {"type": "int", "values": [2022, 2023]}
     assert parts.filter_schema()["team"]["values"] == ["hr", "sales"]

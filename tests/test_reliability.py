@@ -76,7 +76,7 @@ def test_every_part_works_against_a_chroma_server_and_survives_losing_it(tmp_pat
         assert json.loads(listed.stdout)["unchanged"] == 3
         llm = ScriptedChatModel(default="Mara Olsen designed it [1].")
         graph = build_graph(components=Components(remote, llm=llm, embedder=embedder, store=store))
-        out = graph.invoke({"question": "Who designed the Harbour Lighthouse?"})
+        out = graph.invoke({"question": "Who designed the Harbour Lighthouse?"}, {"configurable": {"self_query": "rules"}})
         assert out["citations"] and out["citations"][0]["title"] == "Harbour Lighthouse"
         hybrid = next(e for e in out["trace"] if e["node"] == "retrieve")
         # The question names a title: the filter taken from it runs on the server too.
