@@ -15,7 +15,7 @@ ifeq ($(shell uname -m),x86_64)
 LLAMA_CFLAGS ?= -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
 endif
 
-.PHONY: install system-deps demo test bench bench-training bench-eval clean
+.PHONY: install system-deps demo test bench bench-training bench-eval bench-answers clean
 
 install: $(STAMP)
 
@@ -81,18 +81,35 @@ bench: install
 bench-training: install
 	$(PY) bench/trained_retrieval.py
 
-# arag eval on HotpotQA and on the tutorial pages: configurations and indexing strategies (about 45 min).
+# arag eval of the indexing strategies on HotpotQA and on the tutorial pages (about 40 min).
 EVAL_OUT ?= /tmp/arag-bench-eval
 HOTPOT ?= ../shared/data/hotpotqa/dev-250.jsonl
 bench-eval: install
-	$(VENV)/bin/arag --data-dir $(EVAL_OUT)/data eval --dataset $(HOTPOT) --configs naive,agentic --limit 20 --out $(EVAL_OUT)/configs --overwrite
 	$(VENV)/bin/arag --data-dir $(EVAL_OUT)/data eval --dataset $(HOTPOT) --config-file bench/indexing_configs.toml --configs chunks,compression,parent --limit 20 --out $(EVAL_OUT)/indexing-hotpotqa --overwrite
 	$(PY) bench/tutorial_qa.py $(EVAL_OUT)/tutorial-qa.jsonl
 	$(VENV)/bin/arag --data-dir $(EVAL_OUT)/data eval --dataset $(EVAL_OUT)/tutorial-qa.jsonl --config-file bench/indexing_configs.toml --configs chunks,compression,parent,tree --out $(EVAL_OUT)/indexing-tutorial --overwrite
-	for run in configs indexing-hotpotqa indexing-tutorial; do \
+	for run in indexing-hotpotqa indexing-tutorial; do \
 	  cp $(EVAL_OUT)/$$run/summary.md bench/results/eval-$$run.md; \
 	  $(PY) -c "import json,sys; r=json.load(open(sys.argv[1])); json.dump({k: r[k] for k in ('meta','date','summary')}, open(sys.argv[2],'w'), indent=1)" $(EVAL_OUT)/$$run/results.json bench/results/eval-$$run.json; \
 	  cp $(EVAL_OUT)/$$run/quality_vs_cost.png bench/results/eval-$$run.png; \
+	done
+
+# The answer and retrieval ablations of the README's "Answers" section (about 1.5 h on 2 cores).
+WIKI ?= ../shared/data/2wiki/dev-330.jsonl
+ANSWERS_OUT ?= /tmp/arag-bench-answers
+bench-answers: install
+	$(PY) bench/yes_no_subset.py $(WIKI) $(ANSWERS_OUT)/wiki-yes-no.jsonl
+	for set in hotpotqa:$(HOTPOT) 2wiki:$(WIKI); do name=$${set%%:*}; data=$${set#*:}; \
+	  $(VENV)/bin/arag --data-dir $(ANSWERS_OUT)/data eval --dataset $$data --config-file bench/answer_configs.toml \
+	    --configs standard-rag,naive,default,default-k5 --limit 30 --out $(ANSWERS_OUT)/$$name --overwrite --quiet; \
+	  $(VENV)/bin/arag --data-dir $(ANSWERS_OUT)/data eval --dataset $$data --config-file bench/answer_configs.toml \
+	    --configs naive,default-no-retry,default-no-retry-self-query,default-no-retry-no-second-hop,default-no-retry-no-links,default-no-retry-k5 \
+	    --retrieval-only --out $(ANSWERS_OUT)/$$name-retrieval --overwrite --quiet; \
+	done
+	$(VENV)/bin/arag --data-dir $(ANSWERS_OUT)/data eval --dataset $(ANSWERS_OUT)/wiki-yes-no.jsonl --config-file bench/answer_configs.toml \
+	  --configs standard-rag,naive,naive-calibrated-yes-no --out $(ANSWERS_OUT)/wiki-yes-no --overwrite --quiet
+	for run in hotpotqa hotpotqa-retrieval 2wiki 2wiki-retrieval wiki-yes-no; do \
+	  cp $(ANSWERS_OUT)/$$run/summary.md bench/results/answers-$$run.md; \
 	done
 
 clean:

@@ -6,7 +6,7 @@ variants); a user copies it, edits it and passes it with ``--config-file``.
 Example:
     >>> configs = load_configs()
     >>> configs["naive"]["profile"], sorted(configs)[:3]
-    ('naive', ['agentic', 'fast', 'fast-0.5b'])
+    ('naive', ['agentic', 'default', 'fast'])
     >>> select(configs, "naive,agentic")[1][0]
     'agentic'
 """
