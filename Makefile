@@ -108,7 +108,10 @@ bench-answers: install
 	done
 	$(VENV)/bin/arag --data-dir $(ANSWERS_OUT)/data eval --dataset $(ANSWERS_OUT)/wiki-yes-no.jsonl --config-file bench/answer_configs.toml \
 	  --configs standard-rag,naive,naive-calibrated-yes-no --out $(ANSWERS_OUT)/wiki-yes-no --overwrite --quiet
-	for run in hotpotqa hotpotqa-retrieval 2wiki 2wiki-retrieval wiki-yes-no; do \
+	$(PY) bench/tutorial_qa.py $(ANSWERS_OUT)/tutorial-qa.jsonl
+	$(VENV)/bin/arag --data-dir $(ANSWERS_OUT)/data eval --dataset $(ANSWERS_OUT)/tutorial-qa.jsonl --config-file bench/answer_configs.toml \
+	  --configs standard-rag,naive,default --out $(ANSWERS_OUT)/tutorial --overwrite --quiet
+	for run in hotpotqa hotpotqa-retrieval 2wiki 2wiki-retrieval wiki-yes-no tutorial; do \
 	  cp $(ANSWERS_OUT)/$$run/summary.md bench/results/answers-$$run.md; \
 	done
 
