@@ -117,11 +117,6 @@ def _hash_stream(fh, total: int, desc: str, progress: bool) -> str:
     return digest.hexdigest()
 
 
-def sha256_file(path: Path, progress: bool = False) -> str:
-    with path.open("rb") as fh:
-        return _hash_stream(fh, os.fstat(fh.fileno()).st_size, f"verify {path.name}", progress)
-
-
 def _stamp_path(model: Path) -> Path:
     return model.with_suffix(model.suffix + ".verified")
 

@@ -10,6 +10,8 @@ programming error and propagates, so that it is seen instead of becoming a canne
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 from langchain_core.language_models import BaseChatModel
@@ -105,17 +107,22 @@ def is_call_failure(exc: BaseException) -> bool:
     return isinstance(exc, (ValueError, RuntimeError)) and _raised_by_client(exc)
 
 
-def invoke_counted(llm: BaseChatModel, messages: list[BaseMessage], usage: LLMUsage, **kwargs) -> AIMessage:
-    """Call the model and add the call's tokens to ``usage``.
-
-    A failed call (:func:`is_call_failure`) becomes :class:`LLMCallFailed`; ``ModelUnavailable``
-    and programming errors propagate unchanged.
+@contextmanager
+def model_call() -> Iterator[None]:
+    """Around a call into a model: a failed call (:func:`is_call_failure`) becomes
+    :class:`LLMCallFailed`; ``ModelUnavailable`` and programming errors propagate unchanged.
     """
     try:
-        reply = llm.invoke(messages, **kwargs)
+        yield
     except Exception as exc:
         if is_call_failure(exc):
             raise LLMCallFailed(exc) from exc
         raise
+
+
+def invoke_counted(llm: BaseChatModel, messages: list[BaseMessage], usage: LLMUsage, **kwargs) -> AIMessage:
+    """Call the model (inside :func:`model_call`) and add the call's tokens to ``usage``."""
+    with model_call():
+        reply = llm.invoke(messages, **kwargs)
     usage.add(reply)
     return reply

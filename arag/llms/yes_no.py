@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from langchain_core.messages import BaseMessage
 
-from arag.llms.usage import LLMCallFailed, LLMUsage, is_call_failure
+from arag.llms.usage import LLMUsage, model_call
 
 #: The reply's first token, as the model would write the verdict.
 VERDICT_WORDS = ("Yes", "yes", "No", "no")
@@ -74,13 +74,9 @@ def calibrated_verdict(llm, messages: list[BaseMessage], content_free: list[Base
     A failed model call raises :class:`LLMCallFailed`, like every other call.
     """
     seen: list[tuple[int, int]] = []
-    try:
+    with model_call():
         gap = _gap(llm, messages, seen)
         bias = _gap(llm, content_free, seen)
-    except Exception as exc:
-        if is_call_failure(exc):
-            raise LLMCallFailed(exc) from exc
-        raise
     usage.calls += 1
     usage.prompt_tokens += seen[0][0] + sum(evaluated for _, evaluated in seen[1:])
     usage.completion_tokens += 1
