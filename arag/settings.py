@@ -135,6 +135,11 @@ class Settings(BaseSettings):
         True, description="False: stop at the final context without the answer-writing LLM call, for retrieval "
         "measurements (`arag eval --retrieval-only`); queries are still rewritten where a technique does so."
     )
+    compare: bool = Field(
+        True, description="Same-attribute yes/no questions (\"Are X and Y from the same country?\"): ask the model for "
+        "each side's value and compare them in code, instead of letting it write the yes or no it leans to; "
+        "falls back to the answer prompt when it cannot give both values."
+    )
     yes_no: Literal["calibrated", "generate"] = Field(
         "generate", description="Short answers to yes/no questions: 'generate' lets the model write the verdict; "
         "'calibrated' takes it from the local model's odds of Yes against No, corrected by its odds for a content-free "
@@ -296,7 +301,7 @@ PROFILES: dict[str, dict] = {
     "naive": {
         "router": "rules", "decompose": "off", "multi_query": 0, "step_back": False, "hyde": False,
         "grader": "off", "web_fallback": False, "rerank": False, "reflect": False, "retrieval": "dense",
-        "self_query": "off", "link_expansion": False, "second_hop": False,
+        "self_query": "off", "link_expansion": False, "second_hop": False, "compare": False,
     },
     "fast": {
         "router": "rules", "decompose": "off", "multi_query": 0, "step_back": False, "hyde": False,

@@ -1,13 +1,18 @@
 """The agentic RAG graph's wiring.
 
 ```
-contextualize → route ─┬─ direct ─────────────────────────────────────────────┐
-                       ├─ web ──── web_search ───────────────────┐            │
+contextualize → route ─┬─ direct ──────────────────────────────────────────────────────────┐
+                       ├─ web ──── web_search ───────────────────────┐                      │
                        └─ index ── self_query ─┬─ complex ─ decompose → answer_sub_question (loop) ─┐
-                                               └─ transform_query → retrieve → second_hop → grade_documents
-grade_documents ── enough ──→ rerank → generate → reflect ── ok ──→ finalize
-               └── too few → rewrite_question → web_search | retrieve   │
-reflect ── ungrounded → generate;  not useful → rewrite_question ────────┘
+                                               ├─ multi_query ─┐  (those on, in parallel)           │
+                                               ├─ step_back ───┼─→ retrieve → second_hop → grade_documents
+                                               ├─ hyde ────────┘
+                                               └─ (none on) ─────→ retrieve
+grade_documents ── enough ──→ rerank ─┬─ same-attribute yes/no ── compare ── decided ──→ reflect
+               │                      └───────────→ generate ←── undecided ──┘
+               └── too few → rewrite_question → web_search | retrieve
+generate → reflect ── ok ──→ finalize;  ungrounded → generate;  not useful → rewrite_question
+```
 ```
 Every loop is bounded by a counter in the state (``retries``, ``generations``, the list of
 sub-questions); the recursion limit is only a second guard.
@@ -23,15 +28,19 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
+from arag.comparison import compared_attribute
 from arag.runtime.components import Components
 from arag.runtime.state import RAGState
 from arag.settings import Settings
 from nodes.answer_sub_question import answer_sub_question
+from nodes.compare import compare
 from nodes.contextualize import contextualize
 from nodes.decompose import decompose
 from nodes.finalize import finalize
 from nodes.generate import generate
 from nodes.grade_documents import grade_documents
+from nodes.hyde import hyde
+from nodes.multi_query import multi_query
 from nodes.reflect import reflect
 from nodes.rerank import rerank
 from nodes.retrieve import retrieve
@@ -39,7 +48,7 @@ from nodes.rewrite_question import rewrite_question
 from nodes.route import route
 from nodes.second_hop import second_hop
 from nodes.self_query import self_query
-from nodes.transform_query import transform_query
+from nodes.step_back import step_back
 from nodes.web_search import web_search
 
 #: Upper bound on node executions per question; the counters end every loop well before it.
@@ -51,13 +60,16 @@ NODES = {
     "self_query": self_query,
     "decompose": decompose,
     "answer_sub_question": answer_sub_question,
-    "transform_query": transform_query,
+    "multi_query": multi_query,
+    "step_back": step_back,
+    "hyde": hyde,
     "retrieve": retrieve,
     "second_hop": second_hop,
     "grade_documents": grade_documents,
     "rewrite_question": rewrite_question,
     "web_search": web_search,
     "rerank": rerank,
+    "compare": compare,
     "generate": generate,
     "reflect": reflect,
     "finalize": finalize,
@@ -72,12 +84,23 @@ def after_route(state: RAGState) -> str:
     return "self_query"
 
 
-def after_self_query(state: RAGState) -> str:
-    return "decompose" if state.get("complex") else "transform_query"
+#: The query transforms, run in parallel when on; the retrieve node searches what each wrote.
+TRANSFORMS = ("multi_query", "step_back", "hyde")
 
 
-def after_decompose(state: RAGState) -> str:
-    return "answer_sub_question" if state.get("sub_questions") else "transform_query"
+def transforms(config: RunnableConfig, settings: Settings) -> list[str]:
+    """The transforms this run's settings turn on, or straight to retrieval when none is."""
+    run = settings.for_run(config)
+    on = {"multi_query": run.multi_query > 0, "step_back": run.step_back, "hyde": run.hyde}
+    return [name for name in TRANSFORMS if on[name]] or ["retrieve"]
+
+
+def after_self_query(state: RAGState, config: RunnableConfig, *, settings: Settings) -> str | list[str]:
+    return "decompose" if state.get("complex") else transforms(config, settings)
+
+
+def after_decompose(state: RAGState, config: RunnableConfig, *, settings: Settings) -> str | list[str]:
+    return "answer_sub_question" if state.get("sub_questions") else transforms(config, settings)
 
 
 def after_sub_question(state: RAGState) -> str:
@@ -93,11 +116,23 @@ def after_rewrite(state: RAGState) -> str:
     return "web_search" if state.get("web_ready") else "retrieve"
 
 
-def after_web_search(state: RAGState) -> str:
+def after_web_search(state: RAGState, config: RunnableConfig, *, settings: Settings) -> str | list[str]:
     # A web-routed question whose search failed falls back to the documents.
     if state.get("route") == "web" and not state.get("documents"):
-        return "transform_query"
+        return transforms(config, settings)
     return "rerank"
+
+
+def after_rerank(state: RAGState, config: RunnableConfig, *, settings: Settings) -> str:
+    # Only same-attribute yes/no questions ("... the same country?") take the comparison path.
+    question = state.get("standalone_question") or state["question"]
+    wanted = settings.for_run(config).compare and state.get("documents")
+    return "compare" if wanted and compared_attribute(question) else "generate"
+
+
+def after_compare(state: RAGState) -> str:
+    # An empty answer: the comparison could not be decided, so the answer prompt writes it.
+    return "reflect" if state.get("answer") else "generate"
 
 
 def after_reflect(state: RAGState) -> str:
@@ -134,16 +169,20 @@ def build_graph(
     builder.add_edge(START, "contextualize")
     builder.add_edge("contextualize", "route")
     builder.add_conditional_edges("route", after_route, ["generate", "web_search", "self_query"])
-    builder.add_conditional_edges("self_query", after_self_query, ["decompose", "transform_query"])
-    builder.add_conditional_edges("decompose", after_decompose, ["answer_sub_question", "transform_query"])
+    settings_of = {"settings": parts.settings}
+    builder.add_conditional_edges("self_query", partial(after_self_query, **settings_of), ["decompose", *TRANSFORMS, "retrieve"])
+    builder.add_conditional_edges("decompose", partial(after_decompose, **settings_of),
+                                  ["answer_sub_question", *TRANSFORMS, "retrieve"])
     builder.add_conditional_edges("answer_sub_question", after_sub_question, ["answer_sub_question", "grade_documents"])
-    builder.add_edge("transform_query", "retrieve")
+    for name in TRANSFORMS:  # fanned out together, joined at retrieval
+        builder.add_edge(name, "retrieve")
     builder.add_edge("retrieve", "second_hop")
     builder.add_edge("second_hop", "grade_documents")
     builder.add_conditional_edges("grade_documents", after_grade, ["rewrite_question", "rerank"])
     builder.add_conditional_edges("rewrite_question", after_rewrite, ["web_search", "retrieve"])
-    builder.add_conditional_edges("web_search", after_web_search, ["rerank", "transform_query"])
-    builder.add_edge("rerank", "generate")
+    builder.add_conditional_edges("web_search", partial(after_web_search, **settings_of), ["rerank", *TRANSFORMS, "retrieve"])
+    builder.add_conditional_edges("rerank", partial(after_rerank, **settings_of), ["compare", "generate"])
+    builder.add_conditional_edges("compare", after_compare, ["reflect", "generate"])
     builder.add_edge("generate", "reflect")
     builder.add_conditional_edges("reflect", after_reflect, ["generate", "rewrite_question", "finalize"])
     builder.add_edge("finalize", END)

@@ -53,6 +53,29 @@ _COMPARISON = re.compile(
 _RELATIVE = re.compile(r"\b(who|whom|whose|which|that|where|when)\b", re.IGNORECASE)
 
 
+def describes_named_entity(question: str) -> bool:
+    """A long question whose relative clause hides an entity behind its relation to a named one.
+
+    "the woman who portrayed Corliss Archer" hides a bridge entity; "the function that returns
+    the length of a list" is an ordinary question. The clause must name something (a capitalised
+    word or a number after the wh-word or "that"), or a plain question would be sent down the
+    decomposition path (three LLM calls instead of one).
+
+    Example:
+        >>> describes_named_entity("What government position was held by the woman who portrayed Corliss Archer?")
+        True
+        >>> describes_named_entity("What is the name of the function that returns the length of a list?")
+        False
+    """
+    words = [w.strip(",.?!\"'") for w in question.split()]
+    if len(words) < 9:
+        return False
+    for i, word in enumerate(words[2:], start=2):
+        if _RELATIVE.fullmatch(word):
+            return any(w[:1].isupper() and w != "I" or w[:1].isdigit() for w in words[i + 1:])
+    return False
+
+
 def rule_route(question: str, web_available: bool) -> RouteDecision:
     """The routing rules, also the fallback of the LLM router."""
     if _SMALL_TALK.match(question):
@@ -61,10 +84,8 @@ def rule_route(question: str, web_available: bool) -> RouteDecision:
         if web_available:
             return RouteDecision(route="web", complex=False, reason="asks about current events")
         return RouteDecision(route="index", complex=False, reason="asks about current events, but web search is not configured")
-    words = question.split()
     comparison = bool(_COMPARISON.search(question)) and bool(re.search(r"\b(and|or)\b|,", question))
-    # A wh-word or "that" after the opening words usually starts a clause describing a bridge entity.
-    relative = any(_RELATIVE.fullmatch(w.strip(",.?!\"'")) for w in words[2:]) and len(words) >= 9
+    relative = describes_named_entity(question)
     if comparison:
         return RouteDecision(route="index", complex=True, reason="compares two things")
     if relative:

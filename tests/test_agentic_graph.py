@@ -6,6 +6,7 @@ import json
 
 import pytest
 from documents import write_corpus
+from pydantic import Field
 from scripted_llm import ScriptedChatModel
 from tavily_double import TavilyDouble
 
@@ -51,7 +52,8 @@ def event(out, node, index=0) -> dict:
 
 def test_fast_path_costs_one_llm_call(indexed, embedder):
     out, _ = run(indexed, embedder, [GOOD])
-    assert path(out) == ["contextualize", "route", "self_query", "transform_query", "retrieve", "second_hop", "grade_documents", "rerank",
+    # No query transform is on: self-query goes straight to retrieval.
+    assert path(out) == ["contextualize", "route", "self_query", "retrieve", "second_hop", "grade_documents", "rerank",
                          "generate", "reflect", "finalize"]
     assert out["llm_calls"] == 1
     assert event(out, "route")["decided_by"] == "rules" and event(out, "route")["route"] == "index"
@@ -97,7 +99,7 @@ def test_llm_router_never_routes_to_an_unconfigured_web(indexed, embedder):
 
 
 def test_sequential_decomposition_feeds_answers_forward(indexed, embedder):
-    question = "What language was compiled by the compiler that the woman who led the team built?"
+    question = "What language was compiled by the compiler that the woman who led the COBOL team built?"
     plan = json.dumps({"sub_questions": ["Who led the team that built the first COBOL compiler?", "What did #1 build?"]})
     out, llm = run(indexed, embedder, [plan, "Grace Hopper", "the first COBOL compiler", GOOD], question=question)
     assert path(out)[:6] == ["contextualize", "route", "self_query", "decompose", "answer_sub_question", "answer_sub_question"]
@@ -119,28 +121,71 @@ def test_parallel_decomposition_writes_no_intermediate_answers(indexed, embedder
 
 
 def test_unusable_plan_falls_back_to_a_simple_question(indexed, embedder):
-    question = "What language was compiled by the compiler that the woman who led the team built?"
+    question = "What language was compiled by the compiler that the woman who led the COBOL team built?"
     out, _ = run(indexed, embedder, ["no idea", "still no json", GOOD], question=question)
     assert event(out, "decompose")["status"].startswith("default: invalid output")
-    assert "transform_query" in path(out) and "answer_sub_question" not in path(out)
+    assert "retrieve" in path(out) and "answer_sub_question" not in path(out)
 
 
-def test_agentic_profile_runs_every_query_transform(indexed, embedder):
-    rewrites = json.dumps({"rewordings": ["Which person created the COBOL compiler?", "COBOL compiler inventor"],
-                           "step_back": "What is the history of early compilers?"})
-    hyde = "Grace Hopper built the first COBOL compiler in 1959."
-    config = {"configurable": {"profile": "agentic", "router": "rules"}}
-    out, _ = run(indexed, embedder, [rewrites, hyde, GOOD], config=config)
-    transform = event(out, "transform_query")
-    assert transform["queries"] == 5 and transform["step_back"].startswith("What is the history")
-    assert transform["hyde"] == hyde
-    assert len(event(out, "retrieve")["queries"]) == 5
-    assert out["llm_calls"] == 3
+class PromptRoutedModel(ScriptedChatModel):
+    """Replies by what the prompt asks, so parallel nodes get their own reply whatever order they run in."""
+
+    replies: dict[str, str] = Field(default_factory=dict)
+
+    def _generate(self, messages, stop=None, run_manager=None, **kwargs):
+        prompt = "\n".join(str(m.content) for m in messages)
+        self.script = [next((reply for marker, reply in self.replies.items() if marker in prompt), GOOD)]
+        return super()._generate(messages, stop, run_manager, **kwargs)
+
+
+def test_agentic_profile_fans_out_every_query_transform_and_fuses_them(indexed, embedder):
+    rewordings = ["Which person created the COBOL compiler?", "COBOL compiler inventor"]
+    step_back = "What is the history of early compilers?"
+    passage = "Grace Hopper built the first COBOL compiler in 1959."
+    llm = PromptRoutedModel(replies={"rewordings": json.dumps({"rewordings": rewordings}), "generic question": step_back,
+                                     "factual passage": passage})
+    graph = build_graph(components=Components(indexed, llm=llm, embedder=embedder))
+    out = graph.invoke({"question": COBOL}, {"configurable": {"profile": "agentic", "router": "rules"}})
+    visited = path(out)
+    # The three transforms run in one step, in parallel, and retrieval waits for all three, once.
+    assert set(visited[3:6]) == {"multi_query", "step_back", "hyde"} and visited[6] == "retrieve"
+    assert visited.count("retrieve") == 1
+    assert event(out, "multi_query")["rewordings"] == rewordings
+    assert event(out, "step_back")["step_back"] == step_back and event(out, "hyde")["hyde"] == passage
+    assert event(out, "retrieve")["queries"] == [COBOL, *rewordings, step_back, passage]
+    assert out["llm_calls"] == 4 and sum(e.get("llm_calls", 0) for e in out["trace"]) == 4
+
+
+@pytest.mark.parametrize("on, expected", [
+    ({"multi_query": 2}, ["multi_query"]),
+    ({"hyde": True}, ["hyde"]),
+    ({"step_back": True, "hyde": True}, ["step_back", "hyde"]),
+])
+def test_only_the_transforms_turned_on_run(indexed, embedder, on, expected):
+    llm = PromptRoutedModel(replies={"rewordings": json.dumps({"rewordings": ["COBOL compiler inventor"]}),
+                                     "generic question": "What is a compiler?", "factual passage": "Grace Hopper did."})
+    graph = build_graph(components=Components(indexed, llm=llm, embedder=embedder))
+    out = graph.invoke({"question": COBOL}, {"configurable": on})
+    ran = [n for n in path(out) if n in ("multi_query", "step_back", "hyde")]
+    assert sorted(ran) == sorted(expected) and out["llm_calls"] == len(expected) + 1
+
+
+def test_a_failing_transform_leaves_the_question_searched(indexed, embedder):
+    from langchain_core.language_models import FakeListChatModel
+
+    class Failing(FakeListChatModel):
+        def _call(self, *args, **kwargs):
+            raise ConnectionError("model server gone")
+
+    graph = build_graph(components=Components(indexed, llm=Failing(responses=["x"]), embedder=embedder))
+    out = graph.invoke({"question": COBOL}, {"configurable": {"hyde": True, "step_back": True}})
+    assert "error" in event(out, "hyde") and "error" in event(out, "step_back")
+    assert event(out, "retrieve")["queries"] == [COBOL]
 
 
 def test_too_few_relevant_without_web_key_retries_the_index_and_notes_it(indexed, embedder):
     out, _ = run(indexed, embedder, ["COBOL compiler team lead", GOOD], relevance_threshold=1.0, max_retries=1)
-    assert path(out) == ["contextualize", "route", "self_query", "transform_query", "retrieve", "second_hop", "grade_documents",
+    assert path(out) == ["contextualize", "route", "self_query", "retrieve", "second_hop", "grade_documents",
                          "rewrite_question", "retrieve", "second_hop", "grade_documents", "rerank", "generate", "reflect", "finalize"]
     assert event(out, "rewrite_question")["web_skipped"] == "no Tavily API key configured (set TAVILY_API_KEY)"
     assert "web search skipped: no Tavily API key configured (set TAVILY_API_KEY)" in out["notes"]
@@ -182,7 +227,7 @@ def test_web_routed_question_falls_back_to_documents_when_search_fails(indexed, 
         double.mode = "500"
         out, _ = run(web_settings(indexed, double), embedder, [GOOD], question="What is the latest news on COBOL compilers?")
     assert event(out, "route")["route"] == "web"
-    assert path(out)[2:5] == ["web_search", "transform_query", "retrieve"]
+    assert path(out)[2:4] == ["web_search", "retrieve"]
     assert out["citations"]
 
 

@@ -160,3 +160,65 @@ def test_second_hop_runs_in_the_graph_without_an_llm_call(indexed, embedder):
 def test_second_hop_off_passes_the_candidates_through(indexed, embedder):
     out = ask(indexed, embedder, ScriptedChatModel(default="Grace Hopper"), COBOL, answer_style="short")
     assert next(e for e in out["trace"] if e["node"] == "second_hop")["skipped"] == "second hop off"
+
+
+SAME_ERA = "Were Ada Lovelace and Grace Hopper of the same nationality?"
+
+
+def compare_event(out):
+    return next(e for e in out["trace"] if e["node"] == "compare")
+
+
+@pytest.mark.parametrize("reply, verdict", [
+    ("Ada Lovelace: British\nGrace Hopper: American", "No"),
+    ("Ada Lovelace: American\nGrace Hopper: United States", "Yes"),  # a nationality word and its country agree
+])
+def test_same_attribute_question_is_decided_in_code_from_each_sides_value(indexed, embedder, reply, verdict):
+    llm = ScriptedChatModel(script=[reply])
+    out = ask(indexed, embedder, llm, SAME_ERA, profile="fast", answer_style="short", reflect=False, max_retries=0)
+    event = compare_event(out)
+    assert out["answer"].split(" [")[0] == verdict and out["llm_calls"] == 1
+    assert (event["attribute"], event["decided"]) == ("nationality", verdict.lower())
+    assert [s["name"] for s in event["sides"]] == ["Ada Lovelace", "Grace Hopper"]
+    assert "generate" not in [e["node"] for e in out["trace"]]  # no second call asked for the verdict
+    # The model was asked for the facts, never for the verdict.
+    assert "Do not answer yes or no" in llm.prompts[0] and "name: nationality" in llm.prompts[0]
+
+
+def test_comparison_cites_the_sources_that_state_each_value(indexed, embedder):
+    out = ask(indexed, embedder, ScriptedChatModel(script=["Ada Lovelace: algorithm\nGrace Hopper: COBOL"]),
+              "Are Ada Lovelace and Grace Hopper known for the same invention?", profile="fast", answer_style="short",
+              reflect=False, max_retries=0)
+    titles = {c["title"] for c in out["citations"]}
+    assert out["answer"].startswith("No [") and titles == {"Ada Lovelace", "Grace Hopper"}
+
+
+def test_sentence_answer_to_a_comparison_names_both_values(indexed, embedder):
+    out = ask(indexed, embedder, ScriptedChatModel(script=["Ada Lovelace: British\nGrace Hopper: American"]),
+              SAME_ERA, profile="fast", reflect=False, max_retries=0)
+    assert out["answer"].startswith("No (Ada Lovelace: British; Grace Hopper: American)")
+
+
+@pytest.mark.parametrize("reply, why", [
+    ("Ada Lovelace: British\nGrace Hopper: unknown", "the sources do not give a value for both sides"),
+    ("Yes, both are.", "the reply did not give two values"),
+])
+def test_undecided_comparison_falls_back_to_the_answer_prompt(indexed, embedder, reply, why):
+    llm = ScriptedChatModel(script=[reply, "Yes"])
+    out = ask(indexed, embedder, llm, SAME_ERA, profile="fast", answer_style="short", reflect=False, max_retries=0)
+    assert (compare_event(out)["decided"], compare_event(out)["why"]) == (None, why)
+    assert out["answer"].startswith("Yes") and out["llm_calls"] == 2
+    visited = [e["node"] for e in out["trace"]]
+    assert visited.index("compare") + 1 == visited.index("generate")
+
+
+@pytest.mark.parametrize("question, configurable", [
+    (SAME_ERA, {"compare": False}),
+    (SAME_ERA, {"profile": "naive"}),  # naive is every technique off
+    ("Did Grace Hopper build the first COBOL compiler?", {}),  # yes/no, but compares nothing
+])
+def test_comparison_path_is_taken_only_when_asked_for_a_shared_attribute(indexed, embedder, question, configurable):
+    llm = ScriptedChatModel(script=["Yes"])
+    out = ask(indexed, embedder, llm, question, **{"profile": "fast", "answer_style": "short", "reflect": False,
+                                                   "max_retries": 0, **configurable})
+    assert "compare" not in [e["node"] for e in out["trace"]] and len(llm.prompts) == 1

@@ -109,12 +109,12 @@ def test_graph_command_draws_mermaid_and_highlights_a_run(tmp_path):
     assert mermaid.returncode == 0
     for node in ("route", "decompose", "grade_documents", "web_search", "rerank", "reflect"):
         assert node in mermaid.stdout
-    run = {"trace": [{"node": n} for n in ("contextualize", "route", "self_query", "transform_query", "retrieve",
+    run = {"trace": [{"node": n} for n in ("contextualize", "route", "self_query", "hyde", "retrieve",
                                           "grade_documents", "rerank", "generate", "reflect", "finalize")]}
     (tmp_path / "run.json").write_text(json.dumps(run))
     dot = arag("graph", "--format", "dot", "--trace", "run.json", cwd=tmp_path)
     assert dot.returncode == 0
-    assert '"self_query" -> "transform_query" [style="bold", color="#b45309"' in dot.stdout
+    assert '"self_query" -> "hyde" [style="bold", color="#b45309"' in dot.stdout
     assert '"self_query" -> "decompose" [style="dashed"]' in dot.stdout
     bad = arag("graph", "--format", "dot", "--trace", "missing.json", cwd=tmp_path)
     assert bad.returncode == 2 and "not an `arag ask --json` output" in bad.stderr

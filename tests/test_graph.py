@@ -159,3 +159,17 @@ def test_sentences_do_not_break_at_abbreviations():
     source = [{"title": "Sonic", "text": "Jaleel White voiced Dr. Robotnik in the Sonic the Hedgehog cartoons."}]
     assert attribute_uncited("He voiced Dr. Robotnik in Sonic cartoons.", source) == (
         "He voiced Dr. Robotnik in Sonic cartoons [1].", [1])
+
+
+@pytest.mark.parametrize("question, complex_", [
+    ("What government position was held by the woman who portrayed Corliss Archer in the film Kiss and Tell?", True),
+    ("Were Scott Derrickson and Ed Wood of the same nationality?", True),  # a comparison of two things
+    # Ordinary questions with a relative clause: one retrieval and one call, not a decomposition.
+    ("What is the name of the function that returns the length of a list?", False),
+    ("Which tool should I use to install packages that are not in the standard library?", False),
+    ("How do I read a file that is larger than the memory I have?", False),
+])
+def test_rules_router_decomposes_only_multi_hop_shapes(question, complex_):
+    from nodes.route import rule_route
+
+    assert rule_route(question, web_available=False).complex is complex_

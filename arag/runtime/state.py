@@ -73,6 +73,9 @@ class RAGState(TypedDict, total=False):
     route: str
     complex: bool
     queries: list[str]
+    rewordings: list[str]
+    step_back_question: str
+    hypothetical_passage: str
     filters: dict | None
     sub_questions: list[str]
     sub_answers: list[SubAnswer]
@@ -108,6 +111,9 @@ def turn_defaults(standalone: str) -> dict:
         "route": "index",
         "complex": False,
         "queries": [standalone],
+        "rewordings": [],
+        "step_back_question": "",
+        "hypothetical_passage": "",
         "filters": None,
         "sub_questions": [],
         "sub_answers": [],
