@@ -94,25 +94,32 @@ bench-eval: install
 	  cp $(EVAL_OUT)/$$run/quality_vs_cost.png bench/results/eval-$$run.png; \
 	done
 
-# The answer and retrieval ablations of the README's "Answers" section (about 1.5 h on 2 cores).
+# The answer and retrieval ablations of the README's "Answers" section (about 4 h on 2 cores). Each run
+# resumes where an earlier one stopped (delete $(ANSWERS_OUT) to start again after changing the code).
 WIKI ?= ../shared/data/2wiki/dev-330.jsonl
 ANSWERS_OUT ?= /tmp/arag-bench-answers
+EVAL_ANSWERS = $(VENV)/bin/arag --data-dir $(ANSWERS_OUT)/data eval --config-file bench/answer_configs.toml --resume --quiet
 bench-answers: install
 	$(PY) bench/yes_no_subset.py $(WIKI) $(ANSWERS_OUT)/wiki-yes-no.jsonl
-	for set in hotpotqa:$(HOTPOT) 2wiki:$(WIKI); do name=$${set%%:*}; data=$${set#*:}; \
-	  $(VENV)/bin/arag --data-dir $(ANSWERS_OUT)/data eval --dataset $$data --config-file bench/answer_configs.toml \
-	    --configs standard-rag,naive,default,default-k5 --limit 30 --out $(ANSWERS_OUT)/$$name --overwrite --quiet; \
-	  $(VENV)/bin/arag --data-dir $(ANSWERS_OUT)/data eval --dataset $$data --config-file bench/answer_configs.toml \
-	    --configs naive,default-no-retry,default-no-retry-self-query,default-no-retry-no-second-hop,default-no-retry-no-links,default-no-retry-k5 \
-	    --retrieval-only --out $(ANSWERS_OUT)/$$name-retrieval --overwrite --quiet; \
-	done
-	$(VENV)/bin/arag --data-dir $(ANSWERS_OUT)/data eval --dataset $(ANSWERS_OUT)/wiki-yes-no.jsonl --config-file bench/answer_configs.toml \
-	  --configs standard-rag,naive,naive-calibrated-yes-no --out $(ANSWERS_OUT)/wiki-yes-no --overwrite --quiet
+	$(PY) bench/comparison_questions.py $(WIKI) $(ANSWERS_OUT)/comparisons.jsonl
 	$(PY) bench/tutorial_qa.py $(ANSWERS_OUT)/tutorial-qa.jsonl
-	$(VENV)/bin/arag --data-dir $(ANSWERS_OUT)/data eval --dataset $(ANSWERS_OUT)/tutorial-qa.jsonl --config-file bench/answer_configs.toml \
-	  --configs standard-rag,naive,default --out $(ANSWERS_OUT)/tutorial --overwrite --quiet
-	for run in hotpotqa hotpotqa-retrieval 2wiki 2wiki-retrieval wiki-yes-no tutorial; do \
-	  cp $(ANSWERS_OUT)/$$run/summary.md bench/results/answers-$$run.md; \
+	for set in hotpotqa:$(HOTPOT) 2wiki:$(WIKI); do name=$${set%%:*}; data=$${set#*:}; \
+	  $(EVAL_ANSWERS) --dataset $$data --configs standard-rag,naive,default --limit 100 --out $(ANSWERS_OUT)/$$name; \
+	  $(EVAL_ANSWERS) --dataset $$data --retrieval-only --out $(ANSWERS_OUT)/$$name-retrieval \
+	    --configs naive,default,default-no-retry,default-no-retry-self-query,default-no-retry-no-second-hop,default-no-retry-no-links,default-no-retry-k4; \
+	done
+	for set in wiki-yes-no comparisons; do \
+	  $(EVAL_ANSWERS) --dataset $(ANSWERS_OUT)/$$set.jsonl --configs standard-rag,naive,default,default-no-compare --out $(ANSWERS_OUT)/$$set; \
+	done
+	for set in hotpotqa:$(HOTPOT) 2wiki:$(WIKI); do name=$${set%%:*}; data=$${set#*:}; \
+	  $(EVAL_ANSWERS) --dataset $$data --configs default-k4,default-no-retry,default-reflect --limit 60 --out $(ANSWERS_OUT)/$$name-ablation; \
+	  $(EVAL_ANSWERS) --dataset $$data --configs agentic --limit 50 --out $(ANSWERS_OUT)/$$name-agentic; \
+	done
+	$(EVAL_ANSWERS) --dataset $(ANSWERS_OUT)/tutorial-qa.jsonl --configs standard-rag,naive,default --out $(ANSWERS_OUT)/tutorial
+	$(PY) bench/link_transfer.py --data-dir $(ANSWERS_OUT)/data hotpotqa=$(HOTPOT) 2wiki=$(WIKI) > bench/results/link_transfer.md
+	for run in hotpotqa hotpotqa-retrieval hotpotqa-ablation hotpotqa-agentic 2wiki 2wiki-retrieval 2wiki-ablation \
+	    2wiki-agentic wiki-yes-no comparisons tutorial; do \
+	  if [ -f $(ANSWERS_OUT)/$$run/summary.md ]; then cp $(ANSWERS_OUT)/$$run/summary.md bench/results/answers-$$run.md; fi; \
 	done
 
 clean:

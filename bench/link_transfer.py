@@ -31,6 +31,7 @@ from arag.evaluation.datasets import load_dataset  # noqa: E402 - after the offl
 from arag.evaluation.metrics import ndcg_at  # noqa: E402
 from arag.evaluation.runner import EvalIndexes, machine  # noqa: E402
 from arag.relevance.judge import DEFAULT_LINK_WEIGHTS  # noqa: E402
+from arag.relevance import links  # noqa: E402
 from arag.relevance.links import expand_links  # noqa: E402
 from arag.settings import Settings  # noqa: E402
 from arag.training.link_weights import WEIGHT_GRID  # noqa: E402
@@ -53,19 +54,20 @@ def judged_pools(name: str, path: Path, data_dir: Path) -> list[dict]:
         state = graph.invoke({"question": question.question}, {"configurable": {
             "write_answer": False, "max_retries": 0, "link_expansion": False, "answer_style": "short"}})
         judged = judge.judge(state["standalone_question"], state["candidates"], links=False)
-        pools.append({"relevant": sorted(question.relevant), "candidates": [
+        pools.append({"question": state["standalone_question"], "relevant": sorted(question.relevant), "candidates": [
             {"chunk_id": c["chunk_id"], "doc": indexed.chunk_docs.get(c["chunk_id"], c["chunk_id"]), "title": c["title"],
              "text": c["text"], "relevance": c["relevance"]} for c in judged]})
     print(f"{name}: {len(pools)} questions scored in {time.perf_counter() - started:.0f} s", file=sys.stderr)
     return pools
 
 
-def context_metrics(pools: list[dict], weight: float) -> dict:
-    """All-supporting share at each context size, and nDCG@10 of the ordered candidates, at ``weight``."""
+def context_metrics(pools: list[dict], weight: float, question_weight: float = links.QUESTION_LINK_WEIGHT) -> dict:
+    """All-supporting share at each context size, and nDCG@10 of the ordered candidates, at these weights."""
     holds = {k: 0 for k in CONTEXT_SIZES}
     ndcg = 0.0
     for pool in pools:
-        ranked = sorted(expand_links(pool["candidates"], weight), key=lambda c: -c["relevance"])
+        named = links.named_in_question(pool["candidates"], pool["question"], question_weight)
+        ranked = sorted(expand_links(named, weight), key=lambda c: -c["relevance"])
         docs = [c["doc"] for c in ranked]
         relevant = set(pool["relevant"])
         for k in CONTEXT_SIZES:
@@ -83,28 +85,37 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("bench/results/link_transfer.json"))
     args = parser.parse_args(argv)
     named = [tuple(d.split("=", 1)) for d in args.datasets]
-    pools = {name: judged_pools(name, Path(path), args.data_dir) for name, path in named}
-    grid = {name: {str(w): context_metrics(p, w) for w in WEIGHT_GRID} for name, p in pools.items()}
+    pools = {}
+    for name, path in named:
+        # The scored pools are kept beside the index, so the table can be redrawn without scoring again.
+        cache = args.data_dir / f"link-transfer-{name}-{load_dataset(Path(path)).corpus_hash()}.json"
+        if not cache.exists():
+            cache.write_text(json.dumps(judged_pools(name, Path(path), args.data_dir)))
+        pools[name] = json.loads(cache.read_text())
     key = f"all_supporting@{FIT_SIZE}"
-    fitted = {name: max(WEIGHT_GRID, key=lambda w: (rows[str(w)][key], -w)) for name, rows in grid.items()}
     shipped = DEFAULT_LINK_WEIGHTS["late-interaction"]
-    result = {"date": time.strftime("%Y-%m-%d"), "machine": machine(), "fit_on": key, "grid": grid, "fitted": fitted,
-              "shipped": shipped}
+    names = [n for n, _ in named]
+    result = {"date": time.strftime("%Y-%m-%d"), "machine": machine(), "fit_on": key, "link_sources": links.LINK_SOURCES}
+    # The link weight with the question's weight as shipped, then the question's weight with the link weight as shipped.
+    for label, metrics_at, shipped_value in (
+            ("link weight", lambda p, w: context_metrics(p, w), shipped),
+            ("question weight", lambda p, w: context_metrics(p, shipped, w), links.QUESTION_LINK_WEIGHT)):
+        grid = {name: {str(w): metrics_at(p, w) for w in WEIGHT_GRID} for name, p in pools.items()}
+        fitted = {name: max(WEIGHT_GRID, key=lambda w: (rows[str(w)][key], -w)) for name, rows in grid.items()}
+        result[label] = {"grid": grid, "fitted": fitted, "shipped": shipped_value}
+        print(f"\n| {label} | fitted on | " + " | ".join(f"{n} all-supporting@{k}" for n in names for k in CONTEXT_SIZES)
+              + " | " + " | ".join(f"{n} nDCG@10" for n in names) + " |")
+        print("|---" * (2 + len(names) * (len(CONTEXT_SIZES) + 1)) + "|")
+        for w in WEIGHT_GRID:
+            marks = ", ".join(n for n in names if fitted[n] == w) + (" (shipped)" if w == shipped_value else "")
+            cells = [grid[n][str(w)][f"all_supporting@{k}"] for n in names for k in CONTEXT_SIZES]
+            cells += [grid[n][str(w)]["ndcg@10"] for n in names]
+            print(f"| {w} | {marks} | " + " | ".join(f"{c:.3f}" for c in cells) + " |")
+    print("\npool holds every supporting paragraph: " + ", ".join(
+        f"{n} {result['link weight']['grid'][n]['0.0']['pool_all_supporting']:.3f}" for n in names))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
-    names = [n for n, _ in named]
-    print("| link weight | fitted on | " + " | ".join(f"{n} all-supporting@{k}" for n in names for k in CONTEXT_SIZES)
-          + " | " + " | ".join(f"{n} nDCG@10" for n in names) + " |")
-    print("|---" * (2 + len(names) * (len(CONTEXT_SIZES) + 1)) + "|")
-    for w in WEIGHT_GRID:
-        marks = ", ".join(n for n in names if fitted[n] == w) + (" (shipped)" if w == shipped else "")
-        cells = [grid[n][str(w)][f"all_supporting@{k}"] for n in names for k in CONTEXT_SIZES]
-        cells += [grid[n][str(w)]["ndcg@10"] for n in names]
-        print(f"| {w} | {marks} | " + " | ".join(f"{c:.3f}" for c in cells) + " |")
-    print("\npool holds every supporting paragraph: " + ", ".join(
-        f"{n} {grid[n]['0.0']['pool_all_supporting']:.3f}" for n in names))
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

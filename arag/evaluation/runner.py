@@ -377,16 +377,18 @@ def run_eval(run: EvalRun, indexes: EvalIndexes, build_graph: Callable[..., obje
     total = len(run.configs) * len(run.questions)
     bar = tqdm(total=total, desc="eval", unit="question", disable=not progress)
     with records_file.open("a", encoding="utf-8") as sink:
-        for name, overrides in run.configs:
-            bar.set_postfix_str(name)
-            indexed = indexes.for_config(overrides)
-            costs[name] = indexed.cost
-            graph = graphs.setdefault(id(indexed), build_graph(components=indexed.components))
-            settings_only = {k: v for k, v in overrides.items() if k != "tree"}
-            for question in run.questions:
+        # Question by question, every configuration in turn: the machine's speed drifts over a long run
+        # (30% on shared 2-core machines), and interleaving lets the drift fall on all of them alike.
+        for question in run.questions:
+            for name, overrides in run.configs:
                 if (name, question.id) in done:
                     bar.update()
                     continue
+                bar.set_postfix_str(name)
+                indexed = indexes.for_config(overrides)
+                costs[name] = indexed.cost
+                graph = graphs.setdefault(id(indexed), build_graph(components=indexed.components))
+                settings_only = {k: v for k, v in overrides.items() if k != "tree"}
                 record = {"config": name, "id": question.id, "question": question.question, "gold": question.answers,
                           "relevant": sorted(question.relevant)}
                 started = time.perf_counter()
@@ -404,7 +406,10 @@ def run_eval(run: EvalRun, indexes: EvalIndexes, build_graph: Callable[..., obje
                 sink.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
                 sink.flush()
                 bar.update()
-            peaks[name] = peak_rss_mb()
+    for name, overrides in run.configs:
+        costs.setdefault(name, indexes.for_config(overrides).cost)
+        # One process runs every configuration, so this is the run's peak, the same for each.
+        peaks[name] = peak_rss_mb()
     bar.close()
     run.records = [done[(name, q.id)] for name, _ in run.configs for q in run.questions if (name, q.id) in done]
     summary = summarize(run.records, run.configs, peaks, costs)

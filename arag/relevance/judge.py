@@ -60,8 +60,9 @@ class RelevanceJudge:
     def judge(self, question: str, chunks: list[dict], links: bool = True) -> list[dict]:
         """Copies of ``chunks`` with ``relevance`` (probability, 4 places) and ``relevance_raw``.
 
-        With ``links``, chunks named by the most relevant ones gain relevance
-        (:func:`relevance.links.expand_links`; they then carry ``relevance_own`` and ``linked_from``).
+        With ``links``, chunks named by the question or by the most relevant ones gain relevance
+        (:func:`relevance.links.expand_links`; they then carry ``relevance_own`` and ``linked_from``
+        or ``named_in_question``).
         """
         if not chunks:
             return []
@@ -70,7 +71,7 @@ class RelevanceJudge:
         probability = self.calibrator(raw)
         judged = [{**c, "relevance": round(float(p), 4), "relevance_raw": round(float(r), 4)}
                   for c, p, r in zip(chunks, probability, raw)]
-        return expand_links(judged, self.link_weight) if links else judged
+        return expand_links(judged, self.link_weight, question=question) if links else judged
 
 
 def make_judge(name: str, embedder, registry, lexical=None, tokens=None) -> RelevanceJudge:
