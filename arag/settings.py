@@ -123,7 +123,8 @@ class Settings(BaseSettings):
     candidates: int = Field(20, ge=1, le=200, description="Candidates each retriever contributes before fusion.")
     rrf_k: int = Field(60, ge=1, description="Constant k of reciprocal-rank fusion: score = sum 1/(k + rank).")
     top_k: int = Field(
-        5, ge=1, le=50, description="Chunks given to the generator (5: every supporting paragraph of 82% of HotpotQA dev-250 questions, against 78% at 4; README, Answers)."
+        5, ge=1, le=50, description="Chunks given to the generator (5 holds every supporting paragraph of 82% of "
+        "HotpotQA dev-250 questions, 4 of 78%: bench/link_transfer.py)."
     )
     context_tokens: int = Field(
         1200, ge=100, description="Budget of source tokens in the answer prompt."

@@ -30,8 +30,8 @@ apply_offline_environment()
 from arag.evaluation.datasets import load_dataset  # noqa: E402 - after the offline environment
 from arag.evaluation.metrics import ndcg_at  # noqa: E402
 from arag.evaluation.runner import EvalIndexes, machine  # noqa: E402
-from arag.relevance.judge import DEFAULT_LINK_WEIGHTS  # noqa: E402
 from arag.relevance import links  # noqa: E402
+from arag.relevance.judge import DEFAULT_LINK_WEIGHTS  # noqa: E402
 from arag.relevance.links import expand_links  # noqa: E402
 from arag.settings import Settings  # noqa: E402
 from arag.training.link_weights import WEIGHT_GRID  # noqa: E402

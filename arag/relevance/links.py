@@ -12,7 +12,8 @@ parenthetical qualifier), that candidate's probability is raised by noisy-OR:
 where ``p_source`` is the probability of the best of the ``top`` most relevant candidates that
 name it. The question itself lends too: a candidate whose subject the question names gains
 ``p' = p + w_q · (1 − p)`` (``QUESTION_LINK_WEIGHT``), since a comparison or a bridge question
-names its first hop, and a scorer reading the whole question can still rank that page low. ``w`` is fitted per scorer on held-out two-hop pairs made from the corpus itself
+names its first hop, and a scorer reading the whole question can still rank that page low.
+``w`` is fitted per scorer on held-out two-hop pairs made from the corpus itself
 (:func:`arag.training.pairs.bridge_pairs`), by :func:`arag.training.link_weights.fit_link_weight`. The result stays a
 probability in [0, 1], so the grading threshold keeps its meaning.
 
