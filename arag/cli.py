@@ -346,6 +346,30 @@ def _ui_script() -> Path:
     return Path(spec.origin)
 
 
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from arag.runtime.components import Components
+    from arag.serving.openai_api import create_app
+    from arag.sessions.checkpoints import open_checkpointer, open_thread_store
+
+    api_key = args.api_key or os.environ.get("ARAG_API_KEY") or None
+    if args.host not in LOOPBACK and not api_key:
+        raise UsageError(f"listening on {args.host} lets other machines in: set an API key (--api-key or ARAG_API_KEY)")
+    if args.queue < 0:
+        raise UsageError("--queue must be 0 or more")
+    settings = _settings(args)
+    app = create_app(Components(settings), api_key=api_key, queue_size=args.queue,
+                     checkpointer=open_checkpointer(settings), thread_store=open_thread_store(settings))
+    print(f"arag: OpenAI-compatible API on http://{args.host}:{args.port}/v1 (models: arag-default, arag-naive, "
+          f"arag-fast, arag-agentic){'; bearer key required' if api_key else ''}", file=sys.stderr)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     app = _ui_script()
     env = dict(os.environ)
@@ -491,6 +515,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8501)
     p.set_defaults(func=cmd_ui)
+
+    p = sub.add_parser("serve", help="serve the graph as an OpenAI-compatible chat API on 127.0.0.1",
+                       description="Serve /v1/chat/completions (streamed or not), /v1/models (the profiles as models) "
+                       "and /health. One question runs on the local model at a time; up to --queue more wait, "
+                       "later ones get 429 with Retry-After. A thread is named by the request's 'user' field or the "
+                       "X-Arag-Thread header.")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; any other needs a key)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--api-key", help="bearer key clients must send (default: $ARAG_API_KEY; none on loopback)")
+    p.add_argument("--queue", type=int, default=16, help="requests that may wait for the model (default 16)")
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("models", help="list the local LLM presets; --prepare assembles and verifies them",
                        description="List local GGUF presets and whether they are assembled in the models "

@@ -50,17 +50,19 @@ def turn_result(final: dict, question: str, seconds: float, thread: str | None =
     }
 
 
-def stream_turn(graph, question: str, config: dict | None = None, stream_tokens: bool = True) -> Iterator[tuple[str, object]]:
+def stream_turn(graph, question: str, config: dict | None = None, stream_tokens: bool = True,
+                inputs: dict | None = None) -> Iterator[tuple[str, object]]:
     """Run ``question``; yield ``("node", (name, trace event))``, ``("token", text)``, then ``("result", dict)``.
 
     Tokens are those of the final answer (the ``generate`` node), as the model writes them.
+    ``inputs`` adds to the graph's input (``history`` for a conversation kept by the caller).
     """
     config = config or {}
     thread = (config.get("configurable") or {}).get("thread_id")
     started = time.perf_counter()
     final: dict = {}
     modes = ["updates", "messages", "values"] if stream_tokens else ["updates", "values"]
-    for mode, payload in graph.stream({"question": question}, config, stream_mode=modes):
+    for mode, payload in graph.stream({"question": question, **(inputs or {})}, config, stream_mode=modes):
         if mode == "updates":
             for node, values in payload.items():
                 events = (values or {}).get("trace")
