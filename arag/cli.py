@@ -370,6 +370,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_mcp(args: argparse.Namespace) -> int:
+    from arag.runtime.components import Components
+    from arag.serving.mcp_server import build_server
+
+    if args.transport == "http" and args.host not in LOOPBACK:
+        raise UsageError(f"the MCP server has no authentication: it listens on loopback only, not {args.host}")
+    server = build_server(Components(_settings(args)))
+    if args.transport == "stdio":
+        server.run("stdio")  # stdout carries the protocol; everything else goes to stderr
+    else:
+        print(f"arag: MCP server (streamable HTTP) on http://{args.host}:{args.port}/mcp", file=sys.stderr)
+        server.run("streamable-http", host=args.host, port=args.port)
+    return 0
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     app = _ui_script()
     env = dict(os.environ)
@@ -526,6 +541,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--api-key", help="bearer key clients must send (default: $ARAG_API_KEY; none on loopback)")
     p.add_argument("--queue", type=int, default=16, help="requests that may wait for the model (default 16)")
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("mcp", help="serve the documents to MCP clients (stdio, or streamable HTTP on 127.0.0.1)",
+                       description="A Model Context Protocol server: tools search_documents(query, k) and "
+                       "ask(question, profile), and every ingested file as a resource. Over stdio by default (the "
+                       "client starts this command); --transport http serves http://127.0.0.1:PORT/mcp.")
+    p.add_argument("--transport", choices=["stdio", "http"], default="stdio")
+    p.add_argument("--host", default="127.0.0.1", help="address for --transport http (loopback only)")
+    p.add_argument("--port", type=int, default=8001)
+    p.set_defaults(func=cmd_mcp)
 
     p = sub.add_parser("models", help="list the local LLM presets; --prepare assembles and verifies them",
                        description="List local GGUF presets and whether they are assembled in the models "

@@ -14,7 +14,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 PACKAGES = ("arag", "graphs", "nodes", "ui")
 #: The modules of the library that sit above graphs: the command line, ``python -m arag`` and the API server.
-TOP_OF_LIBRARY = ("arag.cli", "arag.__main__", "arag.serving", "arag.serving.openai_api")
+TOP_OF_LIBRARY = ("arag.cli", "arag.__main__", "arag.serving", "arag.serving.openai_api", "arag.serving.mcp_server")
 
 
 def module_name(path: Path) -> str:
