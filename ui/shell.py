@@ -21,7 +21,9 @@ TECHNIQUES = {
     "step_back": "Step-back question",
     "hyde": "HyDE (hypothetical answer)",
     "rerank": "Rerank by relevance",
+    "second_hop": "Second hop (multi-hop, no LLM call)",
     "link_expansion": "Link expansion (multi-hop)",
+    "compare": "Comparisons decided in code",
     "reflect": "Self-RAG reflection",
     "web_fallback": "Web search fallback",
 }
