@@ -271,7 +271,9 @@ def summarize(records: list[dict], configs: list[tuple[str, dict]], peaks: dict[
         seconds = sorted(r["seconds"] for r in ran)
         row["median_s"] = round(statistics.median(seconds), 2) if seconds else None
         row["p95_s"] = round(seconds[min(len(seconds) - 1, round(0.95 * (len(seconds) - 1)))], 2) if seconds else None
-        row["peak_rss_mb"] = peaks.get(name)
+        # The peak of the process that ran the questions (kept in each record, so a resumed run reports it too).
+        kept = [r["peak_rss_mb"] for r in mine if r.get("peak_rss_mb")]
+        row["peak_rss_mb"] = max(kept) if kept else peaks.get(name)
         cost = (costs or {}).get(name) or {}
         row["index_chunks"], row["ingest_llm_calls"] = cost.get("chunks"), cost.get("ingest_llm_calls")
         rows.append(row)
@@ -402,6 +404,7 @@ def run_eval(run: EvalRun, indexes: EvalIndexes, build_graph: Callable[..., obje
                 except Exception as exc:  # noqa: BLE001 - any failure is recorded and the run goes on
                     record |= failure_record(exc, question)
                 record["seconds"] = round(time.perf_counter() - started, 3)
+                record["peak_rss_mb"] = peak_rss_mb()
                 done[(name, question.id)] = record
                 sink.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
                 sink.flush()
