@@ -5,11 +5,12 @@ questions of ``bench/tutorial_qa.py`` are asked, each once directly (``graph.inv
 library user would) and once through the API with the official ``openai`` client over HTTP
 on 127.0.0.1, streamed and not, in turn. The chat model answers with a fixed sentence, a word
 a token and no delay, so what is measured is the graph's own work (retrieval, scoring) plus
-what the API adds; with ``--llm llamacpp:local-1.5b`` the real model answers, and the time to
-the first streamed token is what a chat user waits for.
+what the API adds. With ``--llm`` a real model answers; llama.cpp then reuses the prompt it has
+just read when the same question comes the second and third way, so those ways look faster:
+only the scripted model measures the API's overhead.
 
     python bench/api_latency.py                          # scripted model: the API's overhead
-    python bench/api_latency.py --llm llamacpp:local-1.5b --rounds 1 --limit 5   # the real model
+    python bench/api_latency.py --llm llamacpp:local-1.5b --rounds 1 --limit 5   # a real model (see above)
 
 Prints a Markdown table and writes ``bench/results/api_latency-<model>.json``.
 """

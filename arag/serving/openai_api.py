@@ -272,19 +272,27 @@ async def _stream(service: ChatService, queue: ModelQueue, request: Request, que
             work = asyncio.create_task(asyncio.to_thread(
                 service.turn, question, history, profile, thread, cancel,
                 lambda token: loop.call_soon_threadsafe(tokens.put_nowait, token)))
-            streamed = ""
-            while not (work.done() and tokens.empty()):
+            streamed, getter = "", None
+            while True:
                 # The server may go on accepting writes to a closed connection, so ask whether the client is there.
                 if await request.is_disconnected():
                     cancel.set()
                     await asyncio.wait({work})  # the model stops at its next token; the queue's turn ends after it
                     return
-                try:
-                    token = await asyncio.wait_for(tokens.get(), timeout=DISCONNECT_POLL_S)
-                except TimeoutError:
-                    continue
-                streamed += token
-                yield _chunk(completion_id, created, model, {"content": token})
+                getter = getter or asyncio.ensure_future(tokens.get())
+                done, _ = await asyncio.wait({getter, work}, timeout=DISCONNECT_POLL_S,
+                                             return_when=asyncio.FIRST_COMPLETED)
+                if getter in done:
+                    token, getter = getter.result(), None
+                    streamed += token
+                    yield _chunk(completion_id, created, model, {"content": token})
+                elif work.done():  # the turn ended: what is left in the queue, then the end
+                    getter.cancel()
+                    while not tokens.empty():
+                        token = tokens.get_nowait()
+                        streamed += token
+                        yield _chunk(completion_id, created, model, {"content": token})
+                    break
             result = await work
     except BaseException:
         # The client went away (the response is cancelled): stop the model at its next token.
