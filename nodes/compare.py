@@ -71,7 +71,7 @@ def _source_of(name: str, value: str, documents: list[dict]) -> int | None:
     return best
 
 
-def decide(reply: str, documents: list[dict]) -> tuple[str | None, list[tuple[str, str]], str]:
+def decide(reply: str) -> tuple[str | None, list[tuple[str, str]], str]:
     """``("yes" | "no" | None, the two sides, why)`` from the model's reply."""
     sides = read_sides(reply)[:2]
     if len(sides) < 2:
@@ -98,7 +98,7 @@ def compare(state: RAGState, run: Run) -> dict:
     except LLMCallFailed as exc:
         run.trace(error=str(exc))
         return {"answer": ""}
-    verdict, sides, why = decide(str(reply.content), documents)
+    verdict, sides, why = decide(str(reply.content))
     run.trace(attribute=attribute, sides=[{"name": n, "value": v} for n, v in sides], decided=verdict, why=why)
     if verdict is None:
         return {"answer": ""}
