@@ -457,7 +457,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--llm", help="LLM provider string, e.g. llamacpp:local-0.5b or openai:gpt-4o-mini")
     p.add_argument("--top-k", type=int, dest="top_k", help="chunks given to the model")
     p.add_argument("--profile", choices=["naive", "fast", "agentic"],
-                   help="technique set: naive (retrieve+generate), fast (default settings), agentic (every transform)")
+                   help="technique set: naive (retrieve+generate), fast (default settings), "
+                   "agentic (default + LLM query transforms for the extra search, and reflection)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=cmd_ask)
 

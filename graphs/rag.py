@@ -10,7 +10,7 @@ contextualize → route ─┬─ direct ─────────────
                                                └─ (none on) ─────→ retrieve
 grade_documents ── enough ──→ rerank ─┬─ same-attribute yes/no ── compare ── decided ──→ reflect
                │                      └───────────→ generate ←── undecided ──┘
-               └── too few → rewrite_question → web_search | retrieve
+               └── too few → rewrite_question → web_search | retrieve (| the transforms, when they wait for a retry)
 generate → reflect ── ok ──→ finalize;  ungrounded → generate;  not useful → rewrite_question
 ```
 ```
@@ -88,9 +88,14 @@ def after_route(state: RAGState) -> str:
 TRANSFORMS = ("multi_query", "step_back", "hyde")
 
 
-def transforms(config: RunnableConfig, settings: Settings) -> list[str]:
-    """The transforms this run's settings turn on, or straight to retrieval when none is."""
+def transforms(config: RunnableConfig, settings: Settings, search: str = "first") -> list[str]:
+    """The transforms this run's settings turn on for this ``search`` ("first" or "retry").
+
+    Straight to retrieval when none is.
+    """
     run = settings.for_run(config)
+    if run.transform_when != search:
+        return ["retrieve"]
     on = {"multi_query": run.multi_query > 0, "step_back": run.step_back, "hyde": run.hyde}
     return [name for name in TRANSFORMS if on[name]] or ["retrieve"]
 
@@ -112,8 +117,8 @@ def after_grade(state: RAGState) -> str:
     return "rewrite_question" if state.get("need_more") else "rerank"
 
 
-def after_rewrite(state: RAGState) -> str:
-    return "web_search" if state.get("web_ready") else "retrieve"
+def after_rewrite(state: RAGState, config: RunnableConfig, *, settings: Settings) -> str | list[str]:
+    return "web_search" if state.get("web_ready") else transforms(config, settings, "retry")
 
 
 def after_web_search(state: RAGState, config: RunnableConfig, *, settings: Settings) -> str | list[str]:
@@ -179,7 +184,8 @@ def build_graph(
     builder.add_edge("retrieve", "second_hop")
     builder.add_edge("second_hop", "grade_documents")
     builder.add_conditional_edges("grade_documents", after_grade, ["rewrite_question", "rerank"])
-    builder.add_conditional_edges("rewrite_question", after_rewrite, ["web_search", "retrieve"])
+    builder.add_conditional_edges("rewrite_question", partial(after_rewrite, **settings_of),
+                                  ["web_search", *TRANSFORMS, "retrieve"])
     builder.add_conditional_edges("web_search", partial(after_web_search, **settings_of), ["rerank", *TRANSFORMS, "retrieve"])
     builder.add_conditional_edges("rerank", partial(after_rerank, **settings_of), ["compare", "generate"])
     builder.add_conditional_edges("compare", after_compare, ["reflect", "generate"])

@@ -138,15 +138,19 @@ class PromptRoutedModel(ScriptedChatModel):
         return super()._generate(messages, stop, run_manager, **kwargs)
 
 
-def test_agentic_profile_fans_out_every_query_transform_and_fuses_them(indexed, embedder):
-    rewordings = ["Which person created the COBOL compiler?", "COBOL compiler inventor"]
-    step_back = "What is the history of early compilers?"
-    passage = "Grace Hopper built the first COBOL compiler in 1959."
-    llm = PromptRoutedModel(replies={"rewordings": json.dumps({"rewordings": rewordings}), "generic question": step_back,
-                                     "factual passage": passage})
+TRANSFORM_REPLIES = {"rewordings": json.dumps({"rewordings": ["Which person created the COBOL compiler?",
+                                                                  "COBOL compiler inventor"]}),
+                     "generic question": "What is the history of early compilers?",
+                     "factual passage": "Grace Hopper built the first COBOL compiler in 1959."}
+
+
+def test_every_query_transform_fans_out_in_parallel_and_is_fused(indexed, embedder):
+    llm = PromptRoutedModel(replies=TRANSFORM_REPLIES)
     graph = build_graph(components=Components(indexed, llm=llm, embedder=embedder))
-    out = graph.invoke({"question": COBOL}, {"configurable": {"profile": "agentic", "router": "rules"}})
+    out = graph.invoke({"question": COBOL}, {"configurable": {"multi_query": 2, "step_back": True, "hyde": True}})
     visited = path(out)
+    rewordings = json.loads(TRANSFORM_REPLIES["rewordings"])["rewordings"]
+    step_back, passage = TRANSFORM_REPLIES["generic question"], TRANSFORM_REPLIES["factual passage"]
     # The three transforms run in one step, in parallel, and retrieval waits for all three, once.
     assert set(visited[3:6]) == {"multi_query", "step_back", "hyde"} and visited[6] == "retrieve"
     assert visited.count("retrieve") == 1
@@ -154,6 +158,28 @@ def test_agentic_profile_fans_out_every_query_transform_and_fuses_them(indexed, 
     assert event(out, "step_back")["step_back"] == step_back and event(out, "hyde")["hyde"] == passage
     assert event(out, "retrieve")["queries"] == [COBOL, *rewordings, step_back, passage]
     assert out["llm_calls"] == 4 and sum(e.get("llm_calls", 0) for e in out["trace"]) == 4
+
+
+def test_agentic_profile_keeps_its_transforms_for_a_search_the_grade_asks_for(indexed, embedder):
+    # Enough evidence at the first search: the agentic profile answers like the default, in one call.
+    llm = PromptRoutedModel(replies=TRANSFORM_REPLIES)
+    graph = build_graph(components=Components(indexed, llm=llm, embedder=embedder))
+    out = graph.invoke({"question": COBOL}, {"configurable": {"profile": "agentic"}})
+    assert not {"multi_query", "step_back", "hyde", "rewrite_question"} & set(path(out)) and out["llm_calls"] == 1
+    # Too little: the rewrite and the three transforms write the extra search's queries.
+    replies = {**TRANSFORM_REPLIES, "search query": "COBOL compiler team lead"}
+    llm = PromptRoutedModel(replies=replies)
+    graph = build_graph(components=Components(indexed.model_copy(update={"relevance_threshold": 1.0}), llm=llm,
+                                              embedder=embedder))
+    out = graph.invoke({"question": COBOL}, {"configurable": {"profile": "agentic"}})
+    visited = path(out)
+    first, again = visited.index("retrieve"), visited.index("rewrite_question")
+    assert not {"multi_query", "step_back", "hyde"} & set(visited[:first])
+    assert set(visited[again + 1:again + 4]) == {"multi_query", "step_back", "hyde"} and visited[again + 4] == "retrieve"
+    assert event(out, "retrieve")["queries"] == [COBOL]
+    assert event(out, "retrieve", 1)["queries"][:2] == [COBOL, "COBOL compiler team lead"]
+    assert TRANSFORM_REPLIES["factual passage"] in event(out, "retrieve", 1)["queries"]
+    assert out["llm_calls"] == 5  # rewrite, three transforms, answer
 
 
 @pytest.mark.parametrize("on, expected", [

@@ -40,7 +40,9 @@ def indexed(tmp_path, settings, embedder, ingestor):
 def ask(indexed, llm, profile="naive"):
     settings, embedder = indexed
     graph = build_graph(components=Components(settings.model_copy(update={"reflect": False}), llm=llm, embedder=embedder))
-    return graph.invoke({"question": QUESTION}, {"configurable": {"profile": profile}})
+    # "agentic" here is every LLM decision on: the router's and the transforms' JSON calls first.
+    every_call = {"router": "llm", "transform_when": "first", "decompose": "auto"} if profile == "agentic" else {}
+    return graph.invoke({"question": QUESTION}, {"configurable": {"profile": profile, **every_call}})
 
 
 @pytest.mark.parametrize("bug", BUGS, ids=lambda e: type(e).__name__)

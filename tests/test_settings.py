@@ -29,7 +29,7 @@ def test_per_call_overrides_and_profiles():
     base = Settings()
     assert base.for_run(None) is base
     agentic = base.for_run({"configurable": {"profile": "agentic", "hyde": False, "thread_id": "x"}})
-    assert agentic.router == "llm" and agentic.multi_query == 2 and agentic.hyde is False
+    assert agentic.transform_when == "retry" and agentic.multi_query == 2 and agentic.hyde is False
     assert base.for_run({"configurable": {"profile": "naive"}}).rerank is False
     with pytest.raises(ValueError, match="unknown profile"):
         base.for_run({"configurable": {"profile": "turbo"}})
