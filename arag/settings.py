@@ -67,6 +67,13 @@ class Settings(BaseSettings):
         description="CPU threads for the local model.",
     )
     llm_context_tokens: int = Field(4096, ge=512, description="Context window of the local model.")
+    llm_batch_tokens: int = Field(
+        512, ge=32, le=4096, description="Local model: prompt tokens llama.cpp evaluates per step (batch size)."
+    )
+    llm_flash_attention: bool = Field(False, description="Local model: llama.cpp's flash attention.")
+    llm_kv_cache: Literal["f16", "q8_0"] = Field(
+        "f16", description="Local model: element type of the KV cache ('q8_0' halves its memory)."
+    )
     llm_timeout_s: float = Field(120.0, gt=0, description="Timeout of one call to a hosted LLM.")
     llm_max_retries: int = Field(
         2, ge=0, le=10, description="Retries of a hosted LLM call after a timeout, refused connection, HTTP 429 or 5xx, "
@@ -98,6 +105,11 @@ class Settings(BaseSettings):
         "'minilm' (packaged all-MiniLM-L6-v2) or a local model directory.",
     )
     embedding_batch_size: int = Field(32, ge=1)
+    embedding_backend: Literal["onnx", "onnx-int8", "torch"] = Field(
+        "onnx", description="How the embedding model runs: 'onnx' (ONNX Runtime, exported once into the models "
+        "cache; the same vectors as torch), 'onnx-int8' (int8 weights: faster, slightly different vectors, indexed "
+        "as a model of its own) or 'torch'."
+    )
     chunk_tokens: int = Field(200, ge=32, le=512, description="Target chunk size in embedding tokens.")
     index_strategy: Literal["chunks", "parent"] = Field(
         "chunks", description="How documents are indexed, recorded per collection at its first ingest: 'chunks' "
@@ -179,6 +191,13 @@ class Settings(BaseSettings):
         description="Keep each chunk's token vectors (int8, about 390 bytes a token) from the ingest pass, so "
         "late-interaction scoring encodes only the question: reranking 30 chunks takes milliseconds instead of "
         "an encoder pass over all of them (see bench/rerank_speed.py).",
+    )
+    token_vector_codec: Literal["int8", "pq"] = Field(
+        "int8", description="How kept token vectors are stored: 'int8' (about 390 bytes a token) or 'pq' (product "
+        "quantisation with a codebook learnt from the collection: token_vector_bytes bytes a token)."
+    )
+    token_vector_bytes: int = Field(
+        48, description="Bytes a token with token_vector_codec 'pq' (sub-vectors; must divide the model's dimension)."
     )
     max_sub_questions: int = Field(3, ge=2, le=5)
     self_query: Literal["off", "rules", "llm"] = Field(

@@ -7,7 +7,8 @@ Measured per preset, in one process (models loaded once, as in the UI or a serve
 ingestion of the corpus from scratch (chunks a second, embedding included) and again with
 nothing changed; then 10 questions through the graph: median and p95 seconds, prompt and
 completion tokens per LLM call. A cold ``arag ask`` (new process: imports, model loading)
-is timed once per preset too.
+is timed once per preset too: to the end of its last step before the LLM call, to its first
+answer token (streamed to a pseudo-terminal, as at a person's terminal) and to its exit.
 """
 
 from __future__ import annotations
@@ -40,7 +41,44 @@ QUESTIONS = [
 ]
 
 
-def bench_preset(preset: str, data_dir: Path, models_dir: Path, profile: str) -> dict:
+def cold_ask(env: dict, question: str, profile: str) -> dict:
+    """A new ``arag ask`` process, timed from its launch: when its last step before the LLM ends (the
+    last progress line before the answer), when the first answer token appears, when it exits.
+
+    Its standard output is a pseudo-terminal, so it streams the answer token by token as it
+    does for a person at a terminal.
+    """
+    import pty
+    import select
+
+    controller, terminal = pty.openpty()
+    started = time.perf_counter()
+    child = subprocess.Popen([sys.executable, "-m", "arag", "ask", question, "--profile", profile], env=env, cwd=REPO,
+                             stdout=terminal, stderr=subprocess.PIPE)
+    os.close(terminal)
+    last_progress = first_token = None
+    streams = {controller: "answer", child.stderr.fileno(): "progress"}
+    while streams:
+        ready, _, _ = select.select(list(streams), [], [], 1.0)
+        for fd in ready:
+            try:
+                data = os.read(fd, 4096)
+            except OSError:  # the terminal closes with the child
+                data = b""
+            if not data:
+                del streams[fd]
+            elif streams[fd] == "progress" and first_token is None:
+                last_progress = time.perf_counter() - started
+            elif streams[fd] == "answer" and first_token is None and data.strip():
+                first_token = time.perf_counter() - started
+    if child.wait() != 0:
+        raise SystemExit(f"arag ask failed with status {child.returncode}")
+    os.close(controller)
+    return {"total_s": round(time.perf_counter() - started, 2), "llm_call_starts_s": round(last_progress or 0.0, 2),
+            "first_token_s": round(first_token or 0.0, 2)}
+
+
+def bench_preset(preset: str, data_dir: Path, models_dir: Path, profile: str, repeat_cold: int = 1) -> dict:
     from arag.ingestion.ingest import Ingestor
     from arag.runtime.components import Components
     from arag.settings import Settings
@@ -69,10 +107,8 @@ def bench_preset(preset: str, data_dir: Path, models_dir: Path, profile: str) ->
             "cited": bool(out["citations"]), "answer": out["answer"],
         })
     env = {**os.environ, "ARAG_DATA_DIR": str(data_dir), "ARAG_MODELS_DIR": str(settings.models_path), "ARAG_LLM": f"llamacpp:{preset}"}
-    started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "arag", "ask", QUESTIONS[0], "--json", "--profile", profile], env=env, check=True,
-                   capture_output=True, cwd=REPO)
-    cli_seconds = time.perf_counter() - started
+    runs = sorted((cold_ask(env, QUESTIONS[0], profile) for _ in range(repeat_cold)), key=lambda r: r["total_s"])
+    cold_cli = runs[len(runs) // 2]
     secs = [r["seconds"] for r in rows]
     return {
         "preset": preset,
@@ -87,7 +123,10 @@ def bench_preset(preset: str, data_dir: Path, models_dir: Path, profile: str) ->
         "prompt_tokens_per_call": round(statistics.mean(r["prompt_tokens"] for r in rows)),
         "completion_tokens_per_call": round(statistics.mean(r["completion_tokens"] for r in rows)),
         "cited_share": sum(r["cited"] for r in rows) / len(rows),
-        "cold_cli_ask_s": round(cli_seconds, 1),
+        "cold_cli_ask_s": cold_cli["total_s"],
+        "cold_cli_llm_call_starts_s": cold_cli["llm_call_starts_s"],
+        "cold_cli_first_token_s": cold_cli["first_token_s"],
+        "cold_cli_runs": runs,
         "questions": rows,
     }
 
@@ -96,6 +135,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--presets", default="local-1.5b,local-0.5b,local-270m")
     parser.add_argument("--profile", default="fast", choices=["naive", "fast", "agentic"])
+    parser.add_argument("--repeat-cold", type=int, default=1, help="cold asks per preset (the median is kept)")
     parser.add_argument("--models-dir", type=Path, default=None, help="assembled GGUF models (default: the per-user cache)")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "ask_latency.json")
     args = parser.parse_args()
@@ -103,7 +143,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for preset in args.presets.split(","):
             print(f"benchmarking {preset} …", file=sys.stderr)
-            results.append(bench_preset(preset, Path(tmp) / preset, args.models_dir, args.profile))
+            results.append(bench_preset(preset, Path(tmp) / preset, args.models_dir, args.profile, args.repeat_cold))
     report = {"machine": machine(), "date": time.strftime("%Y-%m-%d"), "results": results}
     if args.out == parser.get_default("out") and args.profile != "fast":
         args.out = args.out.with_name(f"ask_latency_{args.profile}.json")
@@ -111,13 +151,15 @@ def main() -> None:
     args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False))
     print(f"Machine: {report['machine']}\n")
     print("| preset | profile | ingest chunks/s | re-ingest unchanged s | LLM calls/question | ask median s | ask p95 s "
-          "| prompt tokens/call | completion tokens/call | answers cited | cold `arag ask` s |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          "| prompt tokens/call | completion tokens/call | answers cited | cold `arag ask` s | of which before the LLM call "
+          "| first token |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         print(f"| {r['preset']} | {r['profile']} | {r['ingest_chunks_per_s']} | {r['reingest_unchanged_seconds']} | "
               f"{r['llm_calls_per_question']} | {r['ask_median_s']} | "
               f"{r['ask_p95_s']} | {r['prompt_tokens_per_call']} | {r['completion_tokens_per_call']} | "
-              f"{r['cited_share']:.0%} | {r['cold_cli_ask_s']} |")
+              f"{r['cited_share']:.0%} | {r['cold_cli_ask_s']} | {r['cold_cli_llm_call_starts_s']} | "
+              f"{r['cold_cli_first_token_s']} |")
 
 
 if __name__ == "__main__":

@@ -86,7 +86,7 @@ def _isolated_env(monkeypatch, tmp_path):
 def embedder():
     from arag.embeddings.embedder import Embedder, packaged_minilm_dir
 
-    return Embedder(packaged_minilm_dir())
+    return Embedder(packaged_minilm_dir(), models_dir=MODELS_DIR)
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import multiprocessing
 import numpy as np
 import pytest
 
-from arag.embeddings.embedder import embedding_text
+from arag.embeddings.embedder import Embedder, embedding_text
 from arag.index.token_store import TokenVectorStore, dequantise, quantise, text_key, token_store_for
 from arag.relevance.scorers import LateInteractionScorer, MultiScorer
 
@@ -71,10 +71,23 @@ def test_ingestion_stores_the_token_vectors_of_every_chunk_in_its_one_encoder_pa
         assert np.abs(stored[key] - fresh).max() < 0.01
 
 
-def test_pooled_vectors_match_flagembedding_encoding(embedder):
-    texts = [embedding_text(name, "", text) for name, text in PAGES.items()] + ["", "x"]
-    reference = embedder._flag_model().encode_corpus(texts, batch_size=len(texts) + 1, max_length=embedder.max_length)
+def test_pooled_vectors_match_sentence_transformers_on_every_backend(embedder, tmp_path):
+    from sentence_transformers import SentenceTransformer
+
+    texts = [embedding_text(name, "", text) for name, text in PAGES.items()] + ["", "x", "long " * 400]
+    reference_model = SentenceTransformer(str(embedder.model_dir), device="cpu")
+    reference_model.max_seq_length = embedder.max_length
+    reference = reference_model.encode(texts, normalize_embeddings=True, batch_size=len(texts) + 1)
+    assert embedder.backend == "onnx"
     assert np.abs(embedder.embed_documents(texts) - reference).max() < 1e-5
+    by_torch = Embedder(embedder.model_dir, backend="torch")
+    assert by_torch.model_id == embedder.model_id
+    assert np.abs(by_torch.embed_documents(texts) - reference).max() < 1e-5
+    # int8 weights: the vectors move a little, so they are a model of their own.
+    quantised = Embedder(embedder.model_dir, backend="onnx-int8", models_dir=tmp_path)
+    assert quantised.model_id == embedder.model_id + "+int8"
+    cosines = (quantised.embed_documents(texts) * reference).sum(axis=1)
+    assert cosines.min() > 0.95 and (tmp_path / "onnx" / f"{embedder.weights_id}-int8.onnx").is_file()
 
 
 def test_scoring_reads_stored_vectors_and_encodes_only_the_question(indexed, embedder, settings):
@@ -133,6 +146,40 @@ def test_a_store_written_by_another_model_is_emptied(tmp_path):
     assert len(TokenVectorStore(path, "model-b@1")) == 0
 
 
+def clustered_tokens(rng, rows: int, dim: int = 48) -> np.ndarray:
+    centres = rng.normal(size=(40, dim))
+    v = centres[rng.integers(0, 40, rows)] + 0.1 * rng.normal(size=(rows, dim))
+    return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_product_quantised_store_fits_its_codebook_once_enough_tokens_come(tmp_path, monkeypatch):
+    import arag.index.token_store as token_store
+
+    monkeypatch.setattr(token_store, "PQ_FIT_TOKENS", 2000)
+    rng = np.random.default_rng(1)
+    path = tmp_path / "pq.sqlite"
+    store = TokenVectorStore(path, "m@1", codec="pq", subvectors=12)
+    small = clustered_tokens(rng, 50)
+    store.put({"early": small})  # too few tokens for a codebook: kept as int8
+    assert np.abs(store.get(["early"])["early"] - small).max() < 0.01
+    batch = {f"k{i}": clustered_tokens(rng, 100) for i in range(30)}
+    store.put(batch)
+    # Another instance (another process) reads the same codebook back.
+    again = TokenVectorStore(path, "m@1", codec="pq", subvectors=12)
+    got = again.get(list(batch) + ["early"])
+    assert np.abs(got["early"] - small).max() < 0.01
+    rebuilt = np.concatenate([got[k] for k in batch])
+    original = np.concatenate(list(batch.values()))
+    cosine = (rebuilt * original).sum(axis=1) / np.linalg.norm(rebuilt, axis=1)
+    assert rebuilt.shape == original.shape and cosine.mean() > 0.95
+    # 12 bytes a token plus SQLite's row overhead, against 48 + 2 for int8 of 48 dimensions.
+    codes = again._db.execute("SELECT codes, scales FROM tokens WHERE key = 'k3'").fetchone()
+    assert len(codes[0]) == 100 * 12 and codes[1] is None
+    # A score of a text read back equals the score of the same text just encoded and stored.
+    fresh = again.vectors_for(["a new text"], type("Fixed", (), {"token_vectors": lambda self, texts: [batch["k0"]]})())[0]
+    assert np.allclose(fresh, again.get([text_key("a new text")])[text_key("a new text")])
+
+
 def _writer(path: str, start: int) -> None:
     store = TokenVectorStore(path, "m@1")
     for i in range(start, start + 40):
@@ -167,3 +214,27 @@ def test_the_setting_turns_the_store_off(settings, embedder, tmp_path):
     report = Ingestor(off, embedder, store).ingest([docs], progress=False)
     assert report.chunks_written == 1
     assert not (off.data_dir / "token-vectors").exists()
+
+
+QUESTION_PROCESS = """
+import json, sys
+from pathlib import Path
+from arag.settings import Settings
+from graphs import build_graph
+settings = Settings(data_dir=Path(sys.argv[1]), models_dir=Path(sys.argv[2]), write_answer=False)
+out = build_graph(settings).invoke({"question": "why does green tea stay green?"})
+print(json.dumps({"modules": sorted(m for m in ("torch", "transformers", "FlagEmbedding", "sentence_transformers")
+                                    if m in sys.modules), "documents": len(out["documents"])}))
+"""
+
+
+def test_a_question_in_a_new_process_loads_no_torch(indexed, settings):
+    import json
+    import subprocess
+    import sys
+
+    # The ingest above exported the encoder to ONNX; a process that only asks reads that file.
+    done = subprocess.run([sys.executable, "-c", QUESTION_PROCESS, str(settings.data_dir), str(settings.models_path)],
+                          capture_output=True, text=True, timeout=300, check=True)
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["documents"] >= 1 and report["modules"] == []

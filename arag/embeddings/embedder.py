@@ -1,7 +1,7 @@
 """Embedding models: the packaged all-MiniLM-L6-v2 or any local sentence-transformers directory.
 
-Weights load lazily on the first ``embed_*`` call (FlagEmbedding's import alone takes
-seconds), and the tokenizer used to count chunk tokens loads without torch.
+Weights load lazily on the first ``embed_*`` call, through ONNX Runtime by default (torch's
+import alone takes seconds), and the tokenizer used to count chunk tokens loads without torch.
 
 Example:
     >>> from arag.embeddings.embedder import packaged_minilm_dir
@@ -25,7 +25,10 @@ from tqdm import tqdm
 
 from arag.environment import apply_offline_environment
 from arag.model_registry import ModelRegistry
-from arag.settings import Settings
+from arag.settings import Settings, default_models_dir
+
+#: How the encoder runs (see :class:`Embedder`).
+BACKENDS = ("onnx", "onnx-int8", "torch")
 
 
 class EmbeddingModelError(RuntimeError):
@@ -80,7 +83,11 @@ def embedding_text(title: str, heading: str, text: str) -> str:
 
 
 class Embedder:
-    """Dense sentence embeddings (mean pooling, L2-normalised) through FlagEmbedding.
+    """Dense sentence embeddings (mean pooling, L2-normalised) and token vectors from one encoder.
+
+    ``backend`` runs the encoder: "onnx" (ONNX Runtime, fp32: the same vectors as torch, faster, and
+    no torch import once the model is exported), "onnx-int8" (weights quantised to int8: faster
+    still; its vectors differ slightly, so it indexes as a model of its own) or "torch".
 
     Example:
         >>> emb = Embedder.from_settings(Settings())
@@ -88,12 +95,18 @@ class Embedder:
         2
     """
 
-    def __init__(self, model_dir: Path, batch_size: int = 32, max_length: int = 256, query_instruction: str | None = None):
+    def __init__(self, model_dir: Path, batch_size: int = 32, max_length: int = 256, query_instruction: str | None = None,
+                 backend: str = "onnx", models_dir: Path | None = None):
+        if backend not in BACKENDS:
+            raise EmbeddingModelError(f"unknown embedding backend {backend!r}; use one of {', '.join(BACKENDS)}")
         self.model_dir = Path(model_dir)
         self.batch_size = batch_size
         self.max_length = max_length
         self.query_instruction = query_instruction
+        self.backend = backend
+        self.models_dir = Path(models_dir) if models_dir else default_models_dir()
         self._model = None
+        self._truncating: dict[int, Tokenizer] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -104,12 +117,18 @@ class Embedder:
             active = ModelRegistry(settings).active_dir("embedder")
             name = str(active) if active else "minilm"
         model_dir = resolve_model_dir(name)
-        return cls(model_dir, batch_size=settings.embedding_batch_size, query_instruction=card_field(model_dir, "query_instruction"))
+        return cls(model_dir, batch_size=settings.embedding_batch_size, query_instruction=card_field(model_dir, "query_instruction"),
+                   backend=settings.embedding_backend, models_dir=settings.models_path)
+
+    @cached_property
+    def weights_id(self) -> str:
+        name = self.model_dir.parent.name if self.model_dir.name == "model" else self.model_dir.name
+        return f"{name}@{model_fingerprint(self.model_dir)}"
 
     @cached_property
     def model_id(self) -> str:
-        name = self.model_dir.parent.name if self.model_dir.name == "model" else self.model_dir.name
-        return f"{name}@{model_fingerprint(self.model_dir)}"
+        """The identity of the vectors: the weights, and int8 when quantised (fp32 ONNX matches torch)."""
+        return self.weights_id + ("+int8" if self.backend == "onnx-int8" else "")
 
     @cached_property
     def tokenizer(self):
@@ -125,34 +144,60 @@ class Embedder:
     def count_tokens_batch(self, texts: list[str]) -> list[int]:
         return [len(e.ids) for e in self.tokenizer.encode_batch(texts, add_special_tokens=False)]
 
-    def _flag_model(self):
+    def _tokenise(self, texts: list[str], max_length: int):
+        # A tokenizer per length: truncation is its state, and count_tokens must not truncate.
+        with self._lock:
+            tok = self._truncating.get(max_length)
+            if tok is None:
+                tok = self._truncating[max_length] = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
+                tok.no_padding()
+                tok.enable_truncation(max_length)
+        return tok.encode_batch(texts)
+
+    def _encoder(self):
+        """The loaded encoder: a function from (ids, mask) int64 arrays to hidden states."""
         with self._lock:
             if self._model is None:
-                apply_offline_environment()
-                try:
-                    # Imported on first use, not at the top: FlagEmbedding (with torch and transformers) takes seconds.
-                    from FlagEmbedding import FlagModel
-                    from transformers.utils import logging as hf_logging
-
-                    hf_logging.disable_progress_bar()
-                    hf_logging.set_verbosity_error()
-                except ImportError as exc:
-                    raise EmbeddingModelError("FlagEmbedding is not installed; run `make install`") from exc
-                try:
-                    self._model = FlagModel(
-                        str(self.model_dir),
-                        pooling_method="mean",
-                        normalize_embeddings=True,
-                        use_fp16=False,
-                        devices="cpu",
-                        query_instruction_for_retrieval=self.query_instruction,
-                        batch_size=self.batch_size,
-                        query_max_length=self.max_length,
-                        passage_max_length=self.max_length,
-                    )
-                except (OSError, ValueError) as exc:
-                    raise EmbeddingModelError(f"cannot load embedding model {self.model_dir}: {exc}") from exc
+                self._model = self._load_onnx() if self.backend.startswith("onnx") else self._load_torch()
             return self._model
+
+    def _load_onnx(self):
+        from arag.embeddings.onnx_encoder import OnnxEncoder, export_encoder, onnx_file_name
+
+        precision = "int8" if self.backend == "onnx-int8" else "fp32"
+        path = self.models_dir / "onnx" / onnx_file_name(self.weights_id, precision)
+        if not path.exists():
+            try:
+                export_encoder(self.model_dir, path, precision)
+            except ImportError as exc:
+                raise EmbeddingModelError(f"exporting {self.model_dir} to ONNX needs torch and transformers: {exc}") from exc
+            except (OSError, ValueError, RuntimeError) as exc:
+                raise EmbeddingModelError(f"cannot export embedding model {self.model_dir} to ONNX: {exc}") from exc
+        return OnnxEncoder(path).hidden_states
+
+    def _load_torch(self):
+        apply_offline_environment()
+        try:
+            # Imported on first use, not at the top: torch and transformers take seconds.
+            import torch
+            from transformers import AutoModel
+            from transformers.utils import logging as hf_logging
+        except ImportError as exc:
+            raise EmbeddingModelError("torch and transformers are not installed; run `make install`") from exc
+        hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()
+        try:
+            model = AutoModel.from_pretrained(str(self.model_dir)).eval()
+        except (OSError, ValueError) as exc:
+            raise EmbeddingModelError(f"cannot load embedding model {self.model_dir}: {exc}") from exc
+
+        def hidden_states(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+            with torch.inference_mode():
+                out = model(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask),
+                            token_type_ids=torch.zeros_like(torch.from_numpy(ids)))
+            return out.last_hidden_state.numpy()
+
+        return hidden_states
 
     @cached_property
     def dim(self) -> int:
@@ -164,38 +209,38 @@ class Embedder:
         """Pooled vectors of ``texts`` and, with ``tokens``, their token vectors, from one forward pass.
 
         Pooled vectors are the mean of the last hidden states over the attention mask,
-        L2-normalised (what FlagEmbedding's "mean" pooling gives). Token vectors are the
+        L2-normalised (sentence-transformers' "mean" pooling). Token vectors are the
         L2-normalised hidden states without [CLS]/[SEP] and padding: the multi-vector
-        representation that late-interaction (max-sim) scoring reads. Batches are
-        length-sorted, so short texts cost little padding.
+        representation that late-interaction (max-sim) scoring reads. Texts are tokenised once,
+        then batched by token length, so short texts cost little padding.
         """
-        import torch
-
         pooled = np.zeros((len(texts), self.dim), dtype=np.float32)
         token_rows: list[np.ndarray | None] | None = [None] * len(texts) if tokens else None
         if not texts:
             return pooled, token_rows
-        model = self._flag_model()
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        run = self._encoder()
+        encodings = self._tokenise(texts, max_length or self.max_length)
+        order = sorted(range(len(texts)), key=lambda i: -len(encodings[i].ids))
         step = self.batch_size
-        with torch.inference_mode(), tqdm(total=len(texts), unit="chunk", desc="embed", leave=False,
-                                          disable=not progress or len(texts) <= step) as bar:
+        with tqdm(total=len(texts), unit="chunk", desc="embed", leave=False,
+                  disable=not progress or len(texts) <= step) as bar:
             for start in range(0, len(order), step):
                 members = order[start : start + step]
-                batch = model.tokenizer(
-                    [texts[i] for i in members], padding=True, truncation=True,
-                    max_length=max_length or self.max_length, return_tensors="pt", return_special_tokens_mask=True,
-                )
-                special = batch.pop("special_tokens_mask").bool()
-                hidden = model.model(**batch).last_hidden_state
-                mask = batch["attention_mask"]
-                mean = (hidden * mask.unsqueeze(-1)).sum(dim=1) / mask.sum(dim=1, keepdim=True)
-                pooled[members] = torch.nn.functional.normalize(mean, dim=-1).numpy()
+                width = len(encodings[members[0]].ids)
+                ids = np.zeros((len(members), width), dtype=np.int64)
+                mask = np.zeros((len(members), width), dtype=np.int64)
+                special = np.ones((len(members), width), dtype=bool)
+                for row, i in enumerate(members):
+                    enc = encodings[i]
+                    n = len(enc.ids)
+                    ids[row, :n], mask[row, :n], special[row, :n] = enc.ids, 1, enc.special_tokens_mask
+                hidden = run(ids, mask)
+                mean = (hidden * mask[:, :, None]).sum(axis=1) / mask.sum(axis=1, keepdims=True)
+                pooled[members] = mean / np.maximum(np.linalg.norm(mean, axis=1, keepdims=True), 1e-12)
                 if token_rows is not None:
-                    unit = torch.nn.functional.normalize(hidden, dim=-1)
-                    keep = mask.bool() & ~special
-                    for i, row, row_keep in zip(members, unit, keep):
-                        token_rows[i] = row[row_keep].numpy().astype(np.float32)
+                    unit = hidden / np.maximum(np.linalg.norm(hidden, axis=2, keepdims=True), 1e-12)
+                    for row, i in enumerate(members):
+                        token_rows[i] = np.ascontiguousarray(unit[row][~special[row]], dtype=np.float32)
                 bar.update(len(members))
         return pooled, token_rows
 

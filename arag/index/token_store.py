@@ -6,9 +6,13 @@ all candidates (about 1.4 s for 30 HotpotQA paragraphs on 2 cores); ingestion co
 anyway, in the same forward pass as the chunk's pooled vector, so they are stored here and a
 rerank only encodes the question.
 
-Vectors are stored per token as int8 codes with a float16 scale (symmetric quantisation:
-about 390 bytes a token, a quarter of float32); on HotpotQA paragraphs the max-sim scores
-move by less than 5e-4, and only near-ties change places (``bench/rerank_speed.py``). Each Chroma
+Vectors are stored per token either as int8 codes with a float16 scale (``codec="int8"``:
+symmetric quantisation, about 390 bytes a token, a quarter of float32; on HotpotQA paragraphs
+the max-sim scores move by less than 5e-4, ``bench/rerank_speed.py``) or product-quantised
+(``codec="pq"``: ``subvectors`` bytes a token, :mod:`arag.index.product_quantizer`). The
+product quantiser's codebook is learnt from the first batch that brings enough tokens
+(``PQ_FIT_TOKENS``); rows written before it exist stay int8, so a small collection never
+waits for a codebook it cannot fit, and both kinds are read back alike. Each Chroma
 collection has its own file, keyed by the hash of the text the encoder saw (the chunk's
 ``text_hash``), so a text is encoded once however often it is scored. Texts scored that were
 never ingested (web results) are stored too, and dropped at the next ingest that changes the
@@ -33,6 +37,12 @@ from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
+
+from arag.index.product_quantizer import ProductQuantizer
+
+#: Tokens one batch must bring before a product-quantisation codebook is fitted on it.
+PQ_FIT_TOKENS = 20_000
+CODECS = ("int8", "pq")
 
 
 def text_key(text: str) -> str:
@@ -70,7 +80,8 @@ def token_store_for(settings, store) -> "TokenVectorStore | None":
     """The token-vector store of a :class:`knowledge.store.ChunkStore`; None when ``store_token_vectors`` is off."""
     if not settings.store_token_vectors:
         return None
-    return TokenVectorStore.for_collection(settings.data_dir, store.name, store.model_id)
+    return TokenVectorStore.for_collection(settings.data_dir, store.name, store.model_id,
+                                           codec=settings.token_vector_codec, subvectors=settings.token_vector_bytes)
 
 
 class TokenVectorStore:
@@ -79,9 +90,14 @@ class TokenVectorStore:
     A file written by another model is emptied on open: its vectors would score wrongly.
     """
 
-    def __init__(self, path: Path, model_id: str):
+    def __init__(self, path: Path, model_id: str, codec: str = "int8", subvectors: int = 48):
+        if codec not in CODECS:
+            raise ValueError(f"unknown token-vector codec {codec!r}; use one of {', '.join(CODECS)}")
         self.path = Path(path)
         self.model_id = model_id
+        self.codec = codec
+        self.subvectors = subvectors
+        self._quantizer: ProductQuantizer | None = None
         self._lock = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(str(self.path), timeout=30, check_same_thread=False, isolation_level=None)
@@ -89,17 +105,59 @@ class TokenVectorStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
             self._db.execute("CREATE TABLE IF NOT EXISTS tokens (key TEXT PRIMARY KEY, dim INTEGER, codes BLOB, scales BLOB)")
+            # One codebook per file; a row's ``scales`` is NULL when its codes are product-quantised.
+            self._db.execute("CREATE TABLE IF NOT EXISTS codebook (id INTEGER PRIMARY KEY CHECK (id = 1), "
+                             "subvectors INTEGER, dim INTEGER, centroids BLOB)")
             self._db.execute("BEGIN IMMEDIATE")
             row = self._db.execute("SELECT value FROM meta WHERE key = 'model_id'").fetchone()
             if row is None or row[0] != model_id:
                 self._db.execute("DELETE FROM tokens")
+                self._db.execute("DELETE FROM codebook")
                 self._db.execute("INSERT OR REPLACE INTO meta VALUES ('model_id', ?)", (model_id,))
             self._db.execute("COMMIT")
 
     @classmethod
-    def for_collection(cls, data_dir: Path, collection: str, model_id: str) -> "TokenVectorStore":
+    def for_collection(cls, data_dir: Path, collection: str, model_id: str, codec: str = "int8",
+                       subvectors: int = 48) -> "TokenVectorStore":
         """The store of a Chroma collection (built by ``model_id``) under ``data_dir/token-vectors``."""
-        return cls(token_store_path(data_dir, collection), model_id)
+        return cls(token_store_path(data_dir, collection), model_id, codec, subvectors)
+
+    def _codebook(self) -> ProductQuantizer | None:
+        """The file's codebook, if one was fitted (by this process or another); call under the lock."""
+        if self._quantizer is None:
+            row = self._db.execute("SELECT subvectors, dim, centroids FROM codebook WHERE id = 1").fetchone()
+            if row is not None:
+                self._quantizer = ProductQuantizer.from_bytes(row[2], row[0], row[1])
+        return self._quantizer
+
+    def _decode(self, dim: int, codes: bytes, scales: bytes | None) -> np.ndarray:
+        if scales is not None or dim == 0:
+            return dequantise(dim, codes, scales)
+        return self._codebook().decode(np.frombuffer(codes, dtype=np.uint8))
+
+    def _rows(self, vectors: dict[str, np.ndarray]) -> list[tuple]:
+        """Rows to write; fits the codebook first when product quantisation is on and none exists."""
+        quantizer = None
+        if self.codec == "pq":
+            with self._lock:
+                quantizer = self._codebook()
+            tokens = sum(len(v) for v in vectors.values())
+            if quantizer is None and tokens >= PQ_FIT_TOKENS:
+                fitted = ProductQuantizer.fit(np.concatenate([v for v in vectors.values() if len(v)]), self.subvectors)
+                with self._lock:
+                    self._db.execute("BEGIN IMMEDIATE")
+                    # Another process may have fitted one meanwhile: the first stored is everyone's.
+                    self._db.execute("INSERT OR IGNORE INTO codebook VALUES (1, ?, ?, ?)",
+                                     (fitted.subvectors, fitted.dim, fitted.to_bytes()))
+                    self._db.execute("COMMIT")
+                    quantizer = self._codebook()
+        rows = []
+        for key, v in vectors.items():
+            if quantizer is not None and len(v) and v.shape[1] == quantizer.dim:
+                rows.append((key, int(v.shape[1]), quantizer.encode(v).tobytes(), None))
+            else:
+                rows.append((key, *quantise(v)))
+        return rows
 
     def get(self, keys: Iterable[str]) -> dict[str, np.ndarray]:
         """Stored vectors of the keys that have them."""
@@ -111,11 +169,11 @@ class TokenVectorStore:
                 rows = self._db.execute(
                     f"SELECT key, dim, codes, scales FROM tokens WHERE key IN ({','.join('?' * len(part))})", part)
                 for key, dim, codes, scales in rows:
-                    out[key] = dequantise(dim, codes, scales)
+                    out[key] = self._decode(dim, codes, scales)
         return out
 
     def put(self, vectors: dict[str, np.ndarray]) -> None:
-        rows = [(key, *quantise(v)) for key, v in vectors.items()]
+        rows = self._rows(vectors)
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             self._db.executemany("INSERT OR REPLACE INTO tokens VALUES (?, ?, ?, ?)", rows)
@@ -128,9 +186,13 @@ class TokenVectorStore:
         missing = [i for i, k in enumerate(keys) if k not in found]
         if missing:
             fresh = {keys[i]: v for i, v in zip(missing, embedder.token_vectors([texts[i] for i in missing]))}
-            self.put(fresh)
-            # As stored, so a score does not depend on whether the text was stored before.
-            found.update({k: dequantise(*quantise(v)) for k, v in fresh.items()})
+            rows = self._rows(fresh)
+            with self._lock:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.executemany("INSERT OR REPLACE INTO tokens VALUES (?, ?, ?, ?)", rows)
+                self._db.execute("COMMIT")
+                # As stored, so a score does not depend on whether the text was stored before.
+                found.update({key: self._decode(dim, codes, scales) for key, dim, codes, scales in rows})
         return [found[k] for k in keys]
 
     def fill(self, texts: list[str], embedder, progress: bool = False, step: int = 256) -> np.ndarray:

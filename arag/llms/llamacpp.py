@@ -46,7 +46,7 @@ def _llama_call(path: str):
         raise LlamaCallError(f"llama.cpp failed on {Path(path).name}: {exc}") from exc
 
 
-_loaded: dict[tuple[str, int, int], tuple[Any, threading.Lock]] = {}
+_loaded: dict[tuple, tuple[Any, threading.Lock]] = {}
 _loading = threading.Lock()
 
 
@@ -59,8 +59,13 @@ def _close_all() -> None:
         _loaded.clear()
 
 
-def _load_llama(path: str, n_ctx: int, n_threads: int) -> tuple[Any, threading.Lock]:
-    key = (path, n_ctx, n_threads)
+#: KV cache element types by name (llama.cpp's ``--cache-type-k/-v``).
+KV_CACHE_TYPES = ("f16", "q8_0")
+
+
+def _load_llama(path: str, n_ctx: int, n_threads: int, n_batch: int = 512, n_ubatch: int = 512,
+                flash_attn: bool = False, kv_cache: str = "f16") -> tuple[Any, threading.Lock]:
+    key = (path, n_ctx, n_threads, n_batch, n_ubatch, flash_attn, kv_cache)
     with _loading:
         if key not in _loaded:
             try:
@@ -70,7 +75,12 @@ def _load_llama(path: str, n_ctx: int, n_threads: int) -> tuple[Any, threading.L
                     "llama-cpp-python is not installed; run `make install`"
                 ) from exc
             try:
-                llama = Llama(model_path=path, n_ctx=n_ctx, n_threads=n_threads, verbose=False)
+                import llama_cpp
+
+                kv_type = {"f16": llama_cpp.GGML_TYPE_F16, "q8_0": llama_cpp.GGML_TYPE_Q8_0}[kv_cache]
+                llama = Llama(model_path=path, n_ctx=n_ctx, n_threads=n_threads, n_batch=n_batch,
+                              n_ubatch=min(n_ubatch, n_batch), flash_attn=flash_attn, type_k=kv_type,
+                              type_v=kv_type, verbose=False)
             except (ValueError, RuntimeError, OSError) as exc:
                 raise ModelUnavailable(f"cannot load model {path}: {exc}") from exc
             _loaded[key] = (llama, threading.Lock())
@@ -100,6 +110,11 @@ class LlamaCppChat(BaseChatModel):
     model_path: str
     n_ctx: int = 4096
     n_threads: int = 2
+    #: Prompt tokens llama.cpp evaluates per step (logical and physical batch).
+    n_batch: int = 512
+    n_ubatch: int = 512
+    flash_attn: bool = False
+    kv_cache: str = "f16"
     max_tokens: int = 256
     temperature: float = 0.0
     chat_template: bool = True
@@ -113,7 +128,8 @@ class LlamaCppChat(BaseChatModel):
         return {"model_path": self.model_path, "n_ctx": self.n_ctx}
 
     def _llama(self) -> tuple[Any, threading.Lock]:
-        return _load_llama(self.model_path, self.n_ctx, self.n_threads)
+        return _load_llama(self.model_path, self.n_ctx, self.n_threads, self.n_batch, self.n_ubatch,
+                           self.flash_attn, self.kv_cache)
 
     def _request(self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict) -> dict:
         request: dict[str, Any] = {

@@ -33,12 +33,9 @@ Example:
 from __future__ import annotations
 
 import importlib.metadata
-import logging
 import math
 import os
-import tempfile
 import threading
-import warnings
 from collections import Counter
 from pathlib import Path
 from typing import Protocol
@@ -143,48 +140,17 @@ class CrossEncoderScorer:
         return out
 
 
-def _check_export(path: Path, tokenizer, model) -> None:
-    """The traced graph must give torch's logits on shapes other than the one it was traced with."""
-    import onnxruntime
-    import torch
-
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    batch = tokenizer(["who founded the company", "when"] * 3,
-                      ["It was founded in 1998 by two students. " * n for n in range(1, 7)],
-                      padding=True, truncation=True, max_length=256, return_tensors="pt")
-    with torch.inference_mode():
-        expected = model(**batch).logits.reshape(-1).numpy()
-    got = session.run(None, {k: batch[k].numpy().astype(np.int64) for k in ONNX_INPUTS})[0].reshape(-1)
-    if not np.allclose(got, expected, atol=1e-3, rtol=1e-3):
-        raise RuntimeError(f"ONNX export differs from the torch model (max difference {np.abs(got - expected).max():.4g})")
-
-
 def export_int8_onnx(model_dir: Path) -> Path:
     """Export a cross-encoder to ONNX and quantise its weights to int8 (dynamic); return the file."""
-    import torch
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from arag.embeddings.onnx_encoder import export_onnx
 
     model_dir = Path(model_dir)
     tokenizer, model = load_local(model_dir, "AutoModelForSequenceClassification")
     sample = tokenizer(["a question"] * 2, ["a passage that answers it"] * 2, padding=True, return_tensors="pt")
-    axes = {name: {0: "batch", 1: "tokens"} for name in ONNX_INPUTS}
-    root = logging.getLogger()
-    level = root.level
-    # The tracer and the quantiser warn about cases that do not apply here; _check_export tests the result.
-    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        root.setLevel(logging.ERROR)
-        try:
-            full = Path(tmp) / "model.onnx"
-            torch.onnx.export(model, tuple(sample[k] for k in ONNX_INPUTS), str(full), input_names=list(ONNX_INPUTS),
-                              output_names=["logits"], dynamic_axes=axes | {"logits": {0: "batch"}}, opset_version=17,
-                              dynamo=False)
-            _check_export(full, tokenizer, model)
-            target = model_dir / ONNX_INT8
-            quantize_dynamic(str(full), str(target), weight_type=QuantType.QInt8)
-        finally:
-            root.setLevel(level)
-    return target
+    check = tokenizer(["who founded the company", "when"] * 3,
+                      ["It was founded in 1998 by two students. " * n for n in range(1, 7)],
+                      padding=True, truncation=True, max_length=256, return_tensors="pt")
+    return export_onnx(model, model_dir / ONNX_INT8, "logits", dict(sample), dict(check), quantise="per-tensor")
 
 
 def query_and_passage_tokens(embedder: Embedder, tokens, query: str, passages: list[str]) -> list[np.ndarray]:

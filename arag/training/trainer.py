@@ -243,7 +243,8 @@ def train_embedder(components, options: PairOptions, cfg: FineTuneConfig, base: 
     started = time.perf_counter()
     ids = [p.id for p in passages]
     incumbent = evaluate_dense(components.embedder, dense_matrix(components.store, ids), passages, held, qrels or [])
-    trained_embedder = Embedder(model_dir, batch_size=settings.embedding_batch_size, query_instruction=cfg.query_instruction)
+    trained_embedder = Embedder(model_dir, batch_size=settings.embedding_batch_size, query_instruction=cfg.query_instruction,
+                                backend=settings.embedding_backend, models_dir=settings.models_path)
     # A passage's title already joins title and heading as ingestion does, so this is the text the index embedded.
     texts = [embedding_text(p.title, "", p.text) for p in passages]
     # The same pass keeps the token vectors the new model's collection will need if it wins.
@@ -283,7 +284,8 @@ def use_embedder(components, model_dir: Path, embedder=None, known: dict | None 
     """
     settings = components.settings
     embedder = embedder or Embedder(model_dir, batch_size=settings.embedding_batch_size,
-                                    query_instruction=card_field(model_dir, "query_instruction"))
+                                    query_instruction=card_field(model_dir, "query_instruction"),
+                                    backend=settings.embedding_backend, models_dir=settings.models_path)
     target = ChunkStore(settings, embedder.model_id, embedder.dim, client=components.store.client,
                         name=model_collection(settings, model_dir))
     if target.name == components.store.name:

@@ -1,0 +1,145 @@
+"""Ingestion speed per embedding backend, against a bare encoder loop, with retrieval quality kept.
+
+Run: ``.venv/bin/python bench/ingest_speed.py [--data ../shared/data/hotpotqa/dev-250.jsonl]``
+Writes ``bench/results/ingest_speed.json`` and prints a Markdown table.
+
+For each variant (embedding backend ``torch``, ``onnx`` or ``onnx-int8``; token vectors stored
+as int8 or product-quantised to 96, 48 or 32 bytes a token) the pooled paragraphs of the dataset (2,495
+for dev-250) are ingested from scratch by the ordinary :class:`Ingestor` into a data directory of
+their own, token vectors kept, as ``arag ingest`` does: chunks a second over the whole ingest
+(chunking, encoding, Chroma, token store). Then, on that index, every question is searched:
+first-retrieval nDCG@10 (dense top 20) and nDCG@10 after late-interaction reranking of the
+hybrid top 20 (the app's first retrieval and scorer), paragraphs judged by title.
+
+The reference is a bare encoder loop over the same chunk texts in the same run: ONNX Runtime
+fp32 with the texts tokenised beforehand, batches of 32 sorted by length, nothing stored; the
+ratio ``ingest / bare`` says how much of the encoder's speed the whole ingest keeps. The ONNX
+export happens before the clock starts (it is done once per model and cached).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from hotpotqa import REPO, load_questions, machine  # noqa: E402
+
+from arag.evaluation.metrics import ndcg_at  # noqa: E402
+
+#: (embedding backend, token-vector codec, bytes a token for "pq") measured, one ingest each.
+VARIANTS = ("torch/int8", "onnx/int8", "onnx-int8/int8", "onnx/pq-96", "onnx/pq-48", "onnx/pq-32")
+DEPTH = 20
+
+
+def bare_encoder_chunks_per_s(embedder, texts: list[str]) -> float:
+    """Chunks/s of the fp32 ONNX encoder alone: tokenised beforehand, length-sorted batches, nothing kept."""
+    encodings = embedder._tokenise(texts, embedder.max_length)
+    run = embedder._encoder()
+    order = sorted(range(len(texts)), key=lambda i: -len(encodings[i].ids))
+    started = time.perf_counter()
+    for start in range(0, len(order), 32):
+        members = order[start:start + 32]
+        width = len(encodings[members[0]].ids)
+        ids = np.zeros((len(members), width), dtype=np.int64)
+        mask = np.zeros_like(ids)
+        for row, i in enumerate(members):
+            n = len(encodings[i].ids)
+            ids[row, :n], mask[row, :n] = encodings[i].ids, 1
+        run(ids, mask)
+    return len(texts) / (time.perf_counter() - started)
+
+
+def quality(ingestor, questions: list[dict]) -> dict:
+    from arag.embeddings.embedder import embedding_text
+    from arag.index.lexical import LexicalIndex
+    from arag.relevance.scorers import LateInteractionScorer
+    from arag.retrieval.retriever import DenseRetriever, HybridRetriever
+
+    settings, store, embedder = ingestor.settings, ingestor.store, ingestor.embedder
+    dense = DenseRetriever(embedder, store, settings.candidates, settings.rrf_k)
+    hybrid = HybridRetriever(embedder, store, LexicalIndex(store), settings.candidates, settings.rrf_k)
+    scorer = LateInteractionScorer(embedder, ingestor.tokens)
+    first, reranked = [], []
+    for q in questions:
+        relevant = set(q["relevant"])
+        first.append(ndcg_at([c["title"] for c in dense.search(q["question"], DEPTH)], relevant))
+        candidates = hybrid.search(q["question"], DEPTH)
+        scores = scorer.score(q["question"], [embedding_text(c["title"], c.get("heading", ""), c["text"]) for c in candidates])
+        order = np.argsort(-np.asarray(scores), kind="stable")
+        reranked.append(ndcg_at([candidates[i]["title"] for i in order], relevant))
+    return {"first_ndcg@10": round(float(np.mean(first)), 4), "late_interaction_rerank_ndcg@10": round(float(np.mean(reranked)), 4)}
+
+
+def main() -> None:
+    from arag.embeddings.embedder import Embedder, embedding_text
+    from arag.ingestion.ingest import Ingestor
+    from arag.settings import Settings
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "hotpotqa" / "dev-250.jsonl")
+    parser.add_argument("--variants", default=",".join(VARIANTS), help="backend/codec pairs, e.g. onnx/pq-48")
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "ingest_speed.json")
+    args = parser.parse_args()
+    questions, paragraphs = load_questions(args.data)
+    work = Path(tempfile.mkdtemp(prefix="arag-ingest-speed-"))
+    corpus = work / "pool.jsonl"
+    corpus.write_text("".join(json.dumps(p, ensure_ascii=False) + "\n" for p in paragraphs), encoding="utf-8")
+    rows, chunk_texts = [], None
+    try:
+        for variant in args.variants.split(","):
+            backend, codec = variant.split("/")
+            codec, _, size = codec.partition("-")
+            settings = Settings(data_dir=work / variant.replace("/", "_"), collection="pool", embedding_backend=backend,
+                                token_vector_codec=codec, token_vector_bytes=int(size or 48))
+            ingestor = Ingestor.from_settings(settings)
+            ingestor.embedder.embed_documents(["warm up (and export) the encoder"])
+            started = time.perf_counter()
+            report = ingestor.ingest([corpus], progress=False)
+            seconds = time.perf_counter() - started
+            if report.failures:
+                raise SystemExit(f"ingestion failed: {report.failures[0]}")
+            tokens = ingestor.tokens
+            token_count = sum(len(v) for v in tokens.get({m["text_hash"] for _, m in ingestor.store.iter_metadata()}).values())
+            row = {"variant": variant, "backend": backend, "codec": codec + (f"-{size}" if size else ""),
+                   "model_id": ingestor.embedder.model_id, "chunks": report.chunks_embedded,
+                   "seconds": round(seconds, 1), "chunks_per_s": round(report.chunks_embedded / seconds, 1),
+                   "token_store_bytes_per_token": round(tokens.disk_bytes() / max(1, token_count), 1),
+                   **quality(ingestor, questions)}
+            if chunk_texts is None:
+                got = ingestor.store.collection.get(include=["documents", "metadatas"])
+                chunk_texts = [embedding_text(m["title"], m.get("heading", ""), doc)
+                               for doc, m in zip(got["documents"], got["metadatas"])]
+            rows.append(row)
+            print(json.dumps(row), file=sys.stderr)
+        reference = Embedder(Embedder.from_settings(Settings(data_dir=work / "ref")).model_dir, backend="onnx")
+        reference.embed_documents(["warm up"])
+        bare = bare_encoder_chunks_per_s(reference, chunk_texts)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    for row in rows:
+        row["ingest_over_bare_onnx_fp32"] = round(row["chunks_per_s"] / bare, 3)
+    report = {"machine": machine(), "date": time.strftime("%Y-%m-%d"), "data": args.data.name,
+              "paragraphs": len(paragraphs), "questions": len(questions),
+              "command": "python bench/ingest_speed.py " + " ".join(sys.argv[1:]),
+              "bare_onnx_fp32_chunks_per_s": round(bare, 1), "rows": rows}
+    args.out.write_text(json.dumps(report, indent=1) + "\n")
+    print(f"bare ONNX fp32 encoder loop: {bare:.1f} chunks/s\n")
+    print("| backend | token vectors | chunks | ingest s | chunks/s | ÷ bare encoder | first nDCG@10 | late-interaction rerank nDCG@10 | "
+          "token store bytes/token |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['backend']} | {r['codec']} | {r['chunks']} | {r['seconds']} | {r['chunks_per_s']} | "
+              f"{r['ingest_over_bare_onnx_fp32']} | "
+              f"{r['first_ndcg@10']} | {r['late_interaction_rerank_ndcg@10']} | {r['token_store_bytes_per_token']} |")
+
+
+if __name__ == "__main__":
+    main()

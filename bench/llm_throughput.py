@@ -1,0 +1,167 @@
+"""Local LLM throughput: the app's prompt and generation tokens/s against llama.cpp's own llama-bench.
+
+Run: ``.venv/bin/python bench/llm_throughput.py [--preset local-1.5b] [--threads 2] [--reps 3]``
+Writes ``bench/results/llm_throughput.json`` and prints a Markdown table.
+
+1. **The engine**: llama-bench, compiled with CMake from the llama.cpp sources inside the
+   llama-cpp-python source distribution of the installed version (same compiler flags as
+   ``make install``; built once into ``~/.cache/arag/llama-bench``), runs the same GGUF file
+   with a 512-token prompt and 64 generated tokens over a grid of the settings that decide
+   prompt speed: batch size, flash attention, KV cache type.
+2. **The app**: the app's own chat model (``LlamaCppChat``, as ``make_chat_model`` builds it)
+   with each setting of the grid, on a 512-token prompt (a new one each time, so nothing is
+   reused from the cache) and 64 generated tokens (end of text banned).
+
+Each row is measured in the same run, interleaved with its llama-bench twin, so the ratio
+app / engine means the same on another machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tarfile
+import time
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from hotpotqa import REPO, machine  # noqa: E402
+
+PROMPT_TOKENS = 512
+GENERATED_TOKENS = 64
+#: Compiler flags of `make install`'s llama-cpp-python build (see the Makefile).
+LLAMA_CFLAGS = "-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+#: (batch tokens, flash attention, KV cache type) tried; the first is llama.cpp's default.
+GRID = [(512, False, "f16"), (256, False, "f16"), (128, False, "f16"), (512, True, "f16"), (512, True, "q8_0")]
+
+
+def build_llama_bench(cache: Path) -> Path:
+    """llama-bench for the installed llama-cpp-python version, built once from its sdist.
+
+    The sources and the build folder stay in ``cache``, so an interrupted build resumes.
+    """
+    import llama_cpp
+
+    version = llama_cpp.__version__
+    home = cache / version
+    binary = home / "build" / "bin" / "llama-bench"
+    if binary.exists():
+        return binary
+    home.mkdir(parents=True, exist_ok=True)
+    name = f"llama_cpp_python-{version}.tar.gz"
+    sdist = home / name
+    if not sdist.exists():
+        # The sdist's link from the package index's simple page: `pip download --no-binary` would
+        # build every build dependency from source just to read the package's metadata.
+        with urllib.request.urlopen("https://pypi.org/simple/llama-cpp-python/", timeout=120) as reply:
+            page = reply.read().decode()
+        url, digest = re.search(rf'href="([^"#]*/{re.escape(name)})#sha256=([0-9a-f]+)"', page).groups()
+        partial = home / (name + ".part")
+        urllib.request.urlretrieve(url, partial)
+        if hashlib.sha256(partial.read_bytes()).hexdigest() != digest:
+            raise SystemExit(f"{name}: sha256 differs from the index's")
+        partial.rename(sdist)
+    source = home / "src"
+    if not source.exists():
+        with tarfile.open(sdist) as tar:
+            tar.extractall(home / "unpacked", filter="data")
+        next((home / "unpacked").glob("llama_cpp_python-*/vendor/llama.cpp")).rename(source)
+        shutil.rmtree(home / "unpacked")
+    flags = LLAMA_CFLAGS if os.uname().machine == "x86_64" else ""
+    subprocess.run(["cmake", "-S", str(source), "-B", str(home / "build"), "-G", "Ninja", "-DCMAKE_BUILD_TYPE=Release",
+                    "-DLLAMA_CURL=OFF", "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_SERVER=OFF", "-DBUILD_SHARED_LIBS=OFF",
+                    f"-DCMAKE_C_FLAGS={flags}", f"-DCMAKE_CXX_FLAGS={flags}"], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(["cmake", "--build", str(home / "build"), "--target", "llama-bench", "-j", str(os.cpu_count() or 2)],
+                   check=True, stdout=subprocess.DEVNULL)
+    return binary
+
+
+def engine_tokens_per_s(binary: Path, gguf: Path, threads: int, batch: int, flash: bool, kv: str, reps: int) -> dict:
+    command = [str(binary), "-m", str(gguf), "-t", str(threads), "-p", str(PROMPT_TOKENS), "-n", str(GENERATED_TOKENS),
+               "-b", str(batch), "-ub", str(batch), "-fa", "1" if flash else "0", "-ctk", kv, "-ctv", kv,
+               "-r", str(reps), "-o", "json"]
+    rows = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
+    speeds = {("prompt" if r["n_prompt"] else "generation"): r["avg_ts"] for r in rows}
+    return {"prompt_tps": round(speeds["prompt"], 1), "generation_tps": round(speeds["generation"], 1)}
+
+
+def app_tokens_per_s(gguf: Path, threads: int, batch: int, flash: bool, kv: str, reps: int) -> dict:
+    from langchain_core.messages import HumanMessage
+
+    from arag.llms.llamacpp import LlamaCppChat
+
+    chat = LlamaCppChat(model_path=str(gguf), n_threads=threads, n_batch=batch, n_ubatch=batch, flash_attn=flash,
+                        kv_cache=kv, max_tokens=GENERATED_TOKENS)
+    llama, _ = chat._llama()
+    end = llama.token_eos()
+    words = "river stone cloud lamp garden letter window music paper forest bridge candle".split()
+    prompt_speeds, generation_speeds = [], []
+    for rep in range(reps + 1):  # the first round warms the weights up, as llama-bench's does
+        # A different first word each time: the prompt shares no prefix with the last one.
+        text = " ".join(words[(rep + i) % len(words)] for i in range(PROMPT_TOKENS))
+        tokens = llama.tokenize(text.encode(), add_bos=False, special=False)
+        body = llama.detokenize(tokens[: PROMPT_TOKENS - 20]).decode(errors="ignore")  # room for the chat template
+        started = time.perf_counter()
+        first = chat.invoke([HumanMessage(f"{rep} {body}")], max_tokens=1)
+        prompt_seconds = time.perf_counter() - started
+        prompt = first.usage_metadata["input_tokens"]
+        # Generation: the same prompt again is served from the KV cache (llama-cpp-python evaluates
+        # its last token again), so the time is that of the generated tokens, through the same
+        # Python sampling loop the app's calls go through.
+        cached = llama.input_ids[: llama.n_tokens].tolist()
+        started = time.perf_counter()
+        out = llama.create_completion(cached, max_tokens=GENERATED_TOKENS, temperature=0.0, logit_bias={end: -1e9})
+        generation_seconds = time.perf_counter() - started
+        if rep:
+            prompt_speeds.append(prompt / prompt_seconds)
+            generation_speeds.append(out["usage"]["completion_tokens"] / generation_seconds)
+    return {"prompt_tps": round(statistics.median(prompt_speeds), 1),
+            "generation_tps": round(statistics.median(generation_speeds), 1)}
+
+
+def main() -> None:
+    from arag.llms.factory import local_model_file
+    from arag.settings import Settings
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--preset", default="local-1.5b")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--grid", choices=["full", "default"], default="full", help="default: llama.cpp's defaults only")
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "llm_throughput.json")
+    args = parser.parse_args()
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    gguf, _ = local_model_file(args.preset, Settings())
+    binary = build_llama_bench(Path.home() / ".cache" / "arag" / "llama-bench")
+    rows = []
+    for batch, flash, kv in GRID if args.grid == "full" else GRID[:1]:
+        engine = engine_tokens_per_s(binary, gguf, args.threads, batch, flash, kv, args.reps)
+        app = app_tokens_per_s(gguf, args.threads, batch, flash, kv, args.reps)
+        row = {"batch": batch, "flash_attention": flash, "kv_cache": kv, "engine": engine, "app": app,
+               "app_over_engine_prompt": round(app["prompt_tps"] / engine["prompt_tps"], 3),
+               "app_over_engine_generation": round(app["generation_tps"] / engine["generation_tps"], 3)}
+        rows.append(row)
+        print(json.dumps(row), file=sys.stderr)
+    report = {"machine": machine(), "date": time.strftime("%Y-%m-%d"), "preset": args.preset, "gguf": gguf.name,
+              "threads": args.threads, "prompt_tokens": PROMPT_TOKENS, "generated_tokens": GENERATED_TOKENS,
+              "command": "python bench/llm_throughput.py " + " ".join(sys.argv[1:]), "rows": rows}
+    args.out.write_text(json.dumps(report, indent=1) + "\n")
+    print("| batch | flash attention | KV cache | llama-bench prompt tok/s | app prompt tok/s | ratio | "
+          "llama-bench generation tok/s | app generation tok/s | ratio |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['batch']} | {'on' if r['flash_attention'] else 'off'} | {r['kv_cache']} | {r['engine']['prompt_tps']} | "
+              f"{r['app']['prompt_tps']} | {r['app_over_engine_prompt']} | {r['engine']['generation_tps']} | "
+              f"{r['app']['generation_tps']} | {r['app_over_engine_generation']} |")
+
+
+if __name__ == "__main__":
+    main()
