@@ -121,6 +121,8 @@ def _print_answer(result: dict, streamed: bool) -> None:
         print()
     else:
         print(result["answer"])
+    if result.get("sql"):
+        print(f"SQL: {result['sql']}")
     for note in result.get("notes", []):
         print(f"Note: {note}")
     if result["citations"]:

@@ -244,6 +244,12 @@ class Settings(BaseSettings):
         description="When fewer than top_k chunks pass the grade and no further search follows, the best remaining "
         "candidates fill the context up to top_k (the grade still decides whether to search again).",
     )
+    text_to_sql: bool = Field(
+        True, description="Questions about tables ingested from CSV or SQLite files are answered by one checked, "
+        "read-only SELECT the model writes (text_to_sql node); off: such questions go to the documents."
+    )
+    sql_max_rows: int = Field(50, ge=1, le=10_000, description="Rows a text-to-SQL query may return.")
+    sql_timeout_s: float = Field(2.0, gt=0, le=60, description="Time a text-to-SQL query may run.")
     web_fallback: bool = Field(True, description="Search the web (Tavily) when the documents fall short.")
     rerank: bool = Field(True, description="Reorder candidates by the relevance scorer before trimming to the context budget.")
     reflect: bool = Field(
@@ -338,8 +344,8 @@ PROFILES: dict[str, dict] = {
     },
     # The default path, plus LLM work spent only where the scores say the documents fell short:
     # every query transform for the extra search, and Self-RAG reflection on the answer. The LLM
-    # router, decomposition and self-query stay off: measured, they cost calls or recall and buy
-    # no F1 with the local models (README, Answers).
+    # router, decomposition and self-query stay off: self-query costs recall, and the other two
+    # add calls that bought no F1 when last measured (README, How it works).
     "agentic": {
         "router": "rules", "decompose": "off", "multi_query": 2, "step_back": True, "hyde": True,
         "transform_when": "retry", "grader": "score", "web_fallback": True, "rerank": True, "reflect": True,

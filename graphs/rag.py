@@ -2,6 +2,7 @@
 
 ```
 contextualize → route ─┬─ direct ──────────────────────────────────────────────────────────┐
+                       ├─ sql ──── text_to_sql ── answered ──→ finalize;  no usable SQL → self_query
                        ├─ web ──── web_search ───────────────────────┐                      │
                        └─ index ── self_query ─┬─ complex ─ decompose → answer_sub_question (loop) ─┐
                                                ├─ multi_query ─┐  (those on, in parallel)           │
@@ -49,6 +50,7 @@ from nodes.route import route
 from nodes.second_hop import second_hop
 from nodes.self_query import self_query
 from nodes.step_back import step_back
+from nodes.text_to_sql import text_to_sql
 from nodes.web_search import web_search
 
 #: Upper bound on node executions per question; the counters end every loop well before it.
@@ -57,6 +59,7 @@ RECURSION_LIMIT = 80
 NODES = {
     "contextualize": contextualize,
     "route": route,
+    "text_to_sql": text_to_sql,
     "self_query": self_query,
     "decompose": decompose,
     "answer_sub_question": answer_sub_question,
@@ -77,11 +80,12 @@ NODES = {
 
 
 def after_route(state: RAGState) -> str:
-    if state["route"] == "direct":
-        return "generate"
-    if state["route"] == "web":
-        return "web_search"
-    return "self_query"
+    return {"direct": "generate", "web": "web_search", "sql": "text_to_sql"}.get(state["route"], "self_query")
+
+
+def after_sql(state: RAGState) -> str:
+    # No usable query: the node set the route back to the index, and the documents answer.
+    return "finalize" if state.get("sql") else "self_query"
 
 
 #: The query transforms, run in parallel when on; the retrieve node searches what each wrote.
@@ -173,7 +177,8 @@ def build_graph(
         builder.add_node(name, partial(node, components=parts))
     builder.add_edge(START, "contextualize")
     builder.add_edge("contextualize", "route")
-    builder.add_conditional_edges("route", after_route, ["generate", "web_search", "self_query"])
+    builder.add_conditional_edges("route", after_route, ["generate", "web_search", "text_to_sql", "self_query"])
+    builder.add_conditional_edges("text_to_sql", after_sql, ["finalize", "self_query"])
     settings_of = {"settings": parts.settings}
     builder.add_conditional_edges("self_query", partial(after_self_query, **settings_of), ["decompose", *TRANSFORMS, "retrieve"])
     builder.add_conditional_edges("decompose", partial(after_decompose, **settings_of),

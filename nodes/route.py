@@ -1,5 +1,8 @@
-"""Route a question: to the document index, to the web, or straight to an answer, and say
-whether it is complex enough to decompose.
+"""Route a question: to the document index, to the web, to a registered table (text-to-SQL), or
+straight to an answer, and say whether it is complex enough to decompose.
+
+A question about a table ingested from a CSV or SQLite file (it names the table and asks for a
+count, sum or ranking, or names two of its columns) goes to ``text_to_sql`` before any other rule.
 
 By default cheap rules decide (no LLM call): greetings and thanks need no retrieval,
 questions about current events go to the web when a web search key is set, and
@@ -19,6 +22,7 @@ from arag.llms.structured import ask_json
 from arag.retrieval.web import unavailable_reason
 from arag.runtime.frame import Run, node
 from arag.runtime.state import RAGState
+from arag.tables.catalog import tables_asked_about
 
 PROMPT = """Decide how to answer the user's question.
 route: "index" if it should be answered from the user's documents, "web" if it needs current
@@ -95,9 +99,14 @@ def rule_route(question: str, web_available: bool) -> RouteDecision:
 
 @node("route")
 def route(state: RAGState, run: Run) -> dict:
-    """Choose index / web / direct and whether to decompose."""
+    """Choose index / web / direct / sql and whether to decompose."""
     settings = run.settings
     question = state["standalone_question"]
+    if settings.text_to_sql and run.settings.write_answer:
+        tables = tables_asked_about(question, run.components.tables)
+        if tables:
+            run.trace(route="sql", complex=False, reason=f"asks about the table(s) {', '.join(tables)}", decided_by="rules")
+            return {"route": "sql", "complex": False}
     web_available = unavailable_reason(settings) is None
     fallback = rule_route(question, web_available)
     status = "rules"

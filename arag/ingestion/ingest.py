@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import re
+import sqlite3
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -28,6 +29,10 @@ from arag.index.token_store import text_key, token_store_for
 from arag.ingestion.chunking import Chunk, chunk_sections, split_section
 from arag.ingestion.loaders import SUPPORTED_SUFFIXES, IngestError, Section, load_file
 from arag.settings import Settings
+from arag.tables.catalog import TABLE_SUFFIXES, TableCatalog, TableError
+
+#: Every file type ingest takes: documents (chunked and embedded) and tables (registered for SQL).
+INGESTED_SUFFIXES = SUPPORTED_SUFFIXES | TABLE_SUFFIXES
 
 #: Files grouped until this many chunks await embedding, so batches stay full and sorted.
 EMBED_GROUP = 256
@@ -43,6 +48,7 @@ class IngestReport:
     chunks_embedded: int = 0
     chunks_reused: int = 0
     chunks_removed: int = 0
+    tables: list[str] = field(default_factory=list)
     failures: list[IngestError] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -53,6 +59,8 @@ class IngestReport:
             f"({self.chunks_embedded} embedded, {self.chunks_reused} reused), "
             f"{self.chunks_removed} chunks removed in {self.seconds:.1f}s"
         )
+        if self.tables:
+            line += f"; tables registered for SQL: {', '.join(self.tables)}"
         if self.failures:
             line += f"; {len(self.failures)} failed"
         return line
@@ -87,9 +95,9 @@ def discover(paths: Iterable[Path | str]) -> tuple[list[Path], list[IngestError]
                 dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
                 for name in sorted(filenames):
                     candidate = Path(dirpath) / name
-                    if candidate.suffix.lower() in SUPPORTED_SUFFIXES and not name.startswith("."):
+                    if candidate.suffix.lower() in INGESTED_SUFFIXES and not name.startswith("."):
                         files.append(candidate)
-        elif path.suffix.lower() not in SUPPORTED_SUFFIXES:
+        elif path.suffix.lower() not in INGESTED_SUFFIXES:
             errors.append(IngestError(path, f"unsupported file type {path.suffix or '(none)'}"))
         else:
             files.append(path)
@@ -163,6 +171,7 @@ class Ingestor:
         self.store = store
         self.strategy = settings.index_strategy
         self.tokens = token_store_for(settings, store)
+        self.tables = TableCatalog(settings.data_dir, settings.collection)
 
     def _check_strategy(self) -> None:
         """The collection keeps the strategy it was built with; an empty one takes the configured one."""
@@ -275,13 +284,11 @@ class Ingestor:
                 if size > max_bytes:
                     raise IngestError(path, f"file of {size / 2**20:.1f} MiB exceeds the {self.settings.max_file_mb:g} MiB limit "
                                             "(ARAG_MAX_FILE_MB)")
-                data = path.read_bytes()
-                file_hash = hashlib.sha256(data + salt).hexdigest()[:32]
-                state = existing.get(str(path))
-                if state is not None and state.complete_at(file_hash):
-                    report.unchanged += 1
+                if path.suffix.lower() in TABLE_SUFFIXES:
+                    # A table is registered for SQL questions, not chunked.
+                    report.tables.extend(self._register_table(path))
                 else:
-                    pending.append((path, self._records(path, data, file_hash, tags), state is not None))
+                    self._queue(path, salt, tags, existing, pending, report)
             except IngestError as exc:
                 report.failures.append(exc)
             except OSError as exc:
@@ -296,6 +303,10 @@ class Ingestor:
 
         if prune:
             seen = {str(p) for p in files}
+            for source in {t["source"] for t in self.tables.tables.values()}:
+                under_root = any(Path(source).is_relative_to(root) for root in roots) or not roots
+                if source not in seen and not Path(source).exists() and under_root:
+                    self.tables.remove_source(source)
             for name, state in existing.items():
                 if name.startswith("arag-tree://"):
                     continue  # summaries of the tree belong to no file (knowledge.tree)
@@ -309,6 +320,24 @@ class Ingestor:
             self.tokens.retain(meta.get("text_hash", "") for _, meta in self.store.iter_metadata())
         report.seconds = time.perf_counter() - started
         return report
+
+    def _register_table(self, path: Path) -> list[str]:
+        try:
+            return self.tables.register(path)
+        except TableError as exc:
+            raise IngestError(path, str(exc).split(": ", 1)[-1]) from None
+        except sqlite3.Error as exc:  # a damaged or encrypted database
+            raise IngestError(path, f"cannot read the database ({exc})") from None
+
+    def _queue(self, path: Path, salt: bytes, tags: dict, existing, pending: list, report: IngestReport) -> None:
+        """Queue a changed or new document's chunks for writing; count an unchanged one."""
+        data = path.read_bytes()
+        file_hash = hashlib.sha256(data + salt).hexdigest()[:32]
+        state = existing.get(str(path))
+        if state is not None and state.complete_at(file_hash):
+            report.unchanged += 1
+        else:
+            pending.append((path, self._records(path, data, file_hash, tags), state is not None))
 
     def _write(self, pending, existing, by_text, report: IngestReport, progress: bool = False) -> None:
         if not pending:

@@ -28,6 +28,7 @@ from arag.relevance.judge import make_judge
 from arag.retrieval.filters import filter_schema
 from arag.retrieval.retriever import DenseRetriever, HybridRetriever, as_retrieved
 from arag.settings import Settings
+from arag.tables.catalog import TableCatalog
 
 
 class Components:
@@ -94,6 +95,11 @@ class Components:
     @cached_property
     def store(self) -> ChunkStore:
         return self._store or ChunkStore(self.settings, self.embedder.model_id, self.embedder.dim)
+
+    @cached_property
+    def tables(self) -> TableCatalog:
+        """The tables ingested into this collection (CSV and SQLite files)."""
+        return TableCatalog(self.settings.data_dir, self.settings.collection)
 
     @cached_property
     def lexical(self) -> LexicalIndex:

@@ -89,6 +89,7 @@ class RAGState(TypedDict, total=False):
     generations: int
     answer: str
     citations: list[Citation]
+    sql: str
     best: BestAnswer
     reflection: Reflection
     notes: Annotated[list[str], operator.add]
@@ -127,6 +128,7 @@ def turn_defaults(standalone: str) -> dict:
         "generations": 0,
         "answer": "",
         "citations": [],
+        "sql": "",
         "best": {},
         "reflection": {},
     }

@@ -41,6 +41,7 @@ def turn_result(final: dict, question: str, seconds: float, thread: str | None =
         "citations": [{k: c[k] for k in CITATION_FIELDS if k in c} for c in final.get("citations", [])],
         "notes": list(dict.fromkeys(final.get("notes", []))),  # a failure met twice is said once
         "route": final.get("route"),
+        "sql": final.get("sql", ""),
         "sub_questions": final.get("sub_questions", []),
         "web_used": final.get("web_used", False),
         "trace": final.get("trace", []),

@@ -66,6 +66,9 @@ def show_turn(result: dict, turn: int, thread: str) -> None:
         st.markdown(result["question"])
     with st.chat_message("assistant"):
         st.markdown(link_citations(result.get("answer", ""), turn))
+        if result.get("sql"):
+            with st.expander("SQL", expanded=False):
+                st.code(result["sql"], language="sql")
         for note in result.get("notes") or []:
             st.caption(f"Note: {note}")
         show_sources(result, turn)

@@ -59,8 +59,9 @@ def show_stats(shell) -> None:
 
 def add_documents(shell) -> None:
     st.subheader("Add documents")
-    uploads = st.file_uploader("Upload files (Markdown, text, reST, HTML, PDF, JSONL)", accept_multiple_files=True,
-                               type=["md", "markdown", "txt", "rst", "html", "htm", "pdf", "jsonl"], key="uploads")
+    uploads = st.file_uploader("Upload files (Markdown, text, reST, HTML, PDF, JSONL; CSV and SQLite tables)",
+                               accept_multiple_files=True, key="uploads",
+                               type=["md", "markdown", "txt", "rst", "html", "htm", "pdf", "jsonl", "csv", "sqlite", "db"])
     if st.button("Ingest uploaded files", disabled=not uploads, key="ingest_uploads"):
         folder = shell.settings.data_dir / "uploads"
         folder.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,1 @@
+"""Structured data: tables registered at ingest, queried through guarded SQL."""
