@@ -86,7 +86,7 @@ def build_llama_bench(cache: Path) -> Path:
 
 def engine_tokens_per_s(binary: Path, gguf: Path, threads: int, batch: int, flash: bool, kv: str, reps: int) -> dict:
     command = [str(binary), "-m", str(gguf), "-t", str(threads), "-p", str(PROMPT_TOKENS), "-n", str(GENERATED_TOKENS),
-               "-b", str(batch), "-ub", str(batch), "-fa", "1" if flash else "0", "-ctk", kv, "-ctv", kv,
+               "-b", str(batch), "-ub", str(batch), "-fa", "on" if flash else "off", "-ctk", kv, "-ctv", kv,
                "-r", str(reps), "-o", "json"]
     rows = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
     speeds = {("prompt" if r["n_prompt"] else "generation"): r["avg_ts"] for r in rows}

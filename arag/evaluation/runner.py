@@ -42,6 +42,7 @@ from arag.evaluation.datasets import EvalDataset
 from arag.evaluation.metrics import contains_answer, exact_match, ndcg_at, normalize_answer, recall_at, token_f1
 from arag.index.tree import build_tree
 from arag.ingestion.ingest import Ingestor
+from arag.llms.llamacpp import forget_prompt_caches
 from arag.relevance.grounding import GROUNDED_MIN_SUPPORT, support
 from arag.runtime.components import Components
 from arag.text import strip_citations
@@ -393,6 +394,9 @@ def run_eval(run: EvalRun, indexes: EvalIndexes, build_graph: Callable[..., obje
                 settings_only = {k: v for k, v in overrides.items() if k != "tree"}
                 record = {"config": name, "id": question.id, "question": question.question, "gold": question.answers,
                           "relevant": sorted(question.relevant)}
+                # Each configuration pays for its whole prompt: the model's KV cache would otherwise
+                # serve a configuration the prompt the one before it just read, at a fraction of its cost.
+                forget_prompt_caches()
                 started = time.perf_counter()
                 try:
                     configurable = {"answer_style": answer_style, **settings_only}

@@ -87,6 +87,20 @@ def _load_llama(path: str, n_ctx: int, n_threads: int, n_batch: int = 512, n_uba
         return _loaded[key]
 
 
+def forget_prompt_caches() -> None:
+    """Make every loaded model evaluate its next prompt from the first token.
+
+    llama.cpp keeps the previous prompt's KV cache and evaluates only what a new prompt adds to
+    it; a benchmark that sends two configurations the same prompt in a row must clear it, or the
+    second is timed at a fraction of its real cost.
+    """
+    with _loading:
+        loaded = list(_loaded.values())
+    for llama, lock in loaded:
+        with lock:
+            llama.reset()
+
+
 def _role(message: BaseMessage) -> str:
     return {"human": "user", "ai": "assistant", "system": "system"}.get(message.type, "user")
 
