@@ -168,7 +168,7 @@ def build_graph(
         >>> from graphs import build_graph
         >>> graph = build_graph()
         >>> [n for n in graph.get_graph().nodes][:4]
-        ['__start__', 'contextualize', 'route', 'self_query']
+        ['__start__', 'contextualize', 'route', 'text_to_sql']
     """
     settings = settings or (components.settings if components else Settings())
     parts = components or Components(settings, llm=llm)
