@@ -113,9 +113,9 @@ bench-answers: install
 	@# the answer-side ablations and agentic, each against standard-rag and default in the same run
 	$(EVAL_ANSWERS) --dataset $(HOTPOT) --configs standard-rag,default,agentic,default-k4,default-no-retry,default-reflect \
 	  --limit 60 --out $(ANSWERS_OUT)/hotpotqa-ablation
-	for set in hotpotqa:$(HOTPOT) 2wiki:$(WIKI); do name=$${set%%:*}; data=$${set#*:}; \
-	  $(EVAL_ANSWERS) --dataset $$data --configs standard-rag,default,agentic --limit 60 --out $(ANSWERS_OUT)/$$name-agentic; \
-	done
+	$(EVAL_ANSWERS) --dataset $(HOTPOT) --configs standard-rag,default,agentic --limit 60 --out $(ANSWERS_OUT)/hotpotqa-agentic
+	$(EVAL_ANSWERS) --dataset $(WIKI) --configs standard-rag,default,agentic,default-k4,default-no-retry,default-reflect \
+	  --limit 60 --out $(ANSWERS_OUT)/2wiki-agentic
 	$(EVAL_ANSWERS) --dataset $(ANSWERS_OUT)/tutorial-qa.jsonl --configs standard-rag,naive,default --out $(ANSWERS_OUT)/tutorial
 	$(PY) bench/link_transfer.py --data-dir $(ANSWERS_OUT)/data hotpotqa=$(HOTPOT) 2wiki=$(WIKI) > bench/results/link_transfer.md
 	for run in hotpotqa hotpotqa-retrieval hotpotqa-ablation hotpotqa-agentic 2wiki 2wiki-retrieval 2wiki-agentic \
