@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from hotpotqa import REPO, load_questions, machine  # noqa: E402
+from hotpotqa import REPO, load_questions, machine, print_table  # noqa: E402
 
 from arag.evaluation.metrics import ndcg_at  # noqa: E402
 
@@ -40,19 +40,11 @@ DEPTH = 20
 
 
 def bare_encoder_chunks_per_s(embedder, texts: list[str]) -> float:
-    """Chunks/s of the fp32 ONNX encoder alone: tokenised beforehand, length-sorted batches, nothing kept."""
+    """Chunks/s of the fp32 ONNX encoder alone: tokenised beforehand, the embedder's own batches, nothing kept."""
     encodings = embedder._tokenise(texts, embedder.max_length)
     run = embedder._encoder()
-    order = sorted(range(len(texts)), key=lambda i: -len(encodings[i].ids))
     started = time.perf_counter()
-    for start in range(0, len(order), 32):
-        members = order[start:start + 32]
-        width = len(encodings[members[0]].ids)
-        ids = np.zeros((len(members), width), dtype=np.int64)
-        mask = np.zeros_like(ids)
-        for row, i in enumerate(members):
-            n = len(encodings[i].ids)
-            ids[row, :n], mask[row, :n] = encodings[i].ids, 1
+    for _, ids, mask, _ in embedder.batches(encodings):
         run(ids, mask)
     return len(texts) / (time.perf_counter() - started)
 
@@ -132,14 +124,10 @@ def main() -> None:
               "bare_onnx_fp32_chunks_per_s": round(bare, 1), "rows": rows}
     args.out.write_text(json.dumps(report, indent=1) + "\n")
     print(f"bare ONNX fp32 encoder loop: {bare:.1f} chunks/s\n")
-    print("| backend | token vectors | chunks | ingest s | chunks/s | ÷ bare encoder | first nDCG@10 | late-interaction rerank nDCG@10 | "
-          "token store bytes/token |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['backend']} | {r['codec']} | {r['chunks']} | {r['seconds']} | {r['chunks_per_s']} | "
-              f"{r['ingest_over_bare_onnx_fp32']} | "
-              f"{r['first_ndcg@10']} | {r['late_interaction_rerank_ndcg@10']} | {r['token_store_bytes_per_token']} |")
-
+    print_table(["backend", "token vectors", "chunks", "ingest s", "chunks/s", "÷ bare encoder", "first nDCG@10",
+                 "late-interaction rerank nDCG@10", "token store bytes/token"],
+                [[r["backend"], r["codec"], r["chunks"], r["seconds"], r["chunks_per_s"], r["ingest_over_bare_onnx_fp32"],
+                  r["first_ndcg@10"], r["late_interaction_rerank_ndcg@10"], r["token_store_bytes_per_token"]] for r in rows])
 
 if __name__ == "__main__":
     main()

@@ -33,7 +33,7 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from hotpotqa import REPO, machine  # noqa: E402
+from hotpotqa import REPO, machine, print_table  # noqa: E402
 
 PROMPT_TOKENS = 512
 GENERATED_TOKENS = 64
@@ -154,14 +154,11 @@ def main() -> None:
               "threads": args.threads, "prompt_tokens": PROMPT_TOKENS, "generated_tokens": GENERATED_TOKENS,
               "command": "python bench/llm_throughput.py " + " ".join(sys.argv[1:]), "rows": rows}
     args.out.write_text(json.dumps(report, indent=1) + "\n")
-    print("| batch | flash attention | KV cache | llama-bench prompt tok/s | app prompt tok/s | ratio | "
-          "llama-bench generation tok/s | app generation tok/s | ratio |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['batch']} | {'on' if r['flash_attention'] else 'off'} | {r['kv_cache']} | {r['engine']['prompt_tps']} | "
-              f"{r['app']['prompt_tps']} | {r['app_over_engine_prompt']} | {r['engine']['generation_tps']} | "
-              f"{r['app']['generation_tps']} | {r['app_over_engine_generation']} |")
-
+    print_table(["batch", "flash attention", "KV cache", "llama-bench prompt tok/s", "app prompt tok/s", "ratio",
+                 "llama-bench generation tok/s", "app generation tok/s", "ratio"],
+                [[r["batch"], "on" if r["flash_attention"] else "off", r["kv_cache"], r["engine"]["prompt_tps"],
+                  r["app"]["prompt_tps"], r["app_over_engine_prompt"], r["engine"]["generation_tps"],
+                  r["app"]["generation_tps"], r["app_over_engine_generation"]] for r in rows])
 
 if __name__ == "__main__":
     main()

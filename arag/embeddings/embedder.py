@@ -220,20 +220,9 @@ class Embedder:
             return pooled, token_rows
         run = self._encoder()
         encodings = self._tokenise(texts, max_length or self.max_length)
-        order = sorted(range(len(texts)), key=lambda i: -len(encodings[i].ids))
-        step = self.batch_size
         with tqdm(total=len(texts), unit="chunk", desc="embed", leave=False,
-                  disable=not progress or len(texts) <= step) as bar:
-            for start in range(0, len(order), step):
-                members = order[start : start + step]
-                width = len(encodings[members[0]].ids)
-                ids = np.zeros((len(members), width), dtype=np.int64)
-                mask = np.zeros((len(members), width), dtype=np.int64)
-                special = np.ones((len(members), width), dtype=bool)
-                for row, i in enumerate(members):
-                    enc = encodings[i]
-                    n = len(enc.ids)
-                    ids[row, :n], mask[row, :n], special[row, :n] = enc.ids, 1, enc.special_tokens_mask
+                  disable=not progress or len(texts) <= self.batch_size) as bar:
+            for members, ids, mask, special in self.batches(encodings):
                 hidden = run(ids, mask)
                 mean = (hidden * mask[:, :, None]).sum(axis=1) / mask.sum(axis=1, keepdims=True)
                 pooled[members] = mean / np.maximum(np.linalg.norm(mean, axis=1, keepdims=True), 1e-12)
@@ -243,6 +232,24 @@ class Embedder:
                         token_rows[i] = np.ascontiguousarray(unit[row][~special[row]], dtype=np.float32)
                 bar.update(len(members))
         return pooled, token_rows
+
+    def batches(self, encodings):
+        """(members, ids, mask, special-token mask) per batch of ``batch_size`` encodings.
+
+        Longest first, each batch padded to its longest member: short texts cost little padding.
+        """
+        order = sorted(range(len(encodings)), key=lambda i: -len(encodings[i].ids))
+        for start in range(0, len(order), self.batch_size):
+            members = order[start : start + self.batch_size]
+            width = len(encodings[members[0]].ids)
+            ids = np.zeros((len(members), width), dtype=np.int64)
+            mask = np.zeros((len(members), width), dtype=np.int64)
+            special = np.ones((len(members), width), dtype=bool)
+            for row, i in enumerate(members):
+                enc = encodings[i]
+                n = len(enc.ids)
+                ids[row, :n], mask[row, :n], special[row, :n] = enc.ids, 1, enc.special_tokens_mask
+            yield members, ids, mask, special
 
     def embed_documents(self, texts: list[str], progress: bool = False) -> np.ndarray:
         """Pooled, normalised passage vectors (see :meth:`encode`)."""
