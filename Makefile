@@ -104,17 +104,17 @@ bench-answers: install
 	$(PY) bench/comparison_questions.py $(WIKI) $(ANSWERS_OUT)/comparisons.jsonl
 	$(PY) bench/tutorial_qa.py $(ANSWERS_OUT)/tutorial-qa.jsonl
 	for set in hotpotqa:$(HOTPOT) 2wiki:$(WIKI); do name=$${set%%:*}; data=$${set#*:}; \
-	  $(EVAL_ANSWERS) --dataset $$data --configs standard-rag,naive,default --limit 100 --out $(ANSWERS_OUT)/$$name; \
+	  $(EVAL_ANSWERS) --dataset $$data --configs standard-rag,naive,default,default-k5 --limit 100 --out $(ANSWERS_OUT)/$$name; \
 	  $(EVAL_ANSWERS) --dataset $$data --retrieval-only --out $(ANSWERS_OUT)/$$name-retrieval \
-	    --configs naive,default,default-no-retry,default-no-retry-self-query,default-no-retry-no-second-hop,default-no-retry-no-links,default-no-retry-k4; \
+	    --configs naive,default,default-index-retry,default-self-query,default-no-second-hop,default-no-links,default-k4,default-k5; \
 	done
 	$(EVAL_ANSWERS) --dataset $(ANSWERS_OUT)/wiki-yes-no.jsonl --configs standard-rag,naive,default,default-no-compare --out $(ANSWERS_OUT)/wiki-yes-no
 	$(EVAL_ANSWERS) --dataset $(ANSWERS_OUT)/comparisons.jsonl --configs standard-rag,default,default-no-compare --out $(ANSWERS_OUT)/comparisons
 	@# the answer-side ablations and agentic, each against standard-rag and default in the same run
-	$(EVAL_ANSWERS) --dataset $(HOTPOT) --configs standard-rag,default,agentic,default-k4,default-no-retry,default-reflect \
+	$(EVAL_ANSWERS) --dataset $(HOTPOT) --configs standard-rag,default,agentic,default-k4,default-k5,default-index-retry,default-reflect \
 	  --limit 60 --out $(ANSWERS_OUT)/hotpotqa-ablation
 	$(EVAL_ANSWERS) --dataset $(HOTPOT) --configs standard-rag,default,agentic --limit 60 --out $(ANSWERS_OUT)/hotpotqa-agentic
-	$(EVAL_ANSWERS) --dataset $(WIKI) --configs standard-rag,default,agentic,default-k4,default-no-retry,default-reflect \
+	$(EVAL_ANSWERS) --dataset $(WIKI) --configs standard-rag,default,agentic,default-k4,default-k5,default-index-retry,default-reflect \
 	  --limit 60 --out $(ANSWERS_OUT)/2wiki-agentic
 	$(EVAL_ANSWERS) --dataset $(ANSWERS_OUT)/tutorial-qa.jsonl --configs standard-rag,naive,default --out $(ANSWERS_OUT)/tutorial
 	$(PY) bench/link_transfer.py --data-dir $(ANSWERS_OUT)/data hotpotqa=$(HOTPOT) 2wiki=$(WIKI) > bench/results/link_transfer.md

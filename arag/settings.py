@@ -242,7 +242,22 @@ class Settings(BaseSettings):
     fill_context: bool = Field(
         True,
         description="When fewer than top_k chunks pass the grade and no further search follows, the best remaining "
-        "candidates fill the context up to top_k (the grade still decides whether to search again).",
+        "candidates fill the context: up to context_min whatever their score, then up to top_k those at least "
+        "fill_min_relevance likely relevant (the grade still decides whether to search again).",
+    )
+    context_min: int = Field(
+        4, ge=1, le=50, description="Chunks the context holds whatever their relevance, when there are that many "
+        "(filling, or a grade that found nothing relevant with no search left)."
+    )
+    fill_min_relevance: float = Field(
+        0.001, ge=0.0, le=1.0, description="Beyond context_min, filling takes only candidates of at least this "
+        "calibrated probability of relevance: the fifth passage is then one that may matter, not filler (README, "
+        "Answers: context budget)."
+    )
+    index_retry: bool = Field(
+        False, description="With no web search available, let a failed grade rewrite the question and search the "
+        "index again. Off by default: on HotpotQA and 2Wiki it never changed a final context (README, Answers); the "
+        "agentic profile turns it on, since its query transforms run on that search."
     )
     text_to_sql: bool = Field(
         True, description="Questions about tables ingested from CSV or SQLite files are answered by one checked, "
@@ -348,7 +363,7 @@ PROFILES: dict[str, dict] = {
     # add calls that bought no F1 when last measured (README, How it works).
     "agentic": {
         "router": "rules", "decompose": "off", "multi_query": 2, "step_back": True, "hyde": True,
-        "transform_when": "retry", "grader": "score", "web_fallback": True, "rerank": True, "reflect": True,
+        "transform_when": "retry", "index_retry": True, "grader": "score", "web_fallback": True, "rerank": True, "reflect": True,
         "self_query": "off", "second_hop": True, "link_expansion": True, "retrieval": "hybrid",
     },
 }

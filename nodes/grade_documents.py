@@ -15,6 +15,7 @@ The grade decides whether to search again. When no further search follows and fe
 ``top_k`` chunks passed, ``fill_context`` tops the context up with the best remaining
 candidates: the scorer's threshold drops about a third of the supporting paragraphs on
 multi-hop questions (``bench/trained_retrieval.py``), and a small context has room for them.
+Filling past ``context_min`` chunks takes only candidates that are not near-certainly irrelevant.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from arag.llms.structured import ask_json
+from arag.retrieval.web import unavailable_reason
 from arag.runtime.frame import Run, node
 from arag.runtime.loops import can_search_again
 from arag.runtime.state import RAGState
@@ -79,17 +81,36 @@ def grade_documents(state: RAGState, run: Run) -> dict:
         for c in scored
     ]
     details["kept"] = len(kept)
-    need_more = len(kept) < settings.min_relevant and can_search_again(state, settings)
-    if len(kept) < settings.min_relevant and not need_more:
+    too_few = len(kept) < settings.min_relevant
+    need_more = too_few and can_search_again(state, settings)
+    if too_few and not need_more:
         # Out of retries: answer from the best candidates rather than from nothing.
-        kept = sorted(scored, key=lambda c: -(c.get("relevance") or 0.0))[: settings.top_k]
+        kept = kept + fill(scored, kept, settings)
         details["note"] = "too few relevant chunks and no retries left; using the best candidates"
     elif settings.fill_context and not need_more and len(kept) < settings.top_k:
-        kept_ids = {c["chunk_id"] for c in kept}
-        rest = sorted((c for c in scored if c["chunk_id"] not in kept_ids), key=lambda c: -(c.get("relevance") or 0.0))
-        filled = rest[: settings.top_k - len(kept)]
+        filled = fill(scored, kept, settings)
         kept = kept + filled
         if filled:
             details["filled"] = [c["chunk_id"] for c in filled]
     details["need_more"] = need_more
-    return {"documents": kept, "need_more": need_more}
+    update = {"documents": kept, "need_more": need_more}
+    web_skipped = unavailable_reason(settings)
+    if too_few and not need_more and web_skipped and state.get("retries", 0) < settings.max_retries:
+        # No search was left to try: say so, as the rewrite node does when it skips the web.
+        details["web_skipped"] = web_skipped
+        update["notes"] = [f"web search skipped: {web_skipped}"]
+    return update
+
+
+def fill(scored: list[dict], kept: list[dict], settings) -> list[dict]:
+    """The best candidates not kept: up to ``context_min`` chunks in all whatever their relevance, then up to
+    ``top_k`` those of at least ``fill_min_relevance``. Near-zero filler costs prompt tokens and, with a
+    small model, sometimes the answer; a doubtful fifth passage is kept, since it may be the second hop.
+    """
+    kept_ids = {c["chunk_id"] for c in kept}
+    rest = sorted((c for c in scored if c["chunk_id"] not in kept_ids), key=lambda c: -(c.get("relevance") or 0.0))
+    room = max(0, settings.top_k - len(kept))
+    unconditional = max(0, min(settings.context_min, settings.top_k) - len(kept))
+    return rest[:unconditional] + [
+        c for c in rest[unconditional:room] if (c.get("relevance") or 0.0) >= settings.fill_min_relevance
+    ]

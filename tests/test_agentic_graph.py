@@ -11,6 +11,7 @@ from scripted_llm import ScriptedChatModel
 from tavily_double import TavilyDouble
 
 from arag.runtime.components import Components
+from arag.settings import Settings
 from graphs import build_graph
 
 COBOL = "Who built the first COBOL compiler?"
@@ -209,8 +210,34 @@ def test_a_failing_transform_leaves_the_question_searched(indexed, embedder):
     assert event(out, "retrieve")["queries"] == [COBOL]
 
 
-def test_too_few_relevant_without_web_key_retries_the_index_and_notes_it(indexed, embedder):
-    out, _ = run(indexed, embedder, ["COBOL compiler team lead", GOOD], relevance_threshold=1.0, max_retries=1)
+def test_filling_takes_any_chunk_up_to_context_min_then_only_the_possibly_relevant():
+    from nodes.grade_documents import fill
+
+    scored = [{"chunk_id": f"c{i}", "relevance": r} for i, r in enumerate([0.9, 0.05, 0.0004, 0.002, 0.0001, 0.3])]
+    kept = [scored[0], scored[5]]
+    settings = Settings(data_dir="/tmp/arag-fill", top_k=5, context_min=4, fill_min_relevance=0.001)
+    # c1 and c3 bring the context to four whatever their score; the fifth place needs 0.001, which c2 lacks.
+    assert [c["chunk_id"] for c in fill(scored, kept, settings)] == ["c1", "c3"]
+    assert [c["chunk_id"] for c in fill(scored, kept, settings.model_copy(update={"context_min": 5}))] == ["c1", "c3", "c2"]
+    assert [c["chunk_id"] for c in fill(scored, kept, settings.model_copy(update={"fill_min_relevance": 0.0}))] == [
+        "c1", "c3", "c2"]
+    assert fill(scored, scored[:5], settings) == []
+
+
+def test_too_few_relevant_without_web_key_answers_from_the_best_candidates_and_notes_it(indexed, embedder):
+    out, llm = run(indexed, embedder, [GOOD], relevance_threshold=1.0, max_retries=1)
+    assert path(out) == ["contextualize", "route", "self_query", "retrieve", "second_hop", "grade_documents",
+                         "rerank", "generate", "reflect", "finalize"]
+    assert len(llm.prompts) == 1 and out["answer"] == GOOD
+    assert event(out, "grade_documents")["web_skipped"] == "no Tavily API key configured (set TAVILY_API_KEY)"
+    assert "web search skipped: no Tavily API key configured (set TAVILY_API_KEY)" in out["notes"]
+    assert event(out, "grade_documents")["note"].startswith("too few relevant chunks")
+    assert 1 <= len(out["documents"]) <= indexed.top_k
+
+
+def test_too_few_relevant_without_web_key_retries_the_index_when_asked_and_notes_it(indexed, embedder):
+    out, _ = run(indexed, embedder, ["COBOL compiler team lead", GOOD], relevance_threshold=1.0, max_retries=1,
+                 index_retry=True)
     assert path(out) == ["contextualize", "route", "self_query", "retrieve", "second_hop", "grade_documents",
                          "rewrite_question", "retrieve", "second_hop", "grade_documents", "rerank", "generate", "reflect", "finalize"]
     assert event(out, "rewrite_question")["web_skipped"] == "no Tavily API key configured (set TAVILY_API_KEY)"
@@ -280,7 +307,7 @@ def test_better_earlier_answer_is_kept(indexed, embedder):
 
 def test_unhelpful_answer_triggers_another_search_bounded_by_retries(indexed, embedder):
     refusal = "I don't know."
-    out, _ = run(indexed, embedder, [refusal, "COBOL compiler creator", refusal], max_retries=1)
+    out, _ = run(indexed, embedder, [refusal, "COBOL compiler creator", refusal], max_retries=1, index_retry=True)
     assert path(out).count("rewrite_question") == 1 and path(out).count("generate") == 2
     assert event(out, "reflect", 1)["next"] == "finish"
     assert any("may not contain the answer" in n for n in out["notes"])

@@ -7,6 +7,6 @@ from arag.runtime.state import RAGState
 
 
 def can_search_again(state: RAGState, settings) -> bool:
-    """Retries remain and another search has something to search: indexed chunks, or the web."""
-    searchable = bool(state.get("candidates")) or unavailable_reason(settings) is None
+    """Retries remain and another search has something new to search: the web, or (index_retry on) the index."""
+    searchable = unavailable_reason(settings) is None or (settings.index_retry and bool(state.get("candidates")))
     return state.get("retries", 0) < settings.max_retries and searchable
