@@ -146,6 +146,13 @@ def test_other_embedding_model_is_refused(settings, embedder):
         ChunkStore(settings, "other-model@123", embedder.dim).count()
 
 
+def test_same_weights_run_by_another_backend_names_the_backend_that_built_the_index(settings, embedder):
+    fp32 = embedder.model_id.removesuffix("+int8")
+    ChunkStore(settings, fp32, embedder.dim).count()
+    with pytest.raises(IndexMismatch, match="ARAG_EMBEDDING_BACKEND=onnx to use it"):
+        ChunkStore(settings, fp32 + "+int8", embedder.dim).count()
+
+
 def test_embeddings_are_normalised_and_batched_in_order(embedder):
     texts = ["short", "a much longer sentence about volcanoes and their eruptions", "medium length text"]
     together = embedder.embed_documents(texts)

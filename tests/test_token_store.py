@@ -87,6 +87,9 @@ def test_pooled_vectors_match_sentence_transformers_on_every_backend(embedder, t
     quantised = Embedder(embedder.model_dir, backend="onnx-int8", models_dir=tmp_path)
     assert quantised.model_id == embedder.model_id + "+int8"
     cosines = (quantised.embed_documents(texts) * reference).sum(axis=1)
+    # ... and a text's int8 vector does not depend on the texts embedded with it.
+    alone = np.stack([quantised.embed_documents([t])[0] for t in texts])
+    assert np.abs(quantised.embed_documents(texts) - alone).max() < 1e-6
     assert cosines.min() > 0.95 and (tmp_path / "onnx" / f"{embedder.weights_id}-int8.onnx").is_file()
 
 

@@ -95,11 +95,7 @@ class ChunkStore:
             )
             built_with = (col.metadata or {}).get("embedding_model")
             if built_with not in (None, self.model_id):
-                raise IndexMismatch(
-                    f"collection {self.name!r} was built with embedding model "
-                    f"{built_with}, but {self.model_id} is configured; set ARAG_EMBEDDING_MODEL "
-                    "back or re-ingest into a new collection (ARAG_COLLECTION)"
-                )
+                raise IndexMismatch(mismatch_message(self.name, built_with, self.model_id))
             self._collection = col
         return self._collection
 
@@ -187,3 +183,13 @@ class ChunkStore:
             {"id": i, "text": d, "metadata": m, "score": 1.0 - float(dist)}
             for i, d, m, dist in zip(res["ids"][0], res["documents"][0], res["metadatas"][0], res["distances"][0])
         ]
+
+
+def mismatch_message(collection: str, built_with: str, configured: str) -> str:
+    """What to change when a collection's vectors come from another model, or the same weights run otherwise."""
+    if built_with.removesuffix("+int8") == configured.removesuffix("+int8"):
+        backend = "onnx-int8" if built_with.endswith("+int8") else "onnx"
+        return (f"collection {collection!r} was built with the same embedding model run as {backend!r}; set "
+                f"ARAG_EMBEDDING_BACKEND={backend} to use it, or re-ingest into a new collection (ARAG_COLLECTION)")
+    return (f"collection {collection!r} was built with embedding model {built_with}, but {configured} is "
+            "configured; set ARAG_EMBEDDING_MODEL back or re-ingest into a new collection (ARAG_COLLECTION)")
