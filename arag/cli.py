@@ -133,7 +133,10 @@ def _print_answer(result: dict, streamed: bool) -> None:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+    sources = [s if "://" in s else str(Path(s).resolve()) for s in args.source or []]
+    settings = _settings(args, sources=sources or None, long_context=args.long_context or None)
+    if sources:
+        _check_sources_indexed(settings, sources)
     stream = not args.json and sys.stdout.isatty()
     result = run_question(settings, args.question, args.thread, stream_tokens=stream,
                           show_progress=not args.json and not args.quiet, profile=args.profile)
@@ -142,6 +145,15 @@ def cmd_ask(args: argparse.Namespace) -> int:
     else:
         _print_answer(result, streamed=stream)
     return 0
+
+
+def _check_sources_indexed(settings, sources: list[str]) -> None:
+    from arag.runtime.components import Components
+
+    store = Components(settings).store
+    missing = [s for s in sources if not store.collection.get(where={"source": s}, limit=1, include=[])["ids"]]
+    if missing:
+        raise UsageError(f"not in the index: {', '.join(missing)} (name ingested files, or run `arag ingest` first)")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -461,6 +473,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", choices=["naive", "fast", "agentic"],
                    help="technique set: naive (retrieve+generate), fast (default settings), "
                    "agentic (default + LLM query transforms for the extra search, and reflection)")
+    p.add_argument("--source", action="append", metavar="FILE",
+                   help="search or read only this ingested document (repeat for several)")
+    p.add_argument("--long-context", action="store_true",
+                   help="no search: the model reads the documents in scope (--source, else all) up to its window")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=cmd_ask)
 

@@ -165,6 +165,17 @@ class Settings(BaseSettings):
         300, ge=10, le=5000, description="Longer questions are cut to this many words (with a note), so the sources keep "
         "their place in the model's context."
     )
+    long_context: bool = Field(
+        False, description="Read instead of search: the model gets every chunk in scope (the documents `sources` "
+        "names, in that order, else the whole collection in ingest order) up to its context window "
+        "(llm_context_tokens), with no grading or reranking. For small document sets and long-context models; "
+        "measured against retrieval in the README (Long context against RAG)."
+    )
+    sources: list[str] = Field(
+        default_factory=list, description="Only these documents are searched or read (their sources as ingested: "
+        "file paths or URLs); empty: every document. Usually set per question (config={'configurable': "
+        "{'sources': [...]}})."
+    )
     compression: bool = Field(
         False, description="Cut each chunk given to the model down to its sentences most related to the question "
         "(embedding and word overlap, no LLM call), so more chunks fit the context budget."

@@ -4,7 +4,8 @@
 contextualize → route ─┬─ direct ──────────────────────────────────────────────────────────┐
                        ├─ sql ──── text_to_sql ── answered ──→ finalize;  no usable SQL → self_query
                        ├─ web ──── web_search ───────────────────────┐                      │
-                       └─ index ── self_query ─┬─ complex ─ decompose → answer_sub_question (loop) ─┐
+                       └─ index ── self_query ─┬─ long context ─ read_all ─────────────────────→ generate
+                                               ├─ complex ─ decompose → answer_sub_question (loop) ─┐
                                                ├─ multi_query ─┐  (those on, in parallel)           │
                                                ├─ step_back ───┼─→ retrieve → second_hop → grade_documents
                                                ├─ hyde ────────┘
@@ -42,6 +43,7 @@ from nodes.generate import generate
 from nodes.grade_documents import grade_documents
 from nodes.hyde import hyde
 from nodes.multi_query import multi_query
+from nodes.read_all import read_all
 from nodes.reflect import reflect
 from nodes.rerank import rerank
 from nodes.retrieve import retrieve
@@ -67,6 +69,7 @@ NODES = {
     "step_back": step_back,
     "hyde": hyde,
     "retrieve": retrieve,
+    "read_all": read_all,
     "second_hop": second_hop,
     "grade_documents": grade_documents,
     "rewrite_question": rewrite_question,
@@ -105,6 +108,8 @@ def transforms(config: RunnableConfig, settings: Settings, search: str = "first"
 
 
 def after_self_query(state: RAGState, config: RunnableConfig, *, settings: Settings) -> str | list[str]:
+    if settings.for_run(config).long_context:
+        return "read_all"
     return "decompose" if state.get("complex") else transforms(config, settings)
 
 
@@ -180,7 +185,9 @@ def build_graph(
     builder.add_conditional_edges("route", after_route, ["generate", "web_search", "text_to_sql", "self_query"])
     builder.add_conditional_edges("text_to_sql", after_sql, ["finalize", "self_query"])
     settings_of = {"settings": parts.settings}
-    builder.add_conditional_edges("self_query", partial(after_self_query, **settings_of), ["decompose", *TRANSFORMS, "retrieve"])
+    builder.add_conditional_edges("self_query", partial(after_self_query, **settings_of),
+                                  ["read_all", "decompose", *TRANSFORMS, "retrieve"])
+    builder.add_edge("read_all", "generate")
     builder.add_conditional_edges("decompose", partial(after_decompose, **settings_of),
                                   ["answer_sub_question", *TRANSFORMS, "retrieve"])
     builder.add_conditional_edges("answer_sub_question", after_sub_question, ["answer_sub_question", "grade_documents"])

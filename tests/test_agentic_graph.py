@@ -421,3 +421,41 @@ def test_grounding_score_hand_computed():
     # new words: hopper, built, 1959 (all in the source) and paris (not): 3 of 4
     assert support("Hopper built it in 1959 in Paris.", "Who made it?", source) == 0.75
     assert not is_useful("I don't know.") and is_useful("Grace Hopper [1].")
+
+
+def test_long_context_reads_the_named_documents_in_their_order_with_no_search(indexed, embedder, tmp_path):
+    docs = tmp_path / "docs"
+    sources = [str((docs / "bread.txt").resolve()), str((docs / "lighthouses.md").resolve())]
+    answer = "Grace Hopper [1]."
+    out, llm = run(indexed, embedder, [answer], long_context=True, sources=sources, reflect=False)
+    assert path(out) == ["contextualize", "route", "self_query", "read_all", "generate", "reflect", "finalize"]
+    assert len(llm.prompts) == 1
+    read = event(out, "read_all")
+    assert read["read"] == read["in_scope"] == len(out["documents"]) >= 2 and read["sources"] == 2
+    # Every chunk of the first named document comes before any of the second, whatever their relevance.
+    order = [d["source"] for d in out["documents"]]
+    assert set(order) == set(sources) and order == sorted(order, key=sources.index)
+    prompt = llm.prompts[0]
+    for chunk in out["documents"]:
+        assert " ".join(chunk["text"].split()[:6]) in " ".join(prompt.split())
+
+
+def test_long_context_stops_at_the_window_and_says_what_it_left_out(indexed, embedder):
+    # The whole collection in scope, a window too small for it: the first chunks in ingest order fit.
+    out, _ = run(indexed, embedder, ["Grace Hopper [1]."], long_context=True, reflect=False,
+                 llm_context_tokens=800, answer_max_tokens=200)
+    read = event(out, "read_all")
+    assert 0 < read["read"] < read["in_scope"] and read["tokens"] <= read["budget"] == 800 - 200 - 400
+    assert any("left out" in n for n in out["notes"])
+    everything = indexed.model_copy(update={"long_context": True})
+    assert [d["chunk_id"] for d in out["documents"]] == [
+        c["chunk_id"] for c in Components(everything, embedder=embedder).read_scope(everything)[0]][: read["read"]]
+
+
+def test_sources_scope_every_search_and_survive_a_question_filter_that_matches_nothing(indexed, embedder, tmp_path):
+    bread = str((tmp_path / "docs" / "bread.txt").resolve())
+    out, _ = run(indexed, embedder, [GOOD], sources=[bread], reflect=False, self_query="off")
+    assert out["candidates"] and {c["source"] for c in out["candidates"]} == {bread}
+    parts = Components(indexed.model_copy(update={"sources": [bread]}), embedder=embedder)
+    hits, error, notes = parts.search(parts.settings, [COBOL], 5, where={"title": "no such title"})
+    assert error is None and notes and {h["source"] for h in hits} == {bread}

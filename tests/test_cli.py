@@ -70,6 +70,22 @@ def test_model_that_cannot_be_loaded_is_one_clear_line(tmp_path):
     assert result.stderr.strip().splitlines()[-1].startswith(f"arag: error: cannot load model {broken}")
 
 
+def test_ask_names_a_source_that_is_not_indexed_and_reads_one_that_is_in_long_context(tmp_path):
+    write_corpus(tmp_path / "docs")
+    assert arag("ingest", "docs", "--quiet", cwd=tmp_path).returncode == 0
+    missing = arag("ask", "Where is Mount Etna?", "--source", "docs/nowhere.txt", cwd=tmp_path)
+    assert missing.returncode == 2
+    assert missing.stderr.strip() == f"arag: error: not in the index: {tmp_path / 'docs' / 'nowhere.txt'} " \
+                                     "(name ingested files, or run `arag ingest` first)"
+    result = arag("ask", "Where is Mount Etna?", "--source", "docs/volcanoes.pdf", "--long-context", "--json",
+                  "--llm", "llamacpp:local-270m", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    read = next(e for e in out["trace"] if e["node"] == "read_all")
+    assert read["sources"] == 1 and read["read"] == read["in_scope"] >= 1
+    assert "retrieve" not in [e["node"] for e in out["trace"]]
+
+
 def test_ask_json_shape_with_the_smallest_local_model(tmp_path):
     write_corpus(tmp_path / "docs")
     assert arag("ingest", "docs", "--quiet", cwd=tmp_path).returncode == 0

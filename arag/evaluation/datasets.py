@@ -39,6 +39,9 @@ class EvalQuestion:
     answers: list[str] = field(default_factory=list)
     #: Ids of the corpus documents that answer the question (empty: no judgments).
     relevant: set[str] = field(default_factory=set)
+    #: Ids of the documents the dataset gives with the question, in its order (HotpotQA format: its
+    #: paragraphs, supporting and distracting), which a long-context configuration reads.
+    documents: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -99,7 +102,7 @@ def _hotpotqa(path: Path) -> EvalDataset:
     for number, row in _json_lines(path):
         where = f"{path}:{number}"
         contexts = _field(row, "contexts", list, where)
-        relevant = set()
+        relevant, documents = set(), []
         for ctx in contexts:
             if not isinstance(ctx, dict) or "title" not in ctx or "paragraph_text" not in ctx:
                 raise DatasetError(f"{where}: each context needs 'title' and 'paragraph_text'")
@@ -107,10 +110,12 @@ def _hotpotqa(path: Path) -> EvalDataset:
             corpus.setdefault(title, {"id": title, "title": title, "text": str(ctx["paragraph_text"])})
             if ctx.get("is_supporting"):
                 relevant.add(title)
+            if title not in documents:
+                documents.append(title)
         answers = [str(span) for obj in _field(row, "answers_objects", list, where)
                    for span in (obj.get("spans", []) if isinstance(obj, dict) else [])]
         questions.append(EvalQuestion(str(row.get("question_id", number)), str(_field(row, "question_text", str, where)),
-                                      answers, relevant))
+                                      answers, relevant, documents))
     return EvalDataset(path.stem, "hotpotqa", questions, list(corpus.values()))
 
 

@@ -402,6 +402,9 @@ def run_eval(run: EvalRun, indexes: EvalIndexes, build_graph: Callable[..., obje
                     configurable = {"answer_style": answer_style, **settings_only}
                     if retrieval_only:
                         configurable["write_answer"] = False
+                    if overrides.get("long_context") and question.documents and indexed.prefix:
+                        # Long context reads the question's own documents, as the dataset lists them.
+                        configurable["sources"] = [indexed.prefix + d for d in question.documents]
                     state = graph.invoke({"question": question.question}, {"configurable": configurable})
                     scored = score_record(state, question, indexed.chunk_docs, indexed.prefix, answers=not retrieval_only)
                     record |= {"status": "ok", **scored}

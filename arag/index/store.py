@@ -163,6 +163,20 @@ class ChunkStore:
             yield from zip(ids, got["metadatas"])
             offset += len(ids)
 
+    def read(self, where: dict | None = None, page: int = 5000) -> list[dict]:
+        """Every chunk within ``where`` (all, without one), as :meth:`query` returns them with score 0,
+        in ingest order: by source, then position in the document.
+        """
+        hits, offset = [], 0
+        while True:
+            got = self.collection.get(where=where, include=["documents", "metadatas"], limit=page, offset=offset)
+            if not got["ids"]:
+                break
+            hits += [{"id": i, "text": d, "metadata": m or {}, "score": 0.0}
+                     for i, d, m in zip(got["ids"], got["documents"], got["metadatas"])]
+            offset += len(got["ids"])
+        return sorted(hits, key=lambda h: (str(h["metadata"].get("source", "")), int(h["metadata"].get("position") or 0)))
+
     def embeddings_for(self, ids: list[str]) -> dict[str, np.ndarray]:
         if not ids:
             return {}

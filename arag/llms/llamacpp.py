@@ -169,6 +169,12 @@ class LlamaCppChat(BaseChatModel):
                 request["stop"] += ["\n\n", "\nQuestion:"]
         return request
 
+    def count_tokens(self, text: str) -> int:
+        """Tokens of ``text`` in this model's vocabulary (no generation; the model loads if it has not)."""
+        llama, lock = self._llama()
+        with lock:
+            return len(llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
     def next_token_logits(self, messages: list[BaseMessage], words: list[str],
                           tokens_seen: list[tuple[int, int]] | None = None) -> list[float]:
         """The model's logit for the first token of each of ``words`` as the reply's first token.

@@ -61,14 +61,31 @@ class Components:
             return self._judges[settings.scorer]
 
     def llm_for(self, settings: Settings) -> BaseChatModel:
-        """The chat model ``settings.llm`` names (one instance per provider string), or the injected one."""
+        """The chat model ``settings.llm`` names (one instance per provider string and context window), or the
+        injected one.
+        """
         if self._llm is not None:
             return self._llm
+        key = f"{settings.llm}@{settings.llm_context_tokens}"
         with self._lock:
-            if settings.llm not in self._llms:
+            if key not in self._llms:
                 # Looked up on the module at each call, so that a test can stand in for the factory.
-                self._llms[settings.llm] = llm_factory.make_chat_model(settings)
-            return self._llms[settings.llm]
+                self._llms[key] = llm_factory.make_chat_model(settings)
+            return self._llms[key]
+
+    def read_scope(self, settings: Settings) -> tuple[list[dict], str | None]:
+        """(every chunk of the documents in scope, in the order ``settings.sources`` names them, else ingest
+        order; error): what the long-context path reads.
+        """
+        try:
+            with self.store.reachable():
+                hits = self.store.read(sources_filter(settings))
+        except IndexUnavailable as exc:
+            return [], str(exc)
+        if settings.sources:
+            rank = {source: i for i, source in enumerate(settings.sources)}
+            hits.sort(key=lambda h: rank.get(h["metadata"].get("source", ""), len(rank)))  # stable: positions stay
+        return [as_retrieved(h) for h in hits if h["metadata"].get("kind") != "summary"], None
 
     def filter_schema(self) -> dict:
         """The collection's filterable metadata fields (:func:`knowledge.filters.filter_schema`), read again
@@ -129,15 +146,31 @@ class Components:
         if settings.tree_search == "leaves":
             leaves = {"kind": {"$ne": "summary"}}
             where = {"$and": [where, leaves]} if where else leaves
+        scope = sources_filter(settings)
         try:
             with self.store.reachable():
-                if settings.tree_search == "traversal" and not where and self.has_tree():
+                if settings.tree_search == "traversal" and not where and not scope and self.has_tree():
                     return [as_retrieved(h) for h in traverse(self.store, self.embedder, queries[0], k)], None, []
                 retriever = self.retriever_for(settings)
-                hits = retriever.search_many(queries, k, where=where)
+                hits = retriever.search_many(queries, k, where=both(where, scope))
                 if where and not hits:
-                    return retriever.search_many(queries, k), None, ["no document matches the filter taken from the "
-                                                                      f"question ({where}); searched them all"]
+                    # The question's own filter is lifted; the documents the caller named stay the scope.
+                    return retriever.search_many(queries, k, where=scope), None, [
+                        f"no document matches the filter taken from the question ({where}); searched them all"]
                 return hits, None, []
         except IndexUnavailable as exc:
             return [], str(exc), [f"the document index could not be searched: {exc}"]
+
+
+def sources_filter(settings: Settings) -> dict | None:
+    """The Chroma filter of the documents ``settings.sources`` names (None: every document)."""
+    if not settings.sources:
+        return None
+    return {"source": {"$in": list(settings.sources)}}
+
+
+def both(first: dict | None, second: dict | None) -> dict | None:
+    """Two optional Chroma filters, both to hold."""
+    if first and second:
+        return {"$and": [first, second]}
+    return first or second
