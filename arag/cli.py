@@ -225,6 +225,18 @@ def cmd_models(args: argparse.Namespace) -> int:
             local_model_file(name, settings)
             status = "verified"
         print(f"{name:<11} {status:<14} {preset.description} [{preset.licence}]")
+    from arag.embeddings.presets import EMBEDDER_PRESETS, prepare_embedder, prepared_dir
+
+    unknown = sorted(set(args.prepare or []) - set(PRESETS) - set(EMBEDDER_PRESETS))
+    if unknown:
+        raise UsageError(f"unknown preset {', '.join(unknown)}; use one of {', '.join([*PRESETS, *EMBEDDER_PRESETS])}")
+    print("embedding models (ARAG_EMBEDDING_MODEL=NAME; 'minilm', the packaged default, needs no preparing):")
+    for name, preset in EMBEDDER_PRESETS.items():
+        status = "prepared" if prepared_dir(settings.models_path, name) else "not prepared"
+        if args.prepare and name in args.prepare:
+            prepare_embedder(name, settings.models_path)
+            status = "verified"
+        print(f"{name:<14} {status:<14} {preset.description} [{preset.licence}]")
     return 0
 
 
@@ -570,8 +582,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8001)
     p.set_defaults(func=cmd_mcp)
 
-    p = sub.add_parser("models", help="list the local LLM presets; --prepare assembles and verifies them",
-                       description="List local GGUF presets and whether they are assembled in the models "
+    p = sub.add_parser("models", help="list the local LLM and embedding presets; --prepare assembles and verifies them",
+                       description="List local GGUF and embedding-model presets and whether they are ready in the models "
                        "directory that every data directory shares (ARAG_MODELS_DIR, default "
                        "$XDG_CACHE_HOME/arag/models or ~/.cache/arag/models).")
     p.add_argument("--prepare", nargs="*", metavar="PRESET", help="assemble and verify these presets")

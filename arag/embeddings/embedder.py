@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import inspect
 import json
 import os
 import threading
@@ -45,11 +46,54 @@ def packaged_minilm_dir() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "model"
 
 
-def resolve_model_dir(name: str) -> Path:
+def resolve_model_dir(name: str, models_dir: Path | None = None) -> Path:
+    """The model folder ``name`` means: "minilm" (packaged), a prepared preset ("mpnet", …), or a path."""
+    from arag.embeddings.presets import EMBEDDER_PRESETS, prepared_dir
+
+    if name in EMBEDDER_PRESETS:
+        ready = prepared_dir(models_dir or default_models_dir(), name)
+        if ready is None:
+            raise EmbeddingModelError(f"the {name} embedder is not prepared: run `arag models --prepare {name}` "
+                                      f"(downloads about {EMBEDDER_PRESETS[name].size_mb} MB of wheels once)")
+        return ready
     path = packaged_minilm_dir() if name == "minilm" else Path(name).expanduser()
     if not (path / "config.json").is_file():
         raise EmbeddingModelError(f"no embedding model at {path} (expected a config.json there)")
     return path
+
+
+def sentence_transformers_prompts(model_dir: Path) -> dict:
+    """The ``prompts`` of a sentence-transformers folder ({"query": …, "document": …}; empty when none)."""
+    try:
+        prompts = json.loads((model_dir / "config_sentence_transformers.json").read_text()).get("prompts") or {}
+    except (FileNotFoundError, ValueError):
+        return {}
+    return {k: v for k, v in prompts.items() if isinstance(v, str)}
+
+
+def dense_layers(model_dir: Path) -> list[tuple[np.ndarray, np.ndarray | None]]:
+    """The (weight, bias) of each linear layer a sentence-transformers folder applies after pooling.
+
+    EmbeddingGemma projects its mean-pooled 768-d vector to 3,072 and back to 768; MiniLM has none.
+    Only identity activations are supported (the ones these models use).
+    """
+    try:
+        modules = json.loads((model_dir / "modules.json").read_text())
+    except (FileNotFoundError, ValueError):
+        return []
+    layers = []
+    for module in modules:
+        if str(module.get("type", "")).rsplit(".", 1)[-1] != "Dense":
+            continue
+        folder = model_dir / module["path"]
+        config = json.loads((folder / "config.json").read_text())
+        if not str(config.get("activation_function", "")).endswith("Identity"):
+            raise EmbeddingModelError(f"{folder}: activation {config.get('activation_function')} is not supported")
+        from safetensors.numpy import load_file
+
+        weights = load_file(str(folder / "model.safetensors"))
+        layers.append((weights["linear.weight"].astype(np.float32), weights.get("linear.bias")))
+    return layers
 
 
 def card_field(model_dir: Path, key: str):
@@ -63,7 +107,7 @@ def card_field(model_dir: Path, key: str):
 def model_fingerprint(model_dir: Path) -> str:
     """A short identity of a model directory's weights, to tell one model version from another."""
     digest = hashlib.sha256()
-    for f in sorted(model_dir.iterdir()):
+    for f in sorted([*model_dir.iterdir(), *model_dir.glob("*_Dense/*")]):
         # The card and calibration describe a model; rewriting them does not change its vectors.
         if f.is_file() and f.suffix in {".safetensors", ".bin", ".json"} and f.name not in {"card.json", "calibration.json"}:
             size = f.stat().st_size
@@ -102,7 +146,10 @@ class Embedder:
         self.model_dir = Path(model_dir)
         self.batch_size = batch_size
         self.max_length = max_length
-        self.query_instruction = query_instruction
+        prompts = sentence_transformers_prompts(self.model_dir)
+        # A trained model's instruction, else the model's own query prompt (EmbeddingGemma's "task: …").
+        self.query_instruction = query_instruction or prompts.get("query")
+        self.document_prefix = prompts.get("document", "")
         self.backend = backend
         self.models_dir = Path(models_dir) if models_dir else default_models_dir()
         self._model = None
@@ -116,9 +163,14 @@ class Embedder:
         if name == "auto":
             active = ModelRegistry(settings).active_dir("embedder")
             name = str(active) if active else "minilm"
-        model_dir = resolve_model_dir(name)
+        from arag.embeddings.presets import EMBEDDER_PRESETS
+
+        model_dir = resolve_model_dir(name, settings.models_path)
+        preset = EMBEDDER_PRESETS.get(name)
+        # A preset whose architecture the ONNX exporter does not trace runs on torch: the same vectors as fp32 ONNX.
+        backend = preset.backend if preset and preset.backend else settings.embedding_backend
         return cls(model_dir, batch_size=settings.embedding_batch_size, query_instruction=card_field(model_dir, "query_instruction"),
-                   backend=settings.embedding_backend, models_dir=settings.models_path)
+                   backend=backend, models_dir=settings.models_path)
 
     @cached_property
     def weights_id(self) -> str:
@@ -191,29 +243,45 @@ class Embedder:
         except (OSError, ValueError) as exc:
             raise EmbeddingModelError(f"cannot load embedding model {self.model_dir}: {exc}") from exc
 
+        # MPNet and Gemma take no token types; BERT-style encoders do.
+        token_types = "token_type_ids" in inspect.signature(model.forward).parameters
+
         def hidden_states(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+            feed = {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask)}
+            if token_types:
+                feed["token_type_ids"] = torch.zeros_like(feed["input_ids"])
             with torch.inference_mode():
-                out = model(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask),
-                            token_type_ids=torch.zeros_like(torch.from_numpy(ids)))
-            return out.last_hidden_state.numpy()
+                out = model(**feed)
+            return out.last_hidden_state.float().numpy()
 
         return hidden_states
 
     @cached_property
+    def dense(self) -> list[tuple[np.ndarray, np.ndarray | None]]:
+        """Linear layers applied to the pooled vector (sentence-transformers ``Dense`` modules)."""
+        return dense_layers(self.model_dir)
+
+    @cached_property
     def dim(self) -> int:
+        if self.dense:
+            return int(self.dense[-1][0].shape[0])
         config = json.loads((self.model_dir / "config.json").read_text())
         return int(config.get("hidden_size") or config.get("dim"))
 
     def encode(self, texts: list[str], tokens: bool = False, progress: bool = False,
-               max_length: int | None = None) -> tuple[np.ndarray, list[np.ndarray] | None]:
+               max_length: int | None = None, query: bool = False) -> tuple[np.ndarray, list[np.ndarray] | None]:
         """Pooled vectors of ``texts`` and, with ``tokens``, their token vectors, from one forward pass.
 
         Pooled vectors are the mean of the last hidden states over the attention mask,
         L2-normalised (sentence-transformers' "mean" pooling). Token vectors are the
         L2-normalised hidden states without [CLS]/[SEP] and padding: the multi-vector
         representation that late-interaction (max-sim) scoring reads. Texts are tokenised once,
-        then batched by token length, so short texts cost little padding.
+        then batched by token length, so short texts cost little padding. A model with a document
+        prompt (EmbeddingGemma's "title: none | text: ") reads it before every text that is not a
+        ``query``; a model with ``Dense`` modules projects the mean before it is normalised.
         """
+        if self.document_prefix and not query:
+            texts = [self.document_prefix + t for t in texts]
         pooled = np.zeros((len(texts), self.dim), dtype=np.float32)
         token_rows: list[np.ndarray | None] | None = [None] * len(texts) if tokens else None
         if not texts:
@@ -225,6 +293,8 @@ class Embedder:
             for members, ids, mask, special in self.batches(encodings):
                 hidden = run(ids, mask)
                 mean = (hidden * mask[:, :, None]).sum(axis=1) / mask.sum(axis=1, keepdims=True)
+                for weight, bias in self.dense:
+                    mean = mean @ weight.T + (bias if bias is not None else 0.0)
                 pooled[members] = mean / np.maximum(np.linalg.norm(mean, axis=1, keepdims=True), 1e-12)
                 if token_rows is not None:
                     unit = hidden / np.maximum(np.linalg.norm(hidden, axis=2, keepdims=True), 1e-12)
@@ -262,7 +332,7 @@ class Embedder:
     def embed_queries(self, texts: list[str]) -> np.ndarray:
         """Pooled, normalised query vectors; a trained model's query instruction is put first."""
         prefix = self.query_instruction or ""
-        return self.encode([prefix + t for t in texts])[0]
+        return self.encode([prefix + t for t in texts], query=True)[0]
 
     def token_vectors(self, texts: list[str], max_length: int | None = None) -> list[np.ndarray]:
         """L2-normalised contextual vectors of each text's tokens ([CLS]/[SEP] and padding excluded)."""

@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import tempfile
@@ -42,18 +43,20 @@ def export_onnx(model, target: Path, output: str, sample: dict, check: dict, qua
     import onnxruntime
     import torch
 
+    # MPNet takes no token types; BERT-style encoders do.
+    names = [n for n in INPUTS if n != "token_type_ids" or n in inspect.signature(model.forward).parameters]
+
     class KeywordInputs(torch.nn.Module):
         # The tracer passes inputs by position; transformers' forward() takes them by keyword.
         def __init__(self, inner):
             super().__init__()
             self.inner = inner
 
-        def forward(self, input_ids, attention_mask, token_type_ids):
-            return getattr(self.inner(input_ids=input_ids, attention_mask=attention_mask,
-                                      token_type_ids=token_type_ids), output)
+        def forward(self, *inputs):
+            return getattr(self.inner(**dict(zip(names, inputs))), output)
 
     wrapped = KeywordInputs(model).eval()
-    axes = {name: {0: "batch", 1: "tokens"} for name in INPUTS}
+    axes = {name: {0: "batch", 1: "tokens"} for name in names}
     axes[output] = {0: "batch", 1: "tokens"} if output == "last_hidden_state" else {0: "batch"}
     target.parent.mkdir(parents=True, exist_ok=True)
     root, level = logging.getLogger(), logging.getLogger().level
@@ -64,11 +67,11 @@ def export_onnx(model, target: Path, output: str, sample: dict, check: dict, qua
         try:
             plain = Path(scratch) / "fp32.onnx"
             with torch.no_grad():
-                torch.onnx.export(wrapped, tuple(sample[k] for k in INPUTS), str(plain), input_names=list(INPUTS),
+                torch.onnx.export(wrapped, tuple(sample[k] for k in names), str(plain), input_names=names,
                                   output_names=[output], dynamic_axes=axes, opset_version=17, dynamo=False)
-                expected = wrapped(*(check[k] for k in INPUTS)).numpy()
+                expected = wrapped(*(check[k] for k in names)).numpy()
             session = onnxruntime.InferenceSession(str(plain), providers=["CPUExecutionProvider"])
-            got = session.run(None, {k: check[k].numpy().astype(np.int64) for k in INPUTS})[0]
+            got = session.run(None, {k: check[k].numpy().astype(np.int64) for k in names})[0]
             if got.shape != expected.shape or not np.allclose(got, expected, atol=1e-3, rtol=1e-3):
                 raise RuntimeError("the ONNX export differs from the torch model "
                                    f"(max difference {np.abs(got - expected).max():.4g})")
@@ -130,6 +133,9 @@ class OnnxEncoder:
             return self._session
 
     def hidden_states(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
-        """(batch, tokens, dim) float32 hidden states; token types are all zero (single texts)."""
-        feed = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": np.zeros_like(input_ids)}
-        return self._loaded().run(["last_hidden_state"], feed)[0]
+        """(batch, tokens, dim) float32 hidden states; token types, where the model takes them, are all zero."""
+        session = self._loaded()
+        feed = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if any(i.name == "token_type_ids" for i in session.get_inputs()):
+            feed["token_type_ids"] = np.zeros_like(input_ids)
+        return session.run(["last_hidden_state"], feed)[0]

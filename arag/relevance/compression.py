@@ -1,7 +1,7 @@
 """Context compression: keep the sentences of each chunk that bear on the question, with no LLM call.
 
-Small models read slowly (about 44 prompt tokens a second for the default 1.5B on two cores)
-and lose facts in the middle of long contexts. Before generation, each chunk is cut down to
+Small models read slowly (about 125 prompt tokens a second for the default 1.5B on two cores,
+`bench/llm_throughput.py`) and lose facts in the middle of long contexts. Before generation, each chunk is cut down to
 its sentences most related to the question: each sentence is scored by the cosine of its
 embedding with the question's plus the share of the question's content words it contains,
 and a sentence is kept when it scores at least ``keep`` of the chunk's best sentence (the best
