@@ -102,7 +102,8 @@ class Settings(BaseSettings):
     embedding_model: str = Field(
         "auto",
         description="'auto' (the collection's trained embedder if one is active, else MiniLM), "
-        "'minilm' (packaged all-MiniLM-L6-v2) or a local model directory.",
+        "'minilm' (packaged all-MiniLM-L6-v2), a preset prepared by `arag models --prepare` ('mpnet', "
+        "'embeddinggemma') or a local sentence-transformers directory.",
     )
     embedding_batch_size: int = Field(32, ge=1)
     embedding_backend: Literal["onnx", "onnx-int8", "torch"] = Field(
