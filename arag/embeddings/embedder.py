@@ -309,7 +309,7 @@ class Embedder:
         Longest first, each batch padded to its longest member: short texts cost little padding.
         int8 weights run one text at a time: ONNX Runtime's dynamic quantisation takes one scale for
         a whole batch's activations, so a text batched with others would get another vector than
-        alone (cosine 0.977 for a short text), and on 2 cores one at a time costs about 10%.
+        alone (cosine 0.977 for a short text); padding then costs nothing, batching's gain is lost.
         """
         size = 1 if self.backend == "onnx-int8" else self.batch_size
         order = sorted(range(len(encodings)), key=lambda i: -len(encodings[i].ids))
