@@ -103,25 +103,22 @@ bench-answers: install
 	$(PY) bench/yes_no_subset.py $(WIKI) $(ANSWERS_OUT)/wiki-yes-no.jsonl
 	$(PY) bench/comparison_questions.py $(WIKI) $(ANSWERS_OUT)/comparisons.jsonl
 	$(PY) bench/tutorial_qa.py $(ANSWERS_OUT)/tutorial-qa.jsonl
+	@# the first 50 questions with the context-budget ablation and agentic, then the three references to 100
 	for set in hotpotqa:$(HOTPOT) 2wiki:$(WIKI); do name=$${set%%:*}; data=$${set#*:}; \
-	  $(EVAL_ANSWERS) --dataset $$data --configs standard-rag,naive,default,default-k5 --limit 100 --out $(ANSWERS_OUT)/$$name; \
+	  $(EVAL_ANSWERS) --dataset $$data --configs standard-rag,naive,default,default-k5,agentic --limit 50 --out $(ANSWERS_OUT)/$$name; \
+	  cp $(ANSWERS_OUT)/$$name/summary.md $(ANSWERS_OUT)/$$name-50.summary.md; \
+	  $(EVAL_ANSWERS) --dataset $$data --configs standard-rag,naive,default --limit 100 --out $(ANSWERS_OUT)/$$name; \
 	  $(EVAL_ANSWERS) --dataset $$data --retrieval-only --out $(ANSWERS_OUT)/$$name-retrieval \
 	    --configs naive,default,default-index-retry,default-self-query,default-no-second-hop,default-no-links,default-k4,default-k5; \
 	done
 	$(EVAL_ANSWERS) --dataset $(ANSWERS_OUT)/wiki-yes-no.jsonl --configs standard-rag,naive,default,default-no-compare --out $(ANSWERS_OUT)/wiki-yes-no
 	$(EVAL_ANSWERS) --dataset $(ANSWERS_OUT)/comparisons.jsonl --configs standard-rag,default,default-no-compare --out $(ANSWERS_OUT)/comparisons
-	@# the answer-side ablations and agentic, each against standard-rag and default in the same run
-	$(EVAL_ANSWERS) --dataset $(HOTPOT) --configs standard-rag,default,agentic,default-k4,default-k5,default-index-retry,default-reflect \
-	  --limit 60 --out $(ANSWERS_OUT)/hotpotqa-ablation
-	$(EVAL_ANSWERS) --dataset $(HOTPOT) --configs standard-rag,default,agentic --limit 60 --out $(ANSWERS_OUT)/hotpotqa-agentic
-	$(EVAL_ANSWERS) --dataset $(WIKI) --configs standard-rag,default,agentic,default-k4,default-k5,default-index-retry,default-reflect \
-	  --limit 60 --out $(ANSWERS_OUT)/2wiki-agentic
 	$(EVAL_ANSWERS) --dataset $(ANSWERS_OUT)/tutorial-qa.jsonl --configs standard-rag,naive,default --out $(ANSWERS_OUT)/tutorial
 	$(PY) bench/link_transfer.py --data-dir $(ANSWERS_OUT)/data hotpotqa=$(HOTPOT) 2wiki=$(WIKI) > bench/results/link_transfer.md
-	for run in hotpotqa hotpotqa-retrieval hotpotqa-ablation hotpotqa-agentic 2wiki 2wiki-retrieval 2wiki-agentic \
-	    wiki-yes-no comparisons tutorial; do \
+	for run in hotpotqa hotpotqa-retrieval 2wiki 2wiki-retrieval wiki-yes-no comparisons tutorial; do \
 	  if [ -f $(ANSWERS_OUT)/$$run/summary.md ]; then cp $(ANSWERS_OUT)/$$run/summary.md bench/results/answers-$$run.md; fi; \
 	done
+	for set in hotpotqa 2wiki; do cp $(ANSWERS_OUT)/$$set-50.summary.md bench/results/answers-$$set-50.md; done
 
 clean:
 	rm -rf $(VENV) .arag

@@ -140,7 +140,9 @@ def after_web_search(state: RAGState, config: RunnableConfig, *, settings: Setti
 def after_rerank(state: RAGState, config: RunnableConfig, *, settings: Settings) -> str:
     # Only same-attribute yes/no questions ("... the same country?") take the comparison path.
     question = state.get("standalone_question") or state["question"]
-    wanted = settings.for_run(config).compare and state.get("documents")
+    run = settings.for_run(config)
+    # Retrieval only: the comparison's LLM call is part of writing the answer, which is skipped.
+    wanted = run.compare and run.write_answer and state.get("documents")
     return "compare" if wanted and compared_attribute(question) else "generate"
 
 

@@ -222,3 +222,10 @@ def test_comparison_path_is_taken_only_when_asked_for_a_shared_attribute(indexed
     out = ask(indexed, embedder, llm, question, **{"profile": "fast", "answer_style": "short", "reflect": False,
                                                    "max_retries": 0, **configurable})
     assert "compare" not in [e["node"] for e in out["trace"]] and len(llm.prompts) == 1
+
+
+def test_retrieval_only_skips_the_comparison_call_with_the_answer(indexed, embedder):
+    llm = ScriptedChatModel(script=[])
+    out = ask(indexed, embedder, llm, SAME_ERA, profile="fast", answer_style="short", reflect=False, max_retries=0,
+              write_answer=False)
+    assert "compare" not in [e["node"] for e in out["trace"]] and llm.prompts == [] and out["documents"]
