@@ -152,6 +152,14 @@ def test_knowledge_page_ingests_uploads_safely_lists_and_removes(web_env, tmp_pa
     at.text_input(key="folder").set_value(str(extra)).run()
     at.button(key="ingest_folder").click().run()
     assert any("1 added" in s.value for s in at.success)
+    assert not any(h.value == "Tables" for h in at.subheader)
+    (extra / "tide_times.csv").write_text("port,high_tide\nDover,06:12\nCalais,06:40\n")
+    at.text_input(key="folder").set_value(str(extra / "tide_times.csv")).run()
+    at.button(key="ingest_folder").click().run()
+    at.run()
+    assert any(h.value == "Tables" for h in at.subheader)
+    listed = [df.value for df in at.dataframe if "table" in df.value.columns][0]
+    assert list(listed["table"]) == ["tide_times"] and list(listed["rows"]) == [2]
     at.text_input(key="folder").set_value(str(tmp_path / "missing")).run()
     at.button(key="ingest_folder").click().run()
     assert any("does not exist" in e.value for e in at.error)

@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import csv
 import hashlib
 import io
@@ -69,13 +70,24 @@ class TableCatalog:
         self.database = self.folder / f"{collection}.sqlite"
         self.record = self.folder / f"{collection}.json"
         self._lock = threading.Lock()
+        self._read: tuple[tuple[int, int], dict] | None = None
 
     @property
     def tables(self) -> dict[str, dict]:
+        """The registered tables; the file is read again only when it changed (another process may ingest)."""
         try:
-            return json.loads(self.record.read_text())
-        except (FileNotFoundError, ValueError):
+            st = self.record.stat()
+        except FileNotFoundError:
             return {}
+        stamp = (st.st_mtime_ns, st.st_size)
+        cached = self._read
+        if cached is None or cached[0] != stamp:
+            try:
+                cached = (stamp, json.loads(self.record.read_text()))
+            except (FileNotFoundError, ValueError):
+                return {}
+            self._read = cached
+        return copy.deepcopy(cached[1])  # callers may change their copy
 
     def _save(self, tables: dict[str, dict]) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)

@@ -99,6 +99,17 @@ def list_documents(shell) -> None:
         st.rerun()
 
 
+def list_tables(shell) -> None:
+    tables = shell.components.tables.tables
+    if not tables:
+        return
+    st.subheader("Tables")
+    st.caption("Questions about these are answered by one checked, read-only SQL query (text-to-SQL).")
+    rows = [{"table": name, "rows": t["rows"], "columns": ", ".join(c["name"] for c in t["columns"]),
+             "file": Path(t["source"]).name} for name, t in sorted(tables.items())]
+    st.dataframe(rows, hide_index=True, width="stretch")
+
+
 def training_log(shell) -> Path:
     return shell.settings.data_dir / "training" / shell.settings.collection / "web-training.json"
 
@@ -194,6 +205,7 @@ def main() -> None:
         show_stats(shell)
         add_documents(shell)
         list_documents(shell)
+        list_tables(shell)
         models(shell)
     except Exception as exc:  # noqa: BLE001 - a page never shows a traceback
         st.error(readable(exc))
