@@ -596,6 +596,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     from arag.embeddings.embedder import EmbeddingModelError
+    from arag.embeddings.presets import EmbedderUnavailable
     from arag.index.store import IndexMismatch
     from arag.ingestion.loaders import IngestError
     from arag.llms.gguf import ModelUnavailable
@@ -605,7 +606,7 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"arag: error: {exc}", file=sys.stderr)
         return 2
-    except (ModelUnavailable, EmbeddingModelError, IndexMismatch, IngestError) as exc:
+    except (ModelUnavailable, EmbeddingModelError, EmbedderUnavailable, IndexMismatch, IngestError) as exc:
         print(f"arag: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -22,10 +22,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from arag.embeddings.embedder import EmbeddingModelError
 
-
-class EmbedderUnavailable(EmbeddingModelError):
+class EmbedderUnavailable(RuntimeError):
     """A preset embedder cannot be prepared; the message says what to do."""
 
 
