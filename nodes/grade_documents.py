@@ -94,9 +94,9 @@ def grade_documents(state: RAGState, run: Run) -> dict:
             details["filled"] = [c["chunk_id"] for c in filled]
     details["need_more"] = need_more
     update = {"documents": kept, "need_more": need_more}
-    web_skipped = unavailable_reason(settings)
-    if too_few and not need_more and web_skipped and state.get("retries", 0) < settings.max_retries:
-        # No search was left to try: say so, as the rewrite node does when it skips the web.
+    # No search was left to try although retries were: say so, as the rewrite node does when it skips the web.
+    if too_few and not need_more and state.get("retries", 0) < settings.max_retries \
+            and (web_skipped := unavailable_reason(settings)):
         details["web_skipped"] = web_skipped
         update["notes"] = [f"web search skipped: {web_skipped}"]
     return update
