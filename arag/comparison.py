@@ -94,6 +94,68 @@ def read_sides(reply: str) -> list[tuple[str, str]]:
     return sides
 
 
+#: A title's closing qualifier: "Three Live Ghosts (1936 film)" is also asked about as "Three Live Ghosts".
+_QUALIFIER = re.compile(r"\s*\([^)]*\)\s*$")
+
+
+def _mentions(text: str, name: str) -> int | None:
+    """Where ``name`` occurs in ``text`` as whole words (both plain), or None."""
+    found = re.search(rf"(?:^| ){re.escape(name)}(?: |$)", text)
+    return None if found is None else found.start()
+
+
+def mentions(text: str, title: str) -> bool:
+    """Whether ``text`` names ``title`` (or the title without its qualifier) as whole words.
+
+    Example:
+        >>> mentions("Directed by Marcel Varnel.", "Marcel Varnel"), mentions("Varnelli", "Varnel")
+        (True, False)
+    """
+    plain = _plain(text)
+    return any(len(name) >= 3 and _mentions(plain, name) is not None
+               for name in {_plain(title), _plain(_QUALIFIER.sub("", title))})
+
+
+def strip_mentions(text: str, title: str) -> str:
+    """``text`` made plain, without its mentions of ``title`` (or the title without its qualifier).
+
+    Example:
+        >>> strip_mentions("Between Day and Night is a film.", "Between Day and Night")
+        'is a film'
+    """
+    plain = f" {_plain(text)} "
+    for name in sorted({_plain(title), _plain(_QUALIFIER.sub("", title))}, key=len, reverse=True):
+        if name:
+            plain = plain.replace(f" {name} ", " ")
+    return " ".join(plain.split())
+
+
+def named_sides(question: str, titles: list[str]) -> list[str]:
+    """The two titles the question names, in the question's order; fewer when it does not name two.
+
+    A full title wins over the same title without its qualifier, and a longer name over one inside
+    it, so "Three Live Ghosts (1936 Film)" picks the 1936 film's page, not the 1929 one's.
+
+    Example:
+        >>> named_sides("Are both Three Live Ghosts (1936 Film) and The Tailor From Ulm from the same country?",
+        ...             ["Three Live Ghosts (1929 film)", "The Tailor from Ulm", "Three Live Ghosts (1936 film)"])
+        ['Three Live Ghosts (1936 film)', 'The Tailor from Ulm']
+    """
+    asked = _plain(question)
+    matches = []  # (full title matched, name length, start, title)
+    for title in dict.fromkeys(titles):
+        for full, name in ((True, _plain(title)), (False, _plain(_QUALIFIER.sub("", title)))):
+            start = _mentions(asked, name) if len(name) >= 3 else None
+            if start is not None:
+                matches.append((full, len(name), start, title))
+                break
+    chosen: list[tuple[int, int, str]] = []
+    for full, length, start, title in sorted(matches, key=lambda m: (not m[0], -m[1])):
+        if all(start + length <= s or s + n <= start for s, n, _ in chosen):
+            chosen.append((start, length, title))
+    return [title for _, _, title in sorted(chosen[:2])]
+
+
 def is_unknown(value: str) -> bool:
     """Whether the model said the sources do not give this side's value."""
     return bool(_UNKNOWN.match(value.strip()))
@@ -131,6 +193,34 @@ def values(value: str) -> list[str]:
     return [part for part in _VALUE_SEPARATOR.split(value.strip()) if part.strip()]
 
 
+#: A hyphen, dash or slash between two parts of one value ("Canadian- British", "US/UK").
+_JOINER = r"\s*[-–/]\s*"
+
+
+def widen_value(value: str, texts: list[str]) -> str:
+    """``value`` with the capitalised words its passage joins to it: asked for a film's country, the
+    model writes "Canadian" where the passage says "a Canadian- British film"; the passage's whole
+    "Canadian-British" is the value. Lower-case joins ("Canadian- born") are not values.
+
+    Example:
+        >>> widen_value("Canadian", ["Touch of Pink is a 2004 Canadian- British comedy."])
+        'Canadian-British'
+        >>> widen_value("Canadian", ["A Canadian- born director."]), widen_value("unknown", ["A Canadian- British film."])
+        ('Canadian', 'unknown')
+    """
+    if not value or is_unknown(value):
+        return value
+    compound = re.compile(rf"(?:[A-Z][\w.]*{_JOINER})*\b{re.escape(value)}\b(?:{_JOINER}[A-Z][\w.]*)*", re.IGNORECASE)
+    for text in texts:
+        for found in compound.finditer(text):
+            parts = [part for part in re.split(_JOINER, found.group(0)) if part]
+            # The IGNORECASE flag also loosens the neighbours; only capitalised ones are kept.
+            kept = [part for part in parts if part[0].isupper() or _plain(part) == _plain(value)]
+            if len(kept) > 1 and len(kept) == len(parts):
+                return "-".join(kept)
+    return value
+
+
 def same_value(a: str, b: str) -> bool:
     """Whether two sides' values name one thing: equal after normalising, a country and its people's
     word, or, for sides with several values, any one in common.
@@ -144,4 +234,5 @@ def same_value(a: str, b: str) -> bool:
     return any(_one_value_agrees(x, y) for x in values(a) for y in values(b))
 
 
-__all__ = ["compared_attribute", "is_unknown", "read_sides", "same_value", "values"]
+__all__ = ["compared_attribute", "is_unknown", "mentions", "named_sides", "read_sides", "same_value", "strip_mentions",
+           "values", "widen_value"]

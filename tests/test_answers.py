@@ -9,7 +9,9 @@ from documents import write_corpus
 from pydantic import Field
 from scripted_llm import ScriptedChatModel
 
+from arag.comparison import named_sides
 from arag.runtime.components import Components
+from arag.settings import Settings
 from graphs import build_graph
 
 COBOL = "Who built the first COBOL compiler?"
@@ -169,24 +171,90 @@ def compare_event(out):
     return next(e for e in out["trace"] if e["node"] == "compare")
 
 
-@pytest.mark.parametrize("reply, verdict", [
-    ("Ada Lovelace: British\nGrace Hopper: American", "No"),
-    ("Ada Lovelace: American\nGrace Hopper: United States", "Yes"),  # a nationality word and its country agree
+@pytest.mark.parametrize("replies, verdict", [
+    (["British", "American"], "No"),
+    (["American", "United States"], "Yes"),  # a nationality word and its country agree
 ])
-def test_same_attribute_question_is_decided_in_code_from_each_sides_value(indexed, embedder, reply, verdict):
-    llm = ScriptedChatModel(script=[reply])
+def test_same_attribute_question_is_decided_in_code_from_each_sides_value(indexed, embedder, replies, verdict):
+    llm = ScriptedChatModel(script=list(replies))
     out = ask(indexed, embedder, llm, SAME_ERA, profile="fast", answer_style="short", reflect=False, max_retries=0)
     event = compare_event(out)
-    assert out["answer"].split(" [")[0] == verdict and out["llm_calls"] == 1
+    assert out["answer"].split(" [")[0] == verdict and out["llm_calls"] == 2
     assert (event["attribute"], event["decided"]) == ("nationality", verdict.lower())
     assert [s["name"] for s in event["sides"]] == ["Ada Lovelace", "Grace Hopper"]
-    assert "generate" not in [e["node"] for e in out["trace"]]  # no second call asked for the verdict
-    # The model was asked for the facts, never for the verdict.
-    assert "Do not answer yes or no" in llm.prompts[0] and "name: nationality" in llm.prompts[0]
+    assert event["mode"] == "each side from its own sources"
+    assert "generate" not in [e["node"] for e in out["trace"]]  # no further call asked for the verdict
+    # The model was asked for the facts, never for the verdict, and each side saw only its own passage.
+    ada, grace = llm.prompts
+    assert "What is the nationality of Ada Lovelace?" in ada and "Grace Hopper" not in ada
+    assert "What is the nationality of Grace Hopper?" in grace and "Ada Lovelace" not in grace
+    assert "Analytical Engine" in ada and "COBOL" not in ada
+    assert "COBOL" in grace and "Analytical Engine" not in grace
+
+
+def test_a_side_reads_the_pages_its_own_passage_names():
+    from nodes.compare import side_sources
+
+    documents = [{"title": "Sleepers", "text": "Sleepers is a 1996 film directed by Barry Levinson."},
+                 {"title": "The Juniper Tree (film)", "text": "A 1990 film directed by Nietzchka Keene."},
+                 {"title": "Barry Levinson", "text": "Barry Levinson is an American filmmaker."},
+                 {"title": "Nietzchka Keene", "text": "Nietzchka Keene was an American director."},
+                 {"title": "Levinson Prize", "text": "An award."}]
+    question = "Are director of film Sleepers and director of film The Juniper Tree (Film) from the same country?"
+    sides = named_sides(question, [d["title"] for d in documents])
+    assert sides == ["Sleepers", "The Juniper Tree (film)"]
+    assert [d["title"] for d in side_sources(*sides, documents)] == ["Sleepers", "Barry Levinson"]
+    assert [d["title"] for d in side_sources(*sides[::-1], documents)] == ["The Juniper Tree (film)", "Nietzchka Keene"]
+
+
+FILMS = [{"chunk_id": "s", "title": "Sleepers", "text": "Sleepers is a 1996 American film directed by Barry Levinson."},
+         {"chunk_id": "j", "title": "The Juniper Tree (film)",
+          "text": "The Juniper Tree is a 1990 Icelandic film directed by Nietzchka Keene."},
+         {"chunk_id": "k", "title": "Nietzchka Keene", "text": "Nietzchka Keene was an American film director."}]
+BARRY = {"chunk_id": "b", "title": "Barry Levinson", "text": "Barry Levinson is an American filmmaker."}
+
+
+def test_related_people_are_named_first_then_read_from_their_own_pages():
+    from nodes.compare import compare
+
+    # Barry Levinson's page was retrieved but scored out of the context: the candidates are searched too.
+    state = {"question": "Do the directors of films Sleepers and The Juniper Tree (Film) have the same nationality?",
+             "documents": FILMS, "candidates": [*FILMS, BARRY]}
+    llm = ScriptedChatModel(script=["Barry Levinson", "American", "Nietzchka Keene", "American"])
+    out = compare(state, {"configurable": {"answer_style": "short"}}, components=Components(Settings(), llm=llm))
+    who_sleepers, levinson, who_juniper, keene = llm.prompts
+    assert "Who is the director of Sleepers?" in who_sleepers and "Icelandic" not in who_sleepers
+    assert "What is the nationality of Barry Levinson?" in levinson and "American filmmaker" in levinson
+    assert "Who is the director of The Juniper Tree (film)?" in who_juniper
+    # The person's page, not the film's ("Icelandic"), answers for the person.
+    assert "American film director" in keene and "Icelandic" not in keene
+    assert out["answer"].startswith("Yes [") and [d["chunk_id"] for d in out["documents"]] == ["s", "j", "k", "b"]
+    assert {c["title"] for c in out["citations"]} <= {"Barry Levinson", "Nietzchka Keene", "Sleepers"}
+
+
+def test_a_value_its_passage_writes_as_part_of_a_compound_is_widened():
+    from nodes.compare import compare
+
+    docs = [{"chunk_id": "p", "title": "Touch of Pink", "text": "Touch of Pink is a 2004 Canadian- British comedy."},
+            {"chunk_id": "h", "title": "The Head of the Family", "text": "A 1922 British silent film."}]
+    llm = ScriptedChatModel(script=["Canadian", "British"])
+    out = compare({"question": "Are Touch of Pink and The Head of the Family from the same country?", "documents": docs},
+                  {"configurable": {"answer_style": "short"}}, components=Components(Settings(), llm=llm))
+    sides = next(e for e in out["trace"] if e["node"] == "compare")["sides"]
+    assert [s["value"] for s in sides] == ["Canadian-British", "British"] and out["answer"].startswith("Yes")
+
+
+def test_comparison_without_titled_sides_asks_for_both_at_once(indexed, embedder):
+    llm = ScriptedChatModel(script=["the first programmer: British\nthe COBOL pioneer: American"])
+    out = ask(indexed, embedder, llm, "Were the first programmer and the COBOL pioneer of the same nationality?",
+              profile="fast", answer_style="short", reflect=False, max_retries=0)
+    event = compare_event(out)
+    assert (event["mode"], event["decided"], out["llm_calls"]) == ("both sides at once", "no", 1)
+    assert out["answer"].startswith("No") and "exactly two lines" in llm.prompts[0]
 
 
 def test_comparison_cites_the_sources_that_state_each_value(indexed, embedder):
-    out = ask(indexed, embedder, ScriptedChatModel(script=["Ada Lovelace: algorithm\nGrace Hopper: COBOL"]),
+    out = ask(indexed, embedder, ScriptedChatModel(script=["algorithm", "COBOL"]),
               "Are Ada Lovelace and Grace Hopper known for the same invention?", profile="fast", answer_style="short",
               reflect=False, max_retries=0)
     titles = {c["title"] for c in out["citations"]}
@@ -194,20 +262,22 @@ def test_comparison_cites_the_sources_that_state_each_value(indexed, embedder):
 
 
 def test_sentence_answer_to_a_comparison_names_both_values(indexed, embedder):
-    out = ask(indexed, embedder, ScriptedChatModel(script=["Ada Lovelace: British\nGrace Hopper: American"]),
+    out = ask(indexed, embedder, ScriptedChatModel(script=["British", "American"]),
               SAME_ERA, profile="fast", reflect=False, max_retries=0)
     assert out["answer"].startswith("No (Ada Lovelace: British; Grace Hopper: American)")
 
 
-@pytest.mark.parametrize("reply, why", [
-    ("Ada Lovelace: British\nGrace Hopper: unknown", "the sources do not give a value for both sides"),
-    ("Yes, both are.", "the reply did not give two values"),
+@pytest.mark.parametrize("question, replies, why", [
+    (SAME_ERA, ["British", "unknown"], "the sources do not give a value for both sides"),
+    (SAME_ERA, ["British", ""], "the sources do not give a value for both sides"),
+    ("Were the first programmer and the COBOL pioneer of the same nationality?", ["Yes, both are."],
+     "the reply did not give two values"),
 ])
-def test_undecided_comparison_falls_back_to_the_answer_prompt(indexed, embedder, reply, why):
-    llm = ScriptedChatModel(script=[reply, "Yes"])
-    out = ask(indexed, embedder, llm, SAME_ERA, profile="fast", answer_style="short", reflect=False, max_retries=0)
+def test_undecided_comparison_falls_back_to_the_answer_prompt(indexed, embedder, question, replies, why):
+    llm = ScriptedChatModel(script=[*replies, "Yes"])
+    out = ask(indexed, embedder, llm, question, profile="fast", answer_style="short", reflect=False, max_retries=0)
     assert (compare_event(out)["decided"], compare_event(out)["why"]) == (None, why)
-    assert out["answer"].startswith("Yes") and out["llm_calls"] == 2
+    assert out["answer"].startswith("Yes") and out["llm_calls"] == len(replies) + 1
     visited = [e["node"] for e in out["trace"]]
     assert visited.index("compare") + 1 == visited.index("generate")
 
