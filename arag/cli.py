@@ -250,6 +250,16 @@ def _training_options(args: argparse.Namespace):
         raise UsageError("--max-pairs must be at least 10 and --synthetic at least 0")
     if not 0 <= args.held_out < 0.5:
         raise UsageError("--held-out must be in [0, 0.5)")
+    if getattr(args, "temperature", 0.05) <= 0:
+        raise UsageError("--temperature must be above 0")
+    pooling = getattr(args, "pooling", "mean")
+    latents, heads = getattr(args, "latents", None), getattr(args, "heads", None)
+    if (latents is not None or heads is not None) and pooling != "latent-attention":
+        raise UsageError("--latents and --heads shape the latent-attention head: add --pooling latent-attention")
+    if (latents is not None and latents < 1) or (heads is not None and heads < 1):
+        raise UsageError("--latents and --heads must be at least 1")
+    if getattr(args, "stages", 1) == 2 and args.negatives_per_step < 1:
+        raise UsageError("--stages 2 learns from hard negatives only: --negatives-per-step must be at least 1")
     options = PairOptions(mode=args.pairs, synthetic=args.synthetic, max_pairs=args.max_pairs, held_out=args.held_out,
                           negatives=args.negatives,
                           skip=args.skip, seed=args.seed)
@@ -257,7 +267,8 @@ def _training_options(args: argparse.Namespace):
                          group_size=args.negatives_per_step + 1, learning_rate=args.learning_rate,
                          temperature=getattr(args, "temperature", 0.05),
                          query_instruction=getattr(args, "query_instruction", None), seed=args.seed,
-                         query_max_len=args.query_max_len, passage_max_len=args.passage_max_len)
+                         query_max_len=args.query_max_len, passage_max_len=args.passage_max_len,
+                         pooling=pooling, stages=getattr(args, "stages", 1), latents=latents, heads=heads)
     return options, cfg
 
 
@@ -507,11 +518,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train-embedder", help="fine-tune the embedding model on the indexed documents",
                        description="Make training pairs from the indexed chunks, mine hard negatives, fine-tune with "
-                       "FlagEmbedding, and re-embed the collection with the new model if it retrieves better on held-out pairs. "
-                       "Running it again after an interruption resumes.")
+                       "FlagEmbedding (mean pooling, one stage) or arag's own loop (latent-attention pooling or two "
+                       "stages, as NV-Embed), and re-embed the collection with the new model if it retrieves better on "
+                       "held-out pairs. Running it again after an interruption resumes.")
     _training_arguments(p, "embedder")
     p.add_argument("--temperature", type=float, default=0.05, help="InfoNCE temperature (default 0.05)")
-    p.add_argument("--query-instruction", help="text put before every query, in training and at search time")
+    p.add_argument("--query-instruction", help="text put before every query, in training and at search time (with "
+                   "latent-attention or two stages, default NV-Embed's \"Instruct: …\\nQuery: \")")
+    p.add_argument("--pooling", choices=["mean", "latent-attention"], default="mean",
+                   help="mean of the encoder's last hidden states (default), or a trained latent-attention head (NV-Embed)")
+    p.add_argument("--stages", type=int, choices=[1, 2], default=1,
+                   help="1: retrieval pairs (default); 2: then a blend with same-document and title-to-section tasks "
+                   "made from the collection, hard negatives only (NV-Embed); the steps are shared, half each")
+    p.add_argument("--latents", type=int, help="latent-attention: latents the tokens attend to (default 64)")
+    p.add_argument("--heads", type=int, help="latent-attention: attention heads, dividing the hidden size (default 8)")
     p.add_argument("--qrels", help="extra evaluation: JSONL lines {\"query\": ..., \"relevant\": [chunk ids, sources or titles]}")
     p.set_defaults(func=cmd_train_embedder)
 

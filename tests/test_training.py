@@ -305,6 +305,78 @@ def test_embedder_replaces_the_index_model_only_when_it_wins(corpus, tmp_path, m
     assert not lost.won and registry.active_dir("embedder") == won.model_dir  # the winner stays
 
 
+def test_latent_attention_in_two_stages_through_the_cli_writes_its_head_tasks_and_card(corpus, tmp_path):
+    from arag.embeddings.embedder import Embedder
+
+    settings = copy_corpus(corpus, tmp_path)
+    done = train_cli(settings, "embedder", "--pooling", "latent-attention", "--stages", "2", "--no-activate")
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout)
+    model_dir = ModelRegistry(settings).versions("embedder")[-1]
+    assert str(model_dir) == result["model_dir"] and result["in_use"] is False
+    card = json.loads((model_dir / "card.json").read_text())
+    assert card["pooling"] == "latent-attention" and card["config"]["stages"] == 2
+    assert (card["config"]["latents"], card["config"]["heads"]) == (64, 8)
+    assert card["query_instruction"].startswith("Instruct: ")
+    tasks = card["data"]["stage_two"]["tasks"]
+    assert tasks["retrieval"] == card["data"]["train"] and tasks["similarity"] > 0 and tasks["classification"] > 0
+    assert card["data"]["loop"]["steps"] == {"retrieval": 1, "blend": 1}
+    assert set(card["metrics"]["trained"]) >= {"ndcg@10", "recall@1", "mrr@10"}
+    markdown = (model_dir / "CARD.md").read_text()
+    assert "- pooling: latent-attention (64 latents, 8 heads); stages: 2" in markdown
+    assert f"similarity {tasks['similarity']}, classification {tasks['classification']}" in markdown
+    trained = Embedder(model_dir)
+    assert trained.pooling_head is not None
+    vectors = trained.embed_documents(["Type quit() to exit.", "Lists hold items."])
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+
+def test_a_latent_attention_embedder_replaces_the_index_model_only_when_it_wins(corpus, tmp_path, monkeypatch):
+    from arag.embeddings.embedder import Embedder
+    from arag.training import trainer
+    from arag.training.finetune import FineTuneConfig
+
+    settings = copy_corpus(corpus, tmp_path)
+    cfg = FineTuneConfig(max_steps=2, batch_size=4, group_size=2, query_max_len=24, passage_max_len=64,
+                         pooling="latent-attention")
+    options = trainer.PairOptions(mode="unsupervised")
+    registry = ModelRegistry(settings)
+    real = trainer.evaluate_dense
+    monkeypatch.setattr(trainer, "evaluate_dense",
+                        lambda emb, *a: {**real(emb, *a), "ndcg@10": 0.0 if "embedder-v" in str(emb.model_dir) else 0.9})
+    lost = trainer.train_embedder(Components(settings), options, cfg, progress=False)
+    assert not lost.won and registry.active_dir("embedder") is None
+    assert json.loads((lost.model_dir / "card.json").read_text())["pooling"] == "latent-attention"
+
+    monkeypatch.setattr(trainer, "evaluate_dense",
+                        lambda emb, *a: {**real(emb, *a), "ndcg@10": 1.0 if "embedder-v2" in str(emb.model_dir) else 0.5})
+    won = trainer.train_embedder(Components(settings), options, cfg, progress=False)
+    assert won.won and registry.active_dir("embedder") == won.model_dir
+    in_use = Embedder.from_settings(settings)
+    assert in_use.model_dir == won.model_dir and in_use.pooling_head is not None
+    assert in_use.query_instruction == json.loads((won.model_dir / "card.json").read_text())["query_instruction"]
+    parts = Components(settings)
+    assert parts.store.name == f"{settings.collection}--{won.model_dir.name}"
+    hits = parts.retriever.search("How do I leave the interactive interpreter?", 3)
+    assert hits and all(h["chunk_id"] for h in hits)
+
+
+def test_bad_pooling_options_are_usage_errors(corpus, tmp_path, settings):
+    bad = train_cli(settings, "embedder", "--latents", "16")
+    assert bad.returncode == 2 and "add --pooling latent-attention" in bad.stderr
+    bad = train_cli(settings, "embedder", "--stages", "3")
+    assert bad.returncode == 2 and "invalid choice: 3" in bad.stderr
+    bad = train_cli(settings, "embedder", "--pooling", "cls")
+    assert bad.returncode == 2 and "invalid choice: 'cls'" in bad.stderr
+    bad = train_cli(settings, "embedder", "--stages", "2", "--negatives-per-step", "0")
+    assert bad.returncode == 2 and "--negatives-per-step must be at least 1" in bad.stderr
+    # What depends on the base model is checked before any pair is made.
+    copy = copy_corpus(corpus, tmp_path)
+    bad = train_cli(copy, "embedder", "--pooling", "latent-attention", "--heads", "7")
+    assert bad.returncode == 2 and "must divide the hidden size 384" in bad.stderr
+    assert not ModelRegistry(copy).versions("embedder")
+
+
 def test_training_an_empty_collection_or_with_bad_options_is_a_usage_error(tmp_path, settings):
     empty = train_cli(settings, "embedder")
     assert empty.returncode == 2 and "is empty: run `arag ingest` first" in empty.stderr

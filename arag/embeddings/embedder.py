@@ -24,6 +24,7 @@ import numpy as np
 from tokenizers import Tokenizer
 from tqdm import tqdm
 
+from arag.embeddings.pooling import LatentAttentionHead, mean_pool
 from arag.environment import apply_offline_environment
 from arag.model_registry import ModelRegistry
 from arag.settings import Settings, default_models_dir
@@ -127,7 +128,10 @@ def embedding_text(title: str, heading: str, text: str) -> str:
 
 
 class Embedder:
-    """Dense sentence embeddings (mean pooling, L2-normalised) and token vectors from one encoder.
+    """Dense sentence embeddings (pooled, L2-normalised) and token vectors from one encoder.
+
+    Pooling is the mean of the last hidden states, or the latent-attention head (NV-Embed) that a
+    model trained with ``arag train-embedder --pooling latent-attention`` keeps beside its encoder.
 
     ``backend`` runs the encoder: "onnx" (ONNX Runtime, fp32: the same vectors as torch, faster, and
     no torch import once the model is exported), "onnx-int8" (weights quantised to int8: faster
@@ -262,6 +266,14 @@ class Embedder:
         return dense_layers(self.model_dir)
 
     @cached_property
+    def pooling_head(self) -> LatentAttentionHead | None:
+        """The model's latent-attention head; None for a model that mean-pools (any not trained with one)."""
+        try:
+            return LatentAttentionHead.load(self.model_dir)
+        except (OSError, ValueError) as exc:
+            raise EmbeddingModelError(f"cannot load the pooling head of {self.model_dir}: {exc}") from exc
+
+    @cached_property
     def dim(self) -> int:
         if self.dense:
             return int(self.dense[-1][0].shape[0])
@@ -273,8 +285,9 @@ class Embedder:
         """Pooled vectors of ``texts`` and, with ``tokens``, their token vectors, from one forward pass.
 
         Pooled vectors are the mean of the last hidden states over the attention mask,
-        L2-normalised (sentence-transformers' "mean" pooling). Token vectors are the
-        L2-normalised hidden states without [CLS]/[SEP] and padding: the multi-vector
+        L2-normalised (sentence-transformers' "mean" pooling), or, for a model with a latent-attention
+        head, the mean of the head's outputs over the same tokens (see :mod:`arag.embeddings.pooling`).
+        Token vectors are the L2-normalised hidden states without [CLS]/[SEP] and padding: the multi-vector
         representation that late-interaction (max-sim) scoring reads. Texts are tokenised once,
         then batched by token length, so short texts cost little padding. A model with a document
         prompt (EmbeddingGemma's "title: none | text: ") reads it before every text that is not a
@@ -292,10 +305,11 @@ class Embedder:
                   disable=not progress or len(texts) <= self.batch_size) as bar:
             for members, ids, mask, special in self.batches(encodings):
                 hidden = run(ids, mask)
-                mean = (hidden * mask[:, :, None]).sum(axis=1) / mask.sum(axis=1, keepdims=True)
+                vector = mean_pool(hidden, mask) if self.pooling_head is None else self.pooling_head(hidden, mask)
                 for weight, bias in self.dense:
-                    mean = mean @ weight.T + (bias if bias is not None else 0.0)
-                pooled[members] = mean / np.maximum(np.linalg.norm(mean, axis=1, keepdims=True), 1e-12)
+                    vector = vector @ weight.T + (bias if bias is not None else 0.0)
+                pooled[members] = vector / np.maximum(np.linalg.norm(vector, axis=1, keepdims=True), 1e-12)
+                # Token vectors are the encoder's own: the head shapes the pooled vector only.
                 if token_rows is not None:
                     unit = hidden / np.maximum(np.linalg.norm(hidden, axis=2, keepdims=True), 1e-12)
                     for row, i in enumerate(members):

@@ -51,6 +51,17 @@ class FineTuneConfig:
     passage_max_len: int = 192
     save_steps: int = 50
     seed: int = 13
+    # Embedders only. Mean pooling in one stage trains with FlagEmbedding; latent-attention pooling
+    # or a second stage with arag's own loop (training.latent_attention).
+    pooling: str = "mean"  # or "latent-attention" (NV-Embed)
+    stages: int = 1  # 2: then a blend of retrieval and non-retrieval tasks, hard negatives only
+    latents: int | None = None  # latent-attention: latents, default 64 (or the base model's head)
+    heads: int | None = None  # latent-attention: attention heads, default 8 (or the base model's head)
+
+    @property
+    def own_loop(self) -> bool:
+        """Whether an embedder run needs arag's own loop: FlagEmbedding has no latent attention and one stage."""
+        return self.pooling != "mean" or self.stages > 1
 
 
 def has_gpu() -> bool:

@@ -20,6 +20,7 @@ Example:
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 
 import numpy as np
 from tqdm import tqdm
@@ -61,8 +62,12 @@ def attach_negatives(
     skip: int = 3,
     count: int = 7,
     rng: random.Random,
+    text: Callable[[Passage], str] = passage_text,
 ) -> list[TrainingPair]:
-    """Give each pair up to ``count`` negatives drawn from its rankings below rank ``skip``."""
+    """Give each pair up to ``count`` negatives drawn from its rankings below rank ``skip``.
+
+    ``text`` is how a negative reads; by default as the index embeds it (title and text).
+    """
     by_id = {p.id: p for p in passages}
     out: list[TrainingPair] = []
     for n, pair in enumerate(pairs):
@@ -81,7 +86,7 @@ def attach_negatives(
             if p.source != pair.source and p.id not in chosen:
                 chosen.append(p.id)
         out.append(TrainingPair(pair.query, pair.positive_id, pair.positive, pair.source, pair.kind,
-                                chosen, [passage_text(by_id[c]) for c in chosen]))
+                                chosen, [text(by_id[c]) for c in chosen]))
     return out
 
 
@@ -97,8 +102,11 @@ def mine_hard_negatives(
     count: int = 7,
     rng: random.Random,
     progress: bool = True,
+    text: Callable[[Passage], str] = passage_text,
 ) -> list[TrainingPair]:
-    """Mine negatives for ``pairs`` with BM25 and the current dense model, over the indexed passages."""
+    """Mine negatives for ``pairs`` with BM25 and the current dense model, over the indexed passages
+    (``text``: how a negative reads, see :func:`attach_negatives`).
+    """
     queries = [p.query for p in pairs]
     ids = [p.id for p in passages]
     with tqdm(total=3, desc="mine negatives", disable=not progress) as bar:
@@ -108,4 +116,4 @@ def mine_hard_negatives(
         bar.update()
         lexical_ranks = lexical_ranked(lexical, queries, depth)
         bar.update()
-    return attach_negatives(pairs, passages, lexical_ranks, dense, skip=skip, count=count, rng=rng)
+    return attach_negatives(pairs, passages, lexical_ranks, dense, skip=skip, count=count, rng=rng, text=text)

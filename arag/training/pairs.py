@@ -103,6 +103,17 @@ def passage_text(passage: Passage) -> str:
     return f"{passage.title}\n{passage.text}" if passage.title else passage.text
 
 
+def document_title(passage: Passage) -> str:
+    """The title of a passage's document: :func:`passages_from_store` joins it to the section heading with " — "."""
+    return passage.title.split(" — ", 1)[0]
+
+
+def untitled_text(passage: Passage) -> str:
+    """A passage without its document's title (its section heading kept), for tasks where the title would give the answer away."""
+    heading = passage.title.split(" — ", 1)[1] if " — " in passage.title else ""
+    return passage_text(Passage(passage.id, passage.source, heading, passage.text))
+
+
 def passages_from_store(store) -> list[Passage]:
     """Every chunk of a :class:`knowledge.store.ChunkStore`, paged."""
     out: list[Passage] = []
@@ -154,6 +165,63 @@ def unsupervised_pairs(passages: Iterable[Passage], rng: random.Random) -> list[
             # The title as the query matches how people name the thing they ask about.
             body = passage_text(Passage(p.id, p.source, "", p.text))
             pairs.append(TrainingPair(p.title, p.id, body, p.source, "title"))
+    return pairs
+
+
+def similarity_pairs(passages: Iterable[Passage], rng: random.Random) -> list[TrainingPair]:
+    """Same-document passage pairs: a similarity task for the second stage of NV-Embed-style training.
+
+    Each passage of a document with several is paired with another passage of its section (same
+    heading) or, when the section has one, of its document; a document of one passage pairs the two
+    halves of it, split at the sentence boundary nearest the middle. Both sides are bare text: a
+    shared title or heading alone would make the pair.
+
+    Example:
+        >>> text = "Tea is a drink. It comes from China. Green tea is steamed. Black tea is oxidised. Both have caffeine."
+        >>> [(p.query, p.positive) for p in similarity_pairs([Passage("c1", "d", "Tea", text)], random.Random(0))]
+        [('Tea is a drink. It comes from China.', 'Green tea is steamed. Black tea is oxidised. Both have caffeine.')]
+    """
+    by_document: dict[str, list[Passage]] = {}
+    for p in passages:
+        by_document.setdefault(p.source, []).append(p)
+    pairs: list[TrainingPair] = []
+    for source, members in by_document.items():
+        if len(members) == 1:
+            sentences = _sentences(members[0].text)
+            if len(sentences) < 2:
+                continue
+            words = [len(x.split()) for x in sentences]
+            cut = min(range(1, len(sentences)), key=lambda i: abs(sum(words[:i]) - sum(words[i:])))
+            first, second = " ".join(sentences[:cut]), " ".join(sentences[cut:])
+            if min(len(first.split()), len(second.split())) >= MIN_QUERY_WORDS:
+                pairs.append(TrainingPair(first, members[0].id, second, source, "similarity"))
+            continue
+        for a in members:
+            others = [b for b in members if b.id != a.id]
+            same_section = [b for b in others if b.title == a.title]
+            b = rng.choice(same_section or others)
+            pairs.append(TrainingPair(a.text, b.id, b.text, source, "similarity"))
+    return pairs
+
+
+def classification_pairs(passages: Iterable[Passage], rng: random.Random) -> list[TrainingPair]:
+    """Title-to-section classification, one pair a titled document: the query is the document's title,
+    the positive one of its passages drawn at random, without the title (:func:`untitled_text`);
+    negatives, mined later, are passages of other documents, untitled too.
+
+    Example:
+        >>> ps = [Passage("c1", "d", "Tea — Green", "Steamed leaves."), Passage("c2", "d", "Tea — Black", "Oxidised leaves.")]
+        >>> [(p.query, p.kind) for p in classification_pairs(ps, random.Random(0))]
+        [('Tea', 'classification')]
+    """
+    by_document: dict[str, list[Passage]] = {}
+    for p in passages:
+        if document_title(p).strip():
+            by_document.setdefault(p.source, []).append(p)
+    pairs: list[TrainingPair] = []
+    for source, members in by_document.items():
+        p = rng.choice(members)
+        pairs.append(TrainingPair(document_title(p), p.id, untitled_text(p), source, "classification"))
     return pairs
 
 

@@ -42,13 +42,17 @@ from arag.training.pairs import (
     Passage,
     TrainingPair,
     bridge_pairs,
+    classification_pairs,
     clean_pairs,
+    document_title,
     passage_text,
     passages_from_store,
     sample_passages,
+    similarity_pairs,
     split_pairs,
     synthetic_pairs,
     unsupervised_pairs,
+    untitled_text,
     write_flag_data,
     write_pairs,
 )
@@ -58,6 +62,9 @@ from arag.training.pairs import (
 WEAK_QUERY_WRITERS = {"llamacpp:local-0.5b", "llamacpp:local-270m"}
 #: Candidates of the hybrid retriever that a reranker reorders, in evaluation as in the app.
 RERANK_DEPTH = 30
+#: Second-stage pairs of each non-retrieval task, as a share of the retrieval pairs: with two tasks,
+#: retrieval, the task the app serves, keeps two thirds of the blend.
+STAGE_TWO_TASK_SHARE = 0.25
 
 
 @dataclass
@@ -161,7 +168,7 @@ def qrels_key(passages, qrels: list[dict]):
     for attribute in ("id", "source"):
         if named & {getattr(p, attribute) for p in passages}:
             return lambda p, a=attribute: getattr(p, a)
-    return lambda p: p.title.split(" — ")[0]
+    return document_title
 
 
 def evaluate_dense(embedder, matrix: np.ndarray, passages, held: list[TrainingPair], qrels: list[dict]) -> dict:
@@ -187,9 +194,17 @@ def write_card(model_dir: Path, card: dict) -> None:
              f"- base model: {card['base']}",
              f"- trained: {card['created']} in {card['seconds'].get('fine_tune', 0):.0f} s on {card['device']}",
              f"- data: {card['data'].get('train', 0)} training pairs ({card['data'].get('kinds')}), "
-             f"{card['data'].get('held_out', 0)} held out, from collection {card['collection']!r}",
-             f"- settings: {json.dumps(card['config'])}", "",
-             "| metric | model in use | this model |", "|---|---|---|"]
+             f"{card['data'].get('held_out', 0)} held out, from collection {card['collection']!r}"]
+    if "pooling" in card:
+        config = card["config"]
+        shape = f" ({config['latents']} latents, {config['heads']} heads)" if card["pooling"] == "latent-attention" else ""
+        lines.append(f"- pooling: {card['pooling']}{shape}; stages: {config['stages']}")
+    if "stage_two" in card["data"]:
+        tasks = card["data"]["stage_two"]["tasks"]
+        lines.append("- stage 2 (hard negatives only, no in-batch negatives): "
+                     + ", ".join(f"{task} {count}" for task, count in tasks.items()))
+    lines += [f"- settings: {json.dumps(card['config'])}", "",
+              "| metric | model in use | this model |", "|---|---|---|"]
     for key, value in card["metrics"].get("trained", {}).items():
         lines.append(f"| {key} | {card['metrics'].get('incumbent', {}).get(key, '')} | {value} |")
     verdict = "it beat the model in use" if card["won"] else "it did not beat the model in use"
@@ -217,6 +232,55 @@ def _card(kind, settings, base, report, cfg, seconds, metrics, won, extra=None) 
     }
 
 
+def stage_two_tasks(components, passages: list[Passage], held: list[TrainingPair], options: PairOptions, limit: int,
+                    progress: bool = True) -> list[TrainingPair]:
+    """The second stage's non-retrieval tasks, from the training documents only, with hard negatives.
+
+    Similarity (two passages of one document, :func:`pairs.similarity_pairs`) and title-to-section
+    classification (:func:`pairs.classification_pairs`), at most ``limit`` pairs each. Negatives are
+    mined as for retrieval pairs and read like their task's positives: bare text for similarity,
+    untitled for classification.
+    """
+    held_sources = {p.source for p in held}
+    training_passages = [p for p in passages if p.source not in held_sources]
+    rng = random.Random(options.seed + 6)
+    tasks: list[TrainingPair] = []
+    for make, text in ((similarity_pairs, lambda p: p.text), (classification_pairs, untitled_text)):
+        made = make(training_passages, rng)
+        tasks += mine_hard_negatives(rng.sample(made, min(limit, len(made))), passages, components.embedder,
+                                     components.store, components.lexical, skip=options.skip, count=options.negatives,
+                                     rng=rng, progress=progress, text=text)
+    return tasks
+
+
+def fine_tune_embedder(components, base: Path, train: list[TrainingPair], held: list[TrainingPair],
+                       passages: list[Passage], model_dir: Path, cfg: FineTuneConfig, options: PairOptions,
+                       progress: bool = True) -> dict:
+    """Train an embedder from ``base`` into ``model_dir``; returns the card's data beyond the pairs.
+
+    Mean pooling in one stage trains with FlagEmbedding, as it always has. Latent-attention pooling and
+    a second stage, which FlagEmbedding does not have, train in arag's own loop
+    (:mod:`training.latent_attention`); ``cfg`` must then be :func:`latent_attention.resolved_config`'s.
+    """
+    work = workspace(components.settings)
+    if not cfg.own_loop:
+        data = work / "embedder-train.jsonl"
+        write_flag_data(train, data)
+        fine_tune("embedder", base, data, work / "embedder-run", model_dir, cfg, quiet=not progress)
+        return {}
+    from arag.training.latent_attention import TASK_INSTRUCTIONS, Stage, fine_tune_staged
+
+    stages = [Stage("retrieval", train, in_batch_negatives=True)]
+    report: dict = {}
+    if cfg.stages == 2:
+        tasks = stage_two_tasks(components, passages, held, options, round(STAGE_TWO_TASK_SHARE * len(train)), progress)
+        stages.append(Stage("blend", train + tasks, in_batch_negatives=False))
+        counts = {"retrieval": len(train)} | {kind: sum(p.kind == kind for p in tasks) for kind in TASK_INSTRUCTIONS}
+        report["stage_two"] = {"tasks": counts, "instructions": {"retrieval": cfg.query_instruction, **TASK_INSTRUCTIONS}}
+    report["loop"] = fine_tune_staged(base, stages, work / "embedder-run", model_dir, cfg, quiet=not progress)
+    return report
+
+
 def _pairs_and_fine_tune(components, kind: str, options: PairOptions, cfg: FineTuneConfig, base: Path, progress: bool):
     """Shared first half of both trainings: (all passages, held-out pairs, data report, new model dir, seconds)."""
     seconds: dict = {}
@@ -224,20 +288,32 @@ def _pairs_and_fine_tune(components, kind: str, options: PairOptions, cfg: FineT
     passages = passages_from_store(components.store)
     train, held, report = build_pairs(components, options, progress, passages)
     seconds["pairs"] = round(time.perf_counter() - started, 1)
-    data = workspace(components.settings) / f"{kind}-train.jsonl"
-    write_flag_data(train, data)
     model_dir = ModelRegistry(components.settings).new_version_dir(kind)
     started = time.perf_counter()
-    fine_tune(kind, base, data, workspace(components.settings) / f"{kind}-run", model_dir, cfg, quiet=not progress)
+    if kind == "embedder":
+        report |= fine_tune_embedder(components, base, train, held, passages, model_dir, cfg, options, progress)
+    else:
+        data = workspace(components.settings) / f"{kind}-train.jsonl"
+        write_flag_data(train, data)
+        fine_tune(kind, base, data, workspace(components.settings) / f"{kind}-run", model_dir, cfg, quiet=not progress)
     seconds["fine_tune"] = round(time.perf_counter() - started, 1)
     return passages, held, report, model_dir, seconds
 
 
 def train_embedder(components, options: PairOptions, cfg: FineTuneConfig, base: Path | None = None,
                    qrels: list[dict] | None = None, progress: bool = True, activate: bool = True) -> TrainingResult:
-    """Fine-tune an embedder on the collection's pairs; re-embed and switch to it only if it wins."""
+    """Fine-tune an embedder on the collection's pairs; re-embed and switch to it only if it wins.
+
+    ``cfg.pooling`` / ``cfg.stages`` other than mean / 1 train latent-attention pooling or two
+    stages (NV-Embed) in arag's own loop; a base model that loop cannot train is a ValueError,
+    raised before any pair is made.
+    """
     settings = components.settings
     base = Path(base) if base else components.embedder.model_dir
+    if cfg.own_loop:
+        from arag.training.latent_attention import resolved_config
+
+        cfg = resolved_config(base, cfg)
     passages, held, report, model_dir, seconds = _pairs_and_fine_tune(components, "embedder", options, cfg, base, progress)
 
     started = time.perf_counter()
@@ -259,7 +335,8 @@ def train_embedder(components, options: PairOptions, cfg: FineTuneConfig, base: 
         tokens.close()
         drop_token_store(settings.data_dir, model_collection(settings, model_dir))
     metrics = {"incumbent": incumbent, "trained": trained, "incumbent_model": components.embedder.model_id}
-    card = _card("embedder", settings, base, report, cfg, seconds, metrics, won, {"query_instruction": cfg.query_instruction})
+    card = _card("embedder", settings, base, report, cfg, seconds, metrics, won,
+                 {"query_instruction": cfg.query_instruction, "pooling": cfg.pooling})
     write_card(model_dir, card)
     if won and activate:
         started = time.perf_counter()
