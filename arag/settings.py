@@ -204,9 +204,10 @@ class Settings(BaseSettings):
         "late-interaction scoring encodes only the question: reranking 30 chunks takes milliseconds instead of "
         "an encoder pass over all of them (see bench/rerank_speed.py).",
     )
-    token_vector_codec: Literal["int8", "pq"] = Field(
-        "int8", description="How kept token vectors are stored: 'int8' (about 390 bytes a token) or 'pq' (product "
-        "quantisation with a codebook learnt from the collection: token_vector_bytes bytes a token)."
+    token_vector_codec: Literal["int8", "pq", "residual"] = Field(
+        "int8", description="How kept token vectors are stored: 'int8' (about 390 bytes a token), 'pq' (product "
+        "quantisation with a codebook learnt from the collection: token_vector_bytes bytes a token) or 'residual' "
+        "(ColBERTv2-style: a learnt centroid's id and 128 residual dimensions of 2 bits, 34 bytes a token)."
     )
     token_vector_bytes: int = Field(
         48, description="Bytes a token with token_vector_codec 'pq' (sub-vectors; must divide the model's dimension)."

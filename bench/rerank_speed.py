@@ -1,6 +1,6 @@
 """Seconds to score 30 candidates with each relevance scorer, on an otherwise idle CPU.
 
-Run: ``.venv/bin/python bench/rerank_speed.py [--queries 20] [--reranker DIR]``
+Run: ``.venv/bin/python bench/rerank_speed.py [--queries 20] [--reranker DIR] [--codec int8]``
 Writes ``bench/results/rerank_speed.json`` and prints a Markdown table.
 
 The candidates are real HotpotQA paragraphs: for each of the first ``--queries`` questions of
@@ -10,10 +10,15 @@ sees after hybrid retrieval). Each scorer is warmed up once, then timed per ques
 
 The late-interaction scorers are timed twice: encoding every candidate at question time, and
 reading the candidates' token vectors from a token-vector store filled as ingestion fills it
-(``knowledge.token_store``; int8 codes). For the stored variant the script also reports what
-quantisation changes: the largest score difference and how many questions' candidate order
-differs, plus the store's size per token. The quality of the scorers is measured by
-``bench/trained_retrieval.py``; this script is their speed.
+(``arag.index.token_store``): int8 codes, or the codec ``--codec`` names
+(:func:`arag.index.token_store.codec_options`, e.g. ``residual-128x2``). With the default 20
+questions the store's 220 texts bring enough tokens for a learnt codec's codebook (the
+report's ``codebook`` says whether one was fitted); it is fitted on the very texts it scores,
+so the score differences below flatter it against a collection that grows after its fit.
+For the stored variant the script also reports what quantisation changes: the largest score
+difference and how many questions' candidate order differs, plus the store's size per token.
+The quality of the scorers is measured by ``bench/trained_retrieval.py``; this script is their
+speed.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "hotpotqa" / "dev-250.jsonl")
     parser.add_argument("--queries", type=int, default=20)
     parser.add_argument("--reranker", type=Path, help="a trained reranker directory (arag train-reranker) to time too")
+    parser.add_argument("--codec", default="int8", help="how the store keeps token vectors: int8, pq-48, residual-128x2…")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "rerank_speed.json")
     args = parser.parse_args()
 
@@ -43,7 +49,7 @@ def main() -> None:
 
     from arag.embeddings.embedder import Embedder, packaged_minilm_dir
     from arag.index.lexical import query_terms
-    from arag.index.token_store import TokenVectorStore, text_key
+    from arag.index.token_store import TokenVectorStore, codec_options, text_key
     from arag.relevance.scorers import CrossEncoderScorer, LateInteractionScorer, MultiScorer, SpladeScorer, idf_weights
 
     rows = [json.loads(line) for line in args.data.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -55,7 +61,7 @@ def main() -> None:
     idf = idf_weights([p for group in paragraphs for p in group], query_terms)
     # Fill a token-vector store the way ingestion does: one encoder pass gives both representations.
     work = tempfile.TemporaryDirectory()
-    tokens = TokenVectorStore(Path(work.name) / "tokens.sqlite", embedder.model_id)
+    tokens = TokenVectorStore(Path(work.name) / "tokens.sqlite", embedder.model_id, **codec_options(args.codec))
     texts = sorted({p for _, candidates in cases for p in candidates})
     started = time.perf_counter()
     _, token_vectors = embedder.encode(texts, tokens=True)
@@ -93,7 +99,8 @@ def main() -> None:
             "questions_with_another_order": sum(np.argsort(-a, kind="stable").tolist() != np.argsort(-b, kind="stable").tolist()
                                                 for a, b in pairs),
         }
-    store = {"texts": len(texts), "tokens": stored_tokens, "bytes_per_token": round(store_bytes / stored_tokens, 1),
+    store = {"codec": args.codec, "codebook": tokens.fitted_codec, "texts": len(texts), "tokens": stored_tokens,
+             "bytes_per_token": round(store_bytes / stored_tokens, 1),
              "ingest_encoder_s_per_text": round(ingest_seconds / len(texts), 4)}
     write_report(args.out, queries=len(cases), results=results, token_store=store, quantisation=quantisation)
     print_table(["scorer", "30 candidates, median s", "p95 s", "pairs/s"],

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from arag.embeddings.embedder import Embedder, embedding_text
-from arag.index.token_store import TokenVectorStore, dequantise, quantise, text_key, token_store_for
+from arag.index.residual_codec import ResidualCodec
+from arag.index.token_store import TokenVectorStore, codec_options, dequantise, quantise, text_key, token_store_for
 from arag.relevance.scorers import LateInteractionScorer, MultiScorer
 
 PAGES = {
@@ -155,32 +156,156 @@ def clustered_tokens(rng, rows: int, dim: int = 48) -> np.ndarray:
     return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
 
 
-def test_product_quantised_store_fits_its_codebook_once_enough_tokens_come(tmp_path, monkeypatch):
+#: Each learnt codec with a shape that fits 48 dimensions, and the bytes a token that shape takes.
+LEARNT = [pytest.param({"codec": "pq", "subvectors": 12}, 12, id="pq"),
+          pytest.param({"codec": "residual", "residual_dims": 48, "residual_bits": 2, "residual_centroids": 64},
+                       2 + 48 * 2 // 8, id="residual")]
+
+
+@pytest.mark.parametrize(("options", "code_bytes"), LEARNT)
+def test_a_learnt_codec_fits_its_codebook_once_enough_tokens_come(tmp_path, monkeypatch, options, code_bytes):
     import arag.index.token_store as token_store
 
-    monkeypatch.setattr(token_store, "PQ_FIT_TOKENS", 2000)
+    monkeypatch.setattr(token_store, "CODEBOOK_FIT_TOKENS", 2000)
     rng = np.random.default_rng(1)
-    path = tmp_path / "pq.sqlite"
-    store = TokenVectorStore(path, "m@1", codec="pq", subvectors=12)
+    path = tmp_path / "learnt.sqlite"
+    store = TokenVectorStore(path, "m@1", **options)
     small = clustered_tokens(rng, 50)
     store.put({"early": small})  # too few tokens for a codebook: kept as int8
-    assert np.abs(store.get(["early"])["early"] - small).max() < 0.01
+    assert np.abs(store.get(["early"])["early"] - small).max() < 0.01 and store.fitted_codec is None
     batch = {f"k{i}": clustered_tokens(rng, 100) for i in range(30)}
     store.put(batch)
-    # Another instance (another process) reads the same codebook back.
-    again = TokenVectorStore(path, "m@1", codec="pq", subvectors=12)
+    # Another instance (another process) reads the same codebook back from the file.
+    again = TokenVectorStore(path, "m@1", **options)
+    assert again.fitted_codec == options["codec"]
     got = again.get(list(batch) + ["early"])
     assert np.abs(got["early"] - small).max() < 0.01
     rebuilt = np.concatenate([got[k] for k in batch])
     original = np.concatenate(list(batch.values()))
     cosine = (rebuilt * original).sum(axis=1) / np.linalg.norm(rebuilt, axis=1)
     assert rebuilt.shape == original.shape and cosine.mean() > 0.95
-    # 12 bytes a token plus SQLite's row overhead, against 48 + 2 for int8 of 48 dimensions.
+    # The codebook's bytes a token plus SQLite's row overhead, against 48 + 2 for int8 of 48 dimensions.
     codes = again._db.execute("SELECT codes, scales FROM tokens WHERE key = 'k3'").fetchone()
-    assert len(codes[0]) == 100 * 12 and codes[1] is None
+    assert len(codes[0]) == 100 * code_bytes and codes[1] is None
     # A score of a text read back equals the score of the same text just encoded and stored.
     fresh = again.vectors_for(["a new text"], type("Fixed", (), {"token_vectors": lambda self, texts: [batch["k0"]]})())[0]
     assert np.allclose(fresh, again.get([text_key("a new text")])[text_key("a new text")])
+
+
+def test_a_file_from_before_the_residual_codec_keeps_its_product_quantiser(tmp_path, monkeypatch):
+    import arag.index.token_store as token_store
+
+    monkeypatch.setattr(token_store, "CODEBOOK_FIT_TOKENS", 2000)
+    rng = np.random.default_rng(2)
+    path = tmp_path / "old.sqlite"
+    batch = {f"k{i}": clustered_tokens(rng, 100) for i in range(30)}
+    TokenVectorStore(path, "m@1", codec="pq", subvectors=12).put(batch)
+    before = TokenVectorStore(path, "m@1").get(batch)
+    TokenVectorStore(path, "m@1")._db.execute("ALTER TABLE codebook DROP COLUMN codec")  # the schema it was written with
+    # Whatever codec a later store asks for, the file's codebook reads and writes its rows.
+    later = TokenVectorStore(path, "m@1", codec="residual")
+    assert later.fitted_codec == "pq"
+    assert all(np.array_equal(before[k], v) for k, v in later.get(batch).items())
+    later.put({"new": batch["k0"]})
+    assert len(later._db.execute("SELECT codes FROM tokens WHERE key = 'new'").fetchone()[0]) == 100 * 12
+
+
+def gaussian_with_spread_axes(rng, rows: int, dim: int = 64) -> np.ndarray:
+    """Gaussian vectors whose dimensions' spreads fall from 2 to 0.2, like principal axes."""
+    return (rng.normal(size=(rows, dim)) * np.linspace(2.0, 0.2, dim)).astype(np.float32)
+
+
+@pytest.mark.parametrize(("bits", "lloyd_max_error"), [(1, 0.3634), (2, 0.1175)])
+def test_residual_error_is_that_of_the_best_buckets_for_a_gaussian(bits, lloyd_max_error):
+    rng = np.random.default_rng(bits)
+    vectors = gaussian_with_spread_axes(rng, 20_000)
+    # One centroid: the residual is the Gaussian itself, whose least squared error with 2**bits
+    # levels a dimension is Lloyd–Max's (a fraction of each dimension's variance).
+    codec = ResidualCodec.fit(vectors, dims=64, bits=bits, centroids=1)
+    back = codec.decode(codec.encode(vectors))
+    residual = vectors - codec.centroids[0]
+    error = ((back - vectors) ** 2).sum(axis=0) / (residual ** 2).sum(axis=0)
+    assert error.mean() < lloyd_max_error * 1.1 and error.max() < lloyd_max_error * 1.3
+    assert not codec.unit_length and back.dtype == np.float32
+
+
+def test_cutting_the_residual_to_its_principal_axes_loses_only_what_lies_outside_them(tmp_path):
+    rng = np.random.default_rng(4)
+    axes = np.linalg.qr(rng.normal(size=(64, 16)))[0].T  # 16 orthonormal directions in 64 dimensions
+    centres = 4 * rng.normal(size=(8, 64))
+    flat = (centres[rng.integers(0, 8, 20_000)] + rng.normal(size=(20_000, 16)) @ axes).astype(np.float32)
+    codec = ResidualCodec.fit(flat, dims=16, bits=2, centroids=8)
+    assert codec.projection.shape == (64, 16)
+    back = codec.decode(codec.encode(flat))
+    residual = flat - codec.centroids[codec.encode(flat)[:, :2].copy().view("<u2").ravel()]
+    assert ((back - flat) ** 2).sum() / (residual ** 2).sum() < 0.15  # two bits' error, nothing cut
+    spread = gaussian_with_spread_axes(rng, 20_000)
+    cut = ResidualCodec.fit(spread, dims=16, bits=2, centroids=1)
+    # Isotropic enough that 48 of 64 axes hold most of it: the cut costs what they held.
+    lost = ((cut.decode(cut.encode(spread)) - spread) ** 2).sum() / ((spread - cut.centroids[0]) ** 2).sum()
+    held = (np.linspace(2.0, 0.2, 64)[:16] ** 2).sum() / (np.linspace(2.0, 0.2, 64) ** 2).sum()
+    assert abs(lost - (1 - held) - held * 0.1175) < 0.03
+
+
+@pytest.mark.parametrize(("dims", "bits", "code_bytes"), [(128, 1, 18), (128, 2, 34), (192, 2, 50), (384, 1, 50), (384, 2, 98)])
+def test_residual_codes_take_the_bytes_a_token_the_module_names(dims, bits, code_bytes):
+    vectors = np.random.default_rng(0).normal(size=(600, 384)).astype(np.float32)
+    codec = ResidualCodec.fit(vectors, dims=dims, bits=bits, centroids=16)
+    codes = codec.encode(vectors[:7])
+    assert codec.code_bytes == code_bytes and codes.shape == (7, code_bytes) and codes.dtype == np.uint8
+    again = ResidualCodec.from_bytes(codec.to_bytes(), code_bytes, 384)
+    assert np.array_equal(again.decode(codes), codec.decode(codes))
+    assert (codec.projection is None) == (dims == 384)
+
+
+def test_residual_shapes_that_do_not_fill_bytes_or_fit_the_vectors_are_refused():
+    vectors = np.zeros((300, 64), np.float32)
+    for dims, bits, centroids in ((12, 1, 8), (68, 2, 8), (64, 4, 8), (64, 2, 301), (64, 2, 2**16 + 1)):
+        with pytest.raises(ValueError):
+            ResidualCodec.fit(vectors, dims=dims, bits=bits, centroids=centroids)
+    for spec in ("int8-4", "residual-128", "residual-128x2-1024", "pq-many", "opq-16"):
+        with pytest.raises(ValueError):
+            codec_options(spec)
+    assert codec_options("residual") == {"codec": "residual"}
+
+
+def stdlib_paragraphs(count: int) -> list[str]:
+    """Paragraphs of English prose that do not change with this repository: the standard library's docstrings."""
+    import importlib
+    import inspect
+
+    paragraphs: list[str] = []
+    for name in ("argparse", "json", "logging", "pathlib", "textwrap", "csv", "sqlite3", "zipfile", "shutil",
+                 "subprocess", "threading", "unittest"):
+        module = importlib.import_module(name)
+        docs = [inspect.getdoc(module)] + [inspect.getdoc(member) for _, member in sorted(vars(module).items())
+                                           if callable(member) and getattr(member, "__module__", None) == name]
+        for doc in docs:
+            for paragraph in (doc or "").split("\n\n"):
+                paragraph = " ".join(paragraph.split())
+                if len(paragraph.split()) >= 12 and paragraph not in paragraphs:
+                    paragraphs.append(paragraph)
+    return paragraphs[:count]
+
+
+def test_residual_codes_of_real_minilm_token_vectors_keep_late_interaction_scores_close(embedder):
+    from arag.embeddings.embedder import max_sim
+
+    vectors = embedder.token_vectors(stdlib_paragraphs(180))
+    sample, unseen = np.concatenate(vectors[:120]), vectors[120:]  # fitted on some texts, scored on others
+    queries = embedder.token_vectors(["how do I run a command and read its output?", "write rows to a spreadsheet file",
+                                      "start a background thread", "parse command-line options"])
+    cosines, score_errors = [], []
+    for dims, bits in ((384, 2), (128, 2), (128, 1)):
+        codec = ResidualCodec.fit(sample, dims=dims, bits=bits)
+        back = [codec.decode(codec.encode(v)) for v in unseen]
+        assert codec.unit_length and all(np.allclose(np.linalg.norm(b, axis=1), 1, atol=1e-5) for b in back)
+        cosines.append(np.mean([(b * v).sum(axis=1).mean() for b, v in zip(back, unseen)]))
+        score_errors.append(np.mean([abs(max_sim(q, b) - max_sim(q, v)) for q in queries for b, v in zip(back, unseen)]))
+    # 98, 34 and 18 bytes a token: each fewer bytes moves the vectors, and their scores, further.
+    assert cosines[0] > 0.9 and cosines[1] > 0.72 and cosines[2] > 0.6 and cosines == sorted(cosines, reverse=True)
+    assert score_errors[0] < 0.025 and score_errors[1] < 0.05 and score_errors[2] < 0.08
+    assert score_errors == sorted(score_errors)
 
 
 def _writer(path: str, start: int) -> None:

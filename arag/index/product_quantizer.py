@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from arag.index.kmeans import kmeans, nearest_centre
+
 CENTROIDS = 256
 
 
@@ -31,6 +33,7 @@ class ProductQuantizer:
         self.centroids = np.ascontiguousarray(centroids, dtype=np.float32)  # (m, 256, dim / m)
         self.subvectors, _, self.width = self.centroids.shape
         self.dim = self.subvectors * self.width
+        self.code_bytes = self.subvectors  # one byte, one centroid index, a sub-vector
         self._norms = (self.centroids ** 2).sum(axis=2)  # (m, 256)
 
     @classmethod
@@ -41,8 +44,6 @@ class ProductQuantizer:
         n, dim = vectors.shape
         if dim % subvectors:
             raise ValueError(f"{dim} dimensions do not split into {subvectors} equal sub-vectors")
-        if n < CENTROIDS:
-            raise ValueError(f"need at least {CENTROIDS} vectors to fit a codebook, got {n}")
         rng = np.random.default_rng(seed)
         if n > sample:
             vectors = vectors[rng.choice(n, sample, replace=False)]
@@ -50,19 +51,7 @@ class ProductQuantizer:
         slices = vectors.reshape(len(vectors), subvectors, width).transpose(1, 0, 2)  # (m, n, width)
         centroids = np.empty((subvectors, CENTROIDS, width), dtype=np.float32)
         for s, points in enumerate(slices):
-            centre = points[rng.choice(len(points), CENTROIDS, replace=False)].copy()
-            for _ in range(iterations):
-                nearest = _nearest(points, centre, (centre ** 2).sum(axis=1))
-                sums = np.zeros_like(centre)
-                np.add.at(sums, nearest, points)
-                counts = np.bincount(nearest, minlength=CENTROIDS)
-                filled = counts > 0
-                centre[filled] = sums[filled] / counts[filled, None]
-                # An empty cluster restarts at a random point, so all 256 codes stay in use.
-                empty = np.flatnonzero(~filled)
-                if len(empty):
-                    centre[empty] = points[rng.choice(len(points), len(empty), replace=False)]
-            centroids[s] = centre
+            centroids[s] = kmeans(points, CENTROIDS, iterations, rng)
         return cls(centroids)
 
     def encode(self, vectors: np.ndarray) -> np.ndarray:
@@ -71,7 +60,7 @@ class ProductQuantizer:
         slices = vectors.reshape(len(vectors), self.subvectors, self.width)
         codes = np.empty((len(vectors), self.subvectors), dtype=np.uint8)
         for s in range(self.subvectors):
-            codes[:, s] = _nearest(slices[:, s], self.centroids[s], self._norms[s])
+            codes[:, s] = nearest_centre(slices[:, s], self.centroids[s], self._norms[s])
         return codes
 
     def decode(self, codes: np.ndarray) -> np.ndarray:
@@ -86,8 +75,3 @@ class ProductQuantizer:
     @classmethod
     def from_bytes(cls, data: bytes, subvectors: int, dim: int) -> "ProductQuantizer":
         return cls(np.frombuffer(data, dtype=np.float32).reshape(subvectors, CENTROIDS, dim // subvectors))
-
-
-def _nearest(points: np.ndarray, centres: np.ndarray, centre_norms: np.ndarray) -> np.ndarray:
-    # |p - c|^2 = |p|^2 - 2 p.c + |c|^2; |p|^2 is the same for every centre of one point.
-    return np.argmin(centre_norms[None, :] - 2.0 * (points @ centres.T), axis=1)

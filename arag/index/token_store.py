@@ -6,13 +6,17 @@ all candidates (about 1.4 s for 30 HotpotQA paragraphs on 2 cores); ingestion co
 anyway, in the same forward pass as the chunk's pooled vector, so they are stored here and a
 rerank only encodes the question.
 
-Vectors are stored per token either as int8 codes with a float16 scale (``codec="int8"``:
+Vectors are stored per token as int8 codes with a float16 scale (``codec="int8"``:
 symmetric quantisation, about 390 bytes a token, a quarter of float32; on HotpotQA paragraphs
-the max-sim scores move by less than 5e-4, ``bench/rerank_speed.py``) or product-quantised
-(``codec="pq"``: ``subvectors`` bytes a token, :mod:`arag.index.product_quantizer`). The
-product quantiser's codebook is learnt from the first batch that brings enough tokens
-(``PQ_FIT_TOKENS``); rows written before it exist stay int8, so a small collection never
-waits for a codebook it cannot fit, and both kinds are read back alike. Each Chroma
+the max-sim scores move by less than 5e-4, ``bench/rerank_speed.py``), product-quantised
+(``codec="pq"``: ``subvectors`` bytes a token, :mod:`arag.index.product_quantizer`) or
+residual-compressed as ColBERTv2 does (``codec="residual"``: a centroid id and
+``residual_dims`` dimensions of ``residual_bits`` bits, 34 bytes a token by default,
+:mod:`arag.index.residual_codec`). The two learnt codecs fit their codebook on the first batch
+that brings enough tokens (``CODEBOOK_FIT_TOKENS``) and keep it in the file; rows written
+before it exists stay int8, so a small collection never waits for a codebook it cannot fit,
+and every kind is read back alike, as vectors of the model's own space. A file keeps the first
+codebook stored in it, whichever learnt codec asked for it. Each Chroma
 collection has its own file, keyed by the hash of the text the encoder saw (the chunk's
 ``text_hash``), so a text is encoded once however often it is scored. Texts scored that were
 never ingested (web results) are stored too, and dropped at the next ingest that changes the
@@ -39,10 +43,42 @@ import numpy as np
 from tqdm import tqdm
 
 from arag.index.product_quantizer import ProductQuantizer
+from arag.index.residual_codec import ResidualCodec
 
-#: Tokens one batch must bring before a product-quantisation codebook is fitted on it.
-PQ_FIT_TOKENS = 20_000
-CODECS = ("int8", "pq")
+#: Tokens one batch must bring before a codebook (product or residual quantisation) is fitted on it.
+CODEBOOK_FIT_TOKENS = 20_000
+#: The codecs that learn a codebook from the collection, by name; each reads back with ``from_bytes``.
+LEARNT_CODECS = {"pq": ProductQuantizer, "residual": ResidualCodec}
+CODECS = ("int8", *LEARNT_CODECS)
+
+
+def codec_options(spec: str) -> dict:
+    """Store options named by a codec spec: ``int8``, ``pq-BYTES`` or ``residual-DIMSxBITS[-kCENTROIDS]``.
+
+    Leaving out the numbers keeps the store's defaults (``pq``: 48 bytes; ``residual``: 128
+    dimensions of 2 bits, 256 centroids).
+
+    Example:
+        >>> codec_options("pq-32")
+        {'codec': 'pq', 'subvectors': 32}
+        >>> codec_options("residual-128x1-k1024")
+        {'codec': 'residual', 'residual_dims': 128, 'residual_bits': 1, 'residual_centroids': 1024}
+    """
+    codec, _, size = spec.partition("-")
+    if codec not in CODECS or (codec == "int8" and size):
+        raise ValueError(f"unknown token-vector codec {spec!r}; use int8, pq-BYTES or residual-DIMSxBITS[-kCENTROIDS]")
+    if not size:
+        return {"codec": codec}
+    try:
+        if codec == "pq":
+            return {"codec": codec, "subvectors": int(size)}
+        shape, _, centroids = size.partition("-k")
+        dims, bits = shape.split("x")
+        return {"codec": codec, "residual_dims": int(dims), "residual_bits": int(bits),
+                **({"residual_centroids": int(centroids)} if centroids else {})}
+    except ValueError:
+        raise ValueError(f"cannot read token-vector codec {spec!r}; use int8, pq-BYTES or "
+                         "residual-DIMSxBITS[-kCENTROIDS]") from None
 
 
 def text_key(text: str) -> str:
@@ -87,17 +123,22 @@ def token_store_for(settings, store) -> "TokenVectorStore | None":
 class TokenVectorStore:
     """Quantised token vectors by text hash, for one embedding model.
 
-    A file written by another model is emptied on open: its vectors would score wrongly.
+    ``codec`` picks how new rows are written (:data:`CODECS`); ``subvectors`` shapes ``pq``
+    codes, ``residual_dims``, ``residual_bits`` and ``residual_centroids`` shape ``residual``
+    ones (:class:`arag.index.residual_codec.ResidualCodec`). A file written by another model is
+    emptied on open: its vectors would score wrongly.
     """
 
-    def __init__(self, path: Path, model_id: str, codec: str = "int8", subvectors: int = 48):
+    def __init__(self, path: Path, model_id: str, codec: str = "int8", subvectors: int = 48,
+                 residual_dims: int = 128, residual_bits: int = 2, residual_centroids: int = 256):
         if codec not in CODECS:
             raise ValueError(f"unknown token-vector codec {codec!r}; use one of {', '.join(CODECS)}")
         self.path = Path(path)
         self.model_id = model_id
         self.codec = codec
         self.subvectors = subvectors
-        self._quantizer: ProductQuantizer | None = None
+        self.residual = {"dims": residual_dims, "bits": residual_bits, "centroids": residual_centroids}
+        self._quantizer: ProductQuantizer | ResidualCodec | None = None
         self._lock = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(str(self.path), timeout=30, check_same_thread=False, isolation_level=None)
@@ -105,10 +146,14 @@ class TokenVectorStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
             self._db.execute("CREATE TABLE IF NOT EXISTS tokens (key TEXT PRIMARY KEY, dim INTEGER, codes BLOB, scales BLOB)")
-            # One codebook per file; a row's ``scales`` is NULL when its codes are product-quantised.
+            # One codebook per file; a row's ``scales`` is NULL when the codebook wrote its codes.
+            # ``subvectors`` is the bytes of one token's code (a product quantiser's sub-vectors).
             self._db.execute("CREATE TABLE IF NOT EXISTS codebook (id INTEGER PRIMARY KEY CHECK (id = 1), "
-                             "subvectors INTEGER, dim INTEGER, centroids BLOB)")
+                             "subvectors INTEGER, dim INTEGER, centroids BLOB, codec TEXT NOT NULL DEFAULT 'pq')")
             self._db.execute("BEGIN IMMEDIATE")
+            # Files from before the residual codec have no ``codec`` column: their codebook is a product quantiser's.
+            if "codec" not in {column[1] for column in self._db.execute("PRAGMA table_info(codebook)")}:
+                self._db.execute("ALTER TABLE codebook ADD COLUMN codec TEXT NOT NULL DEFAULT 'pq'")
             row = self._db.execute("SELECT value FROM meta WHERE key = 'model_id'").fetchone()
             if row is None or row[0] != model_id:
                 self._db.execute("DELETE FROM tokens")
@@ -118,37 +163,72 @@ class TokenVectorStore:
 
     @classmethod
     def for_collection(cls, data_dir: Path, collection: str, model_id: str, codec: str = "int8",
-                       subvectors: int = 48) -> "TokenVectorStore":
-        """The store of a Chroma collection (built by ``model_id``) under ``data_dir/token-vectors``."""
-        return cls(token_store_path(data_dir, collection), model_id, codec, subvectors)
+                       **options) -> "TokenVectorStore":
+        """The store of a Chroma collection (built by ``model_id``) under ``data_dir/token-vectors``.
 
-    def _codebook(self) -> ProductQuantizer | None:
+        ``options`` are the codec's (``subvectors``, ``residual_dims``…), as :func:`codec_options` names them.
+        """
+        return cls(token_store_path(data_dir, collection), model_id, codec, **options)
+
+    def _codebook(self) -> ProductQuantizer | ResidualCodec | None:
         """The file's codebook, if one was fitted (by this process or another); call under the lock."""
         if self._quantizer is None:
-            row = self._db.execute("SELECT subvectors, dim, centroids FROM codebook WHERE id = 1").fetchone()
+            row = self._db.execute("SELECT codec, subvectors, dim, centroids FROM codebook WHERE id = 1").fetchone()
             if row is not None:
-                self._quantizer = ProductQuantizer.from_bytes(row[2], row[0], row[1])
+                codec, code_bytes, dim, data = row
+                self._quantizer = LEARNT_CODECS[codec].from_bytes(data, code_bytes, dim)
         return self._quantizer
 
-    def _decode(self, dim: int, codes: bytes, scales: bytes | None) -> np.ndarray:
-        if scales is not None or dim == 0:
-            return dequantise(dim, codes, scales)
-        return self._codebook().decode(np.frombuffer(codes, dtype=np.uint8))
+    @property
+    def fitted_codec(self) -> str | None:
+        """The learnt codec whose codebook the file holds (``"pq"``, ``"residual"``); None while every row is int8."""
+        with self._lock:
+            row = self._db.execute("SELECT codec FROM codebook WHERE id = 1").fetchone()
+        return row[0] if row else None
+
+    def _fit(self, vectors: np.ndarray) -> ProductQuantizer | ResidualCodec:
+        if self.codec == "pq":
+            return ProductQuantizer.fit(vectors, self.subvectors)
+        return ResidualCodec.fit(vectors, **self.residual)
+
+    def _fit_tokens(self) -> int:
+        """Tokens a batch must bring to fit this store's codebook: k-means needs a point a centroid at least."""
+        return max(CODEBOOK_FIT_TOKENS, self.residual["centroids"] if self.codec == "residual" else 0)
+
+    def _decode(self, rows: Iterable[tuple]) -> dict[str, np.ndarray]:
+        """Vectors of stored ``(key, dim, codes, scales)`` rows; call under the lock.
+
+        The codebook's rows are decoded in one call, so its fixed costs (look-ups, the residual's
+        matrix product) are paid once for all of a rerank's candidates, not once each.
+        """
+        out: dict[str, np.ndarray] = {}
+        learnt: list[tuple[str, bytes]] = []
+        for key, dim, codes, scales in rows:
+            if scales is not None or dim == 0:
+                out[key] = dequantise(dim, codes, scales)
+            else:
+                learnt.append((key, codes))
+        if learnt:
+            codebook = self._codebook()
+            vectors = codebook.decode(np.frombuffer(b"".join(codes for _, codes in learnt), dtype=np.uint8))
+            ends = np.cumsum([len(codes) // codebook.code_bytes for _, codes in learnt])
+            out.update((key, part) for (key, _), part in zip(learnt, np.split(vectors, ends[:-1])))
+        return out
 
     def _rows(self, vectors: dict[str, np.ndarray]) -> list[tuple]:
-        """Rows to write; fits the codebook first when product quantisation is on and none exists."""
+        """Rows to write; fits the codebook first when a learnt codec is on and none exists."""
         quantizer = None
-        if self.codec == "pq":
+        if self.codec in LEARNT_CODECS:
             with self._lock:
                 quantizer = self._codebook()
             tokens = sum(len(v) for v in vectors.values())
-            if quantizer is None and tokens >= PQ_FIT_TOKENS:
-                fitted = ProductQuantizer.fit(np.concatenate([v for v in vectors.values() if len(v)]), self.subvectors)
+            if quantizer is None and tokens >= self._fit_tokens():
+                fitted = self._fit(np.concatenate([v for v in vectors.values() if len(v)]))
                 with self._lock:
                     self._db.execute("BEGIN IMMEDIATE")
                     # Another process may have fitted one meanwhile: the first stored is everyone's.
-                    self._db.execute("INSERT OR IGNORE INTO codebook VALUES (1, ?, ?, ?)",
-                                     (fitted.subvectors, fitted.dim, fitted.to_bytes()))
+                    self._db.execute("INSERT OR IGNORE INTO codebook (id, subvectors, dim, centroids, codec) "
+                                     "VALUES (1, ?, ?, ?, ?)", (fitted.code_bytes, fitted.dim, fitted.to_bytes(), self.codec))
                     self._db.execute("COMMIT")
                     quantizer = self._codebook()
         rows = []
@@ -166,10 +246,8 @@ class TokenVectorStore:
         with self._lock:
             for start in range(0, len(keys), 500):
                 part = keys[start : start + 500]
-                rows = self._db.execute(
-                    f"SELECT key, dim, codes, scales FROM tokens WHERE key IN ({','.join('?' * len(part))})", part)
-                for key, dim, codes, scales in rows:
-                    out[key] = self._decode(dim, codes, scales)
+                out.update(self._decode(self._db.execute(
+                    f"SELECT key, dim, codes, scales FROM tokens WHERE key IN ({','.join('?' * len(part))})", part)))
         return out
 
     def put(self, vectors: dict[str, np.ndarray]) -> None:
@@ -192,7 +270,7 @@ class TokenVectorStore:
                 self._db.executemany("INSERT OR REPLACE INTO tokens VALUES (?, ?, ?, ?)", rows)
                 self._db.execute("COMMIT")
                 # As stored, so a score does not depend on whether the text was stored before.
-                found.update({key: self._decode(dim, codes, scales) for key, dim, codes, scales in rows})
+                found.update(self._decode(rows))
         return [found[k] for k in keys]
 
     def fill(self, texts: list[str], embedder, progress: bool = False, step: int = 256) -> np.ndarray:
