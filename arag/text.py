@@ -71,6 +71,27 @@ def attribute_uncited(answer: str, documents: list[dict]) -> tuple[str, list[int
 _DELIMITER = re.compile(r"<(/?)(sources)>", re.IGNORECASE)
 
 
+def within_budget(items: list[dict], cost, budget: int, at_least_one: bool = False) -> tuple[list[dict], int]:
+    """The leading ``items`` whose ``cost`` (tokens) sums to at most ``budget``, and that sum.
+
+    With ``at_least_one`` the first item is kept whatever it costs, so a context is never empty.
+
+    Example:
+        >>> within_budget([{"n": 3}, {"n": 4}, {"n": 5}], lambda d: d["n"], 8)
+        ([{'n': 3}, {'n': 4}], 7)
+        >>> within_budget([{"n": 9}], lambda d: d["n"], 8), within_budget([{"n": 9}], lambda d: d["n"], 8, True)
+        (([], 0), ([{'n': 9}], 9))
+    """
+    kept, used = [], 0
+    for item in items:
+        spent = cost(item)
+        if used + spent > budget and (kept or not at_least_one):
+            break
+        kept.append(item)
+        used += spent
+    return kept, used
+
+
 def format_sources(documents: list[dict]) -> str:
     """Numbered sources for the prompt's ``<sources>`` block.
 

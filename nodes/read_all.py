@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from arag.runtime.frame import Run, node
 from arag.runtime.state import RAGState
+from arag.text import within_budget
 
 #: Tokens kept free of documents: instructions, the question and source labels.
 PROMPT_ROOM = 400
@@ -27,13 +28,7 @@ def read_all(state: RAGState, run: Run) -> dict:
     chunks, error = run.components.read_scope(settings)
     budget = settings.llm_context_tokens - settings.answer_max_tokens - PROMPT_ROOM
     count = token_counter(run)
-    kept, used = [], 0
-    for chunk in chunks:
-        cost = count(f"{chunk['title']}\n{chunk['text']}")
-        if used + cost > budget:
-            break
-        kept.append(chunk)
-        used += cost
+    kept, used = within_budget(chunks, lambda chunk: count(f"{chunk['title']}\n{chunk['text']}"), budget)
     run.trace(in_scope=len(chunks), read=len(kept), tokens=used, budget=budget,
               sources=len({c["source"] for c in kept}), **({"error": error} if error else {}))
     notes = [f"the documents in scope hold more than the model's window: {len(chunks) - len(kept)} of "

@@ -15,21 +15,10 @@ from arag.relevance.compression import compress_documents
 from arag.retrieval.retriever import as_parents
 from arag.runtime.frame import Run, node
 from arag.runtime.state import RAGState
+from arag.text import within_budget
 
 #: Candidates scored; beyond this the retriever's order is kept.
 RERANK_DEPTH = 30
-
-
-def fit_budget(documents: list[dict], count_tokens, budget: int, limit: int) -> list[dict]:
-    """Documents in order while their tokens fit the budget (always at least one)."""
-    kept, used = [], 0
-    for doc in documents[:limit]:
-        cost = count_tokens(doc["text"]) + 8
-        if kept and used + cost > budget:
-            break
-        kept.append(doc)
-        used += cost
-    return kept
 
 
 @node("rerank")
@@ -61,6 +50,9 @@ def rerank(state: RAGState, run: Run) -> dict:
                                          settings.compression_keep, components.embedder.count_tokens)
         documents = head + documents[2 * settings.top_k :]
         details["compression"] = stats
-    kept = fit_budget(documents, components.embedder.count_tokens, settings.context_tokens, settings.top_k)
+    count = components.embedder.count_tokens
+    # 8 tokens a passage for its number and title line in the prompt.
+    kept, _ = within_budget(documents[: settings.top_k], lambda d: count(d["text"]) + 8, settings.context_tokens,
+                            at_least_one=True)
     details["order"] = [{"chunk_id": d["chunk_id"], "title": d["title"], "relevance": d.get("relevance")} for d in kept]
     return {"documents": kept}
