@@ -98,6 +98,11 @@ def read_sides(reply: str) -> list[tuple[str, str]]:
 _QUALIFIER = re.compile(r"\s*\([^)]*\)\s*$")
 
 
+def _names(title: str) -> tuple[str, str]:
+    """The title made plain, and made plain without its closing qualifier (the same when it has none)."""
+    return _plain(title), _plain(_QUALIFIER.sub("", title))
+
+
 def _mentions(text: str, name: str) -> int | None:
     """Where ``name`` occurs in ``text`` as whole words (both plain), or None."""
     found = re.search(rf"(?:^| ){re.escape(name)}(?: |$)", text)
@@ -113,7 +118,7 @@ def mentions(text: str, title: str) -> bool:
     """
     plain = _plain(text)
     return any(len(name) >= 3 and _mentions(plain, name) is not None
-               for name in {_plain(title), _plain(_QUALIFIER.sub("", title))})
+               for name in set(_names(title)))
 
 
 def strip_mentions(text: str, title: str) -> str:
@@ -124,7 +129,7 @@ def strip_mentions(text: str, title: str) -> str:
         'is a film'
     """
     plain = f" {_plain(text)} "
-    for name in sorted({_plain(title), _plain(_QUALIFIER.sub("", title))}, key=len, reverse=True):
+    for name in sorted(set(_names(title)), key=len, reverse=True):
         if name:
             plain = plain.replace(f" {name} ", " ")
     return " ".join(plain.split())
@@ -144,7 +149,7 @@ def named_sides(question: str, titles: list[str]) -> list[str]:
     asked = _plain(question)
     matches = []  # (full title matched, name length, start, title)
     for title in dict.fromkeys(titles):
-        for full, name in ((True, _plain(title)), (False, _plain(_QUALIFIER.sub("", title)))):
+        for full, name in zip((True, False), _names(title)):
             start = _mentions(asked, name) if len(name) >= 3 else None
             if start is not None:
                 matches.append((full, len(name), start, title))

@@ -265,6 +265,15 @@ def test_graph_grades_and_reranks_with_the_trained_reranker(trained_reranker):
     assert llm.unexpected == 0
 
 
+def force_ndcg(monkeypatch, ndcg_of):
+    """Make the trainer's dense evaluation report ``ndcg_of(model directory)`` as nDCG@10."""
+    from arag.training import trainer
+
+    real = trainer.evaluate_dense
+    monkeypatch.setattr(trainer, "evaluate_dense",
+                        lambda emb, *a: {**real(emb, *a), "ndcg@10": ndcg_of(str(emb.model_dir))})
+
+
 def test_embedder_replaces_the_index_model_only_when_it_wins(corpus, tmp_path, monkeypatch):
     from arag.embeddings.embedder import Embedder
     from arag.index.token_store import TokenVectorStore, token_store_path
@@ -280,9 +289,7 @@ def test_embedder_replaces_the_index_model_only_when_it_wins(corpus, tmp_path, m
 
     registry = ModelRegistry(settings)
     # Force the verdict both ways: the rule, not the tiny model's luck, is under test here.
-    real = trainer.evaluate_dense
-    monkeypatch.setattr(trainer, "evaluate_dense",
-                        lambda emb, *a: {**real(emb, *a), "ndcg@10": 1.0 if "embedder-v" in str(emb.model_dir) else 0.5})
+    force_ndcg(monkeypatch, lambda model_dir: 1.0 if "embedder-v" in model_dir else 0.5)
     won = trainer.train_embedder(Components(settings), options, cfg, progress=False)
     assert won.won and registry.active_dir("embedder") == won.model_dir
     new_embedder = Embedder.from_settings(settings)
@@ -300,7 +307,7 @@ def test_embedder_replaces_the_index_model_only_when_it_wins(corpus, tmp_path, m
     assert card["won"] and card["active"] and card["seconds"]["reembed"] >= 0
     assert "Verdict: it beat the model in use; in use: yes." in (won.model_dir / "CARD.md").read_text()
 
-    monkeypatch.setattr(trainer, "evaluate_dense", lambda emb, *a: {**real(emb, *a), "ndcg@10": 0.0 if "v3" in str(emb.model_dir) else 0.9})
+    force_ndcg(monkeypatch, lambda model_dir: 0.0 if "v3" in model_dir else 0.9)
     lost = trainer.train_embedder(Components(settings), options, cfg, progress=False)
     assert not lost.won and registry.active_dir("embedder") == won.model_dir  # the winner stays
 
@@ -341,15 +348,12 @@ def test_a_latent_attention_embedder_replaces_the_index_model_only_when_it_wins(
                          pooling="latent-attention")
     options = trainer.PairOptions(mode="unsupervised")
     registry = ModelRegistry(settings)
-    real = trainer.evaluate_dense
-    monkeypatch.setattr(trainer, "evaluate_dense",
-                        lambda emb, *a: {**real(emb, *a), "ndcg@10": 0.0 if "embedder-v" in str(emb.model_dir) else 0.9})
+    force_ndcg(monkeypatch, lambda model_dir: 0.0 if "embedder-v" in model_dir else 0.9)
     lost = trainer.train_embedder(Components(settings), options, cfg, progress=False)
     assert not lost.won and registry.active_dir("embedder") is None
     assert json.loads((lost.model_dir / "card.json").read_text())["pooling"] == "latent-attention"
 
-    monkeypatch.setattr(trainer, "evaluate_dense",
-                        lambda emb, *a: {**real(emb, *a), "ndcg@10": 1.0 if "embedder-v2" in str(emb.model_dir) else 0.5})
+    force_ndcg(monkeypatch, lambda model_dir: 1.0 if "embedder-v2" in model_dir else 0.5)
     won = trainer.train_embedder(Components(settings), options, cfg, progress=False)
     assert won.won and registry.active_dir("embedder") == won.model_dir
     in_use = Embedder.from_settings(settings)
