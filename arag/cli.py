@@ -85,11 +85,14 @@ def _print_progress(node: str, event: dict) -> None:
 def run_question(settings, question: str, thread: str | None, stream_tokens: bool, show_progress: bool,
                  profile: str | None = None) -> dict:
     """Run one question through the graph, streaming progress and tokens; return the result."""
+    from arag.runtime.components import Components
     from arag.sessions.conversations import stream_turn
-    from graphs import build_graph
+    from graphs import build_graph, warm_up_in_background
 
     if not question.strip():
         raise UsageError("the question is empty")
+    components = Components(settings)
+    warm_up_in_background(components)  # the local model loads while the question is retrieved
     checkpointer = None
     config: dict = {}
     if thread:
@@ -99,7 +102,7 @@ def run_question(settings, question: str, thread: str | None, stream_tokens: boo
         config = {"configurable": {"thread_id": thread}}
     if profile:
         config.setdefault("configurable", {})["profile"] = profile
-    graph = build_graph(settings, checkpointer=checkpointer)
+    graph = build_graph(components=components, checkpointer=checkpointer)
     result: dict = {}
     for kind, payload in stream_turn(graph, question, config, stream_tokens=stream_tokens):
         if kind == "node" and show_progress:

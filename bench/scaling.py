@@ -17,6 +17,10 @@ text), a short text and metadata, and go through the app's own :class:`ChunkStor
 - **query**: top-10 latency (median, p95) of Chroma's HNSW index and of brute-force NumPy
   search over the same vectors, and Chroma's recall@10 against the exact answer. Queries are
   perturbed copies of stored vectors, as questions sit near the chunks that answer them.
+  ``--search-efs 64,128,256`` repeats the queries at each search breadth (Chroma's ``ef_search``,
+  which can change after the index is built but takes effect only in a process that opens the
+  collection afterwards, so each breadth is queried by a new process): what recall costs in
+  milliseconds at each size.
 """
 
 from __future__ import annotations
@@ -67,6 +71,29 @@ def chroma_recall(store, queries: np.ndarray, exact: list[set[str]]) -> tuple[li
     return millis, recalls
 
 
+def recall_in_new_process(work_dir: Path, queries: np.ndarray, exact: list[set[str]]) -> tuple[list[float], list[float]]:
+    """:func:`chroma_recall` run by a new process, which opens the collection with its current configuration."""
+    import subprocess
+
+    job = work_dir / "queries.npz"
+    np.savez(job, queries=queries, exact=np.array([sorted(t) for t in exact]))
+    out = subprocess.run([sys.executable, __file__, "--query-job", str(job), "--work-dir", str(work_dir)],
+                         check=True, capture_output=True, text=True).stdout
+    result = json.loads(out.strip().splitlines()[-1])
+    return result["ms"], result["recalls"]
+
+
+def run_query_job(job: Path, work_dir: Path) -> None:
+    from arag.index.store import ChunkStore
+    from arag.settings import Settings
+
+    data = np.load(job)
+    store = ChunkStore(Settings(data_dir=work_dir, collection="scaling"), model_id="synthetic@384", dim=DIM)
+    store.query(data["queries"][0], 10)  # the index is read from disk on first use, not timed
+    ms, recalls = chroma_recall(store, data["queries"], [set(t) for t in data["exact"]])
+    print(json.dumps({"ms": ms, "recalls": recalls}))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,10000,100000,1000000")
@@ -74,9 +101,13 @@ def main() -> None:
     parser.add_argument("--vectors-only-from", type=int, default=1_000_000,
                         help="from this size on, write ids and vectors without text and metadata (Chroma's full-text "
                         "index of the text is what makes writing slow; 1M chunks with text take over 40 minutes here)")
+    parser.add_argument("--search-efs", default="", help="search breadths to measure at each size (default: the app's)")
     parser.add_argument("--work-dir", type=Path, default=Path(tempfile.gettempdir()) / "arag-bench-scaling")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "scaling.json")
+    parser.add_argument("--query-job", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.query_job:
+        return run_query_job(args.query_job, args.work_dir)
 
     import shutil
 
@@ -126,22 +157,28 @@ def main() -> None:
             top = top[np.argsort(-scores[top])]
             exact_ms.append((time.perf_counter() - t0) * 1000)
             exact.append({f"c{i}" for i in top})
-        hnsw_ms, recalls = chroma_recall(store, queries, exact)
-        row = {
-            "chunks": size, "vectors_only": size >= args.vectors_only_from,
-            "write_chunks_per_s": round(write_rate, 1), "upsert_1000_unchanged_s": round(unchanged_s, 2),
-            "chroma_median_ms": round(statistics.median(hnsw_ms), 2), "chroma_p95_ms": round(percentile(hnsw_ms, 0.95), 2),
-            "numpy_median_ms": round(statistics.median(exact_ms), 2), "numpy_p95_ms": round(percentile(exact_ms, 0.95), 2),
-            "chroma_recall@10": round(statistics.mean(recalls), 4),
-            "disk_mb": round(sum(f.stat().st_size for f in args.work_dir.rglob("*") if f.is_file()) / 2**20, 1),
-        }
-        rows.append(row)
-        print(json.dumps(row), file=sys.stderr)
+        disk_mb = round(sum(f.stat().st_size for f in args.work_dir.rglob("*") if f.is_file()) / 2**20, 1)
+        for search_ef in [int(e) for e in args.search_efs.split(",") if e] or [None]:
+            if search_ef is None:
+                hnsw_ms, recalls = chroma_recall(store, queries, exact)
+            else:
+                store.collection.modify(configuration={"hnsw": {"ef_search": search_ef}})
+                hnsw_ms, recalls = recall_in_new_process(args.work_dir, queries, exact)
+            row = {
+                "chunks": size, "vectors_only": size >= args.vectors_only_from,
+                "search_ef": search_ef or Settings().hnsw_search_ef,
+                "write_chunks_per_s": round(write_rate, 1), "upsert_1000_unchanged_s": round(unchanged_s, 2),
+                "chroma_median_ms": round(statistics.median(hnsw_ms), 2), "chroma_p95_ms": round(percentile(hnsw_ms, 0.95), 2),
+                "numpy_median_ms": round(statistics.median(exact_ms), 2), "numpy_p95_ms": round(percentile(exact_ms, 0.95), 2),
+                "chroma_recall@10": round(statistics.mean(recalls), 4), "disk_mb": disk_mb,
+            }
+            rows.append(row)
+            print(json.dumps(row), file=sys.stderr)
 
     write_report(args.out, dim=DIM, queries=args.queries, rows=rows)
-    print_table(["chunks", "write chunks/s", "re-upsert 1,000 unchanged s", "Chroma top-10 median ms", "p95 ms",
+    print_table(["chunks", "search ef", "write chunks/s", "re-upsert 1,000 unchanged s", "Chroma top-10 median ms", "p95 ms",
                  "NumPy exact median ms", "p95 ms", "Chroma recall@10", "disk MiB"],
-                [[f"{r['chunks']:,}{' (vectors only)' if r['vectors_only'] else ''}", f"{r['write_chunks_per_s']:,.0f}",
+                [[f"{r['chunks']:,}{' (vectors only)' if r['vectors_only'] else ''}", r["search_ef"], f"{r['write_chunks_per_s']:,.0f}",
                   r["upsert_1000_unchanged_s"], r["chroma_median_ms"], r["chroma_p95_ms"], r["numpy_median_ms"],
                   r["numpy_p95_ms"], f"{r['chroma_recall@10']:.3f}", f"{r['disk_mb']:,.0f}"] for r in rows])
 

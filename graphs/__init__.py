@@ -8,5 +8,6 @@ Example:
 """
 
 from graphs.rag import build_graph
+from nodes.generate import warm_up_in_background
 
-__all__ = ["build_graph"]
+__all__ = ["build_graph", "warm_up_in_background"]

@@ -134,9 +134,26 @@ def test_collection_survives_restart_and_searches(tmp_path, settings, embedder, 
     hits = DenseRetriever(embedder, reopened).search("Who built the first COBOL compiler?", k=2)
     assert hits[0]["title"] == "Grace Hopper"
     assert 0.0 < hits[0]["score"] <= 1.0
-    # Cosine distance, and the search breadth from settings rather than Chroma's narrower default.
+    # Cosine distance, and the search breadth for its size rather than Chroma's narrower default.
     hnsw = reopened.collection.configuration["hnsw"]
-    assert hnsw["space"] == "cosine" and hnsw["ef_search"] == settings.hnsw_search_ef == 64
+    assert hnsw["space"] == "cosine" and hnsw["ef_search"] == 256 and settings.hnsw_search_ef == "auto"
+
+
+def test_an_ingest_gives_a_collection_the_search_breadth_of_its_size(tmp_path, settings, embedder):
+    from arag.index.store import search_breadth_for
+
+    assert [search_breadth_for(n) for n in (0, 1_000_000, 1_000_001)] == [256, 256, 512]
+    # A collection made with the breadth of earlier versions (64) is raised at its next ingest...
+    old = ChunkStore(settings.model_copy(update={"hnsw_search_ef": 64}), embedder.model_id, embedder.dim)
+    assert old.collection.configuration["hnsw"]["ef_search"] == 64
+    write_corpus(tmp_path / "docs")
+    Ingestor(settings, embedder, ChunkStore(settings, embedder.model_id, embedder.dim)).ingest([tmp_path / "docs"], progress=False)
+    # ... for the processes that open it afterwards.
+    assert ChunkStore(settings, embedder.model_id, embedder.dim).fit_search_breadth() is None
+    assert ChunkStore(settings, embedder.model_id, embedder.dim).collection.configuration_json["hnsw"]["ef_search"] == 256
+    # A fixed breadth is kept.
+    fixed = ChunkStore(settings.model_copy(update={"hnsw_search_ef": 100, "collection": "fixed"}), embedder.model_id, embedder.dim)
+    assert fixed.search_breadth(5_000_000) == 100
 
 
 def test_other_embedding_model_is_refused(settings, embedder):
@@ -147,10 +164,16 @@ def test_other_embedding_model_is_refused(settings, embedder):
 
 
 def test_same_weights_run_by_another_backend_names_the_backend_that_built_the_index(settings, embedder):
-    fp32 = embedder.model_id.removesuffix("+int8")
+    fp32 = embedder.weights_id
     ChunkStore(settings, fp32, embedder.dim).count()
     with pytest.raises(IndexMismatch, match="ARAG_EMBEDDING_BACKEND=onnx to use it"):
-        ChunkStore(settings, fp32 + "+int8", embedder.dim).count()
+        ChunkStore(settings, fp32 + "+int8s", embedder.dim).count()
+
+
+def test_an_index_of_the_earlier_unsigned_int8_export_asks_for_a_reingest(settings, embedder):
+    ChunkStore(settings, embedder.weights_id + "+int8", embedder.dim).count()
+    with pytest.raises(IndexMismatch, match="earlier int8 export"):
+        ChunkStore(settings, embedder.weights_id + "+int8s", embedder.dim).count()
 
 
 def test_embeddings_are_normalised_and_batched_in_order(embedder):

@@ -316,8 +316,10 @@ class Ingestor:
                     self.store.delete_ids(state.ids)
                     report.removed += 1
                     report.chunks_removed += len(state.ids)
-        if self.tokens is not None and (report.chunks_written or report.chunks_removed):
-            self.tokens.retain(meta.get("text_hash", "") for _, meta in self.store.iter_metadata())
+        if report.chunks_written or report.chunks_removed:
+            if self.tokens is not None:
+                self.tokens.retain(meta.get("text_hash", "") for _, meta in self.store.iter_metadata())
+            self.store.fit_search_breadth()
         report.seconds = time.perf_counter() - started
         return report
 

@@ -15,7 +15,10 @@ from a bug in this module.
 from __future__ import annotations
 
 import atexit
+import ctypes
+import functools
 import json
+import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -54,13 +57,61 @@ _loading = threading.Lock()
 def _close_all() -> None:
     # Closed explicitly: left to interpreter shutdown, llama.cpp's finalisers fail noisily.
     with _loading:
-        for llama, _ in _loaded.values():
-            llama.close()
+        for llama, lock in _loaded.values():
+            with lock:  # a warm-up thread may still be evaluating: closing under it would crash the process
+                llama.close()
         _loaded.clear()
 
 
 #: KV cache element types by name (llama.cpp's ``--cache-type-k/-v``).
 KV_CACHE_TYPES = ("f16", "q8_0")
+
+
+@contextmanager
+def _output_left_alone():
+    """Load without llama-cpp-python's muting of the process's stdout and stderr.
+
+    To keep llama.cpp quiet while a model loads it points file descriptors 1 and 2 at /dev/null,
+    for the whole process: a model loading in a background thread (``warm_up``) would swallow
+    whatever the rest of the program prints meanwhile (progress lines, a whole answer). So the
+    muting is switched off, and llama.cpp's log lines during the load go to the Python logger
+    ``arag.llamacpp`` at debug level instead of the terminal.
+    """
+    import llama_cpp
+    import llama_cpp._internals
+    import llama_cpp._logger
+    import llama_cpp.llama
+
+    @contextmanager
+    def unmuted(disable: bool = False):
+        yield
+
+    modules = (llama_cpp.llama, llama_cpp._internals)
+    saved = [module.suppress_stdout_stderr for module in modules]
+    for module in modules:
+        module.suppress_stdout_stderr = unmuted
+    llama_cpp.llama_log_set(_log_callback(), ctypes.c_void_p(0))
+    try:
+        yield
+    finally:
+        for module, original in zip(modules, saved):
+            module.suppress_stdout_stderr = original
+        llama_cpp.llama_log_set(llama_cpp._logger.llama_log_callback, ctypes.c_void_p(0))
+
+
+_logger = logging.getLogger("arag.llamacpp")
+
+
+def _log_line(level: int, text: bytes, user_data) -> None:
+    _logger.debug(text.decode("utf-8", "replace").rstrip())
+
+
+@functools.cache
+def _log_callback():
+    """llama.cpp's log callback writing to ``_logger`` (made once: llama.cpp keeps the pointer)."""
+    import llama_cpp
+
+    return llama_cpp.llama_log_callback(_log_line)
 
 
 def _load_llama(path: str, n_ctx: int, n_threads: int, n_batch: int = 512, n_ubatch: int = 512,
@@ -78,9 +129,10 @@ def _load_llama(path: str, n_ctx: int, n_threads: int, n_batch: int = 512, n_uba
                 import llama_cpp
 
                 kv_type = {"f16": llama_cpp.GGML_TYPE_F16, "q8_0": llama_cpp.GGML_TYPE_Q8_0}[kv_cache]
-                llama = Llama(model_path=path, n_ctx=n_ctx, n_threads=n_threads, n_batch=n_batch,
-                              n_ubatch=min(n_ubatch, n_batch), flash_attn=flash_attn, type_k=kv_type,
-                              type_v=kv_type, verbose=False)
+                with _output_left_alone():
+                    llama = Llama(model_path=path, n_ctx=n_ctx, n_threads=n_threads, n_batch=n_batch,
+                                  n_ubatch=min(n_ubatch, n_batch), flash_attn=flash_attn, type_k=kv_type,
+                                  type_v=kv_type, verbose=False)
             except (ValueError, RuntimeError, OSError) as exc:
                 raise ModelUnavailable(f"cannot load model {path}: {exc}") from exc
             _loaded[key] = (llama, threading.Lock())
@@ -99,6 +151,21 @@ def forget_prompt_caches() -> None:
     for llama, lock in loaded:
         with lock:
             llama.reset()
+
+
+def _evaluate_after_shared_prefix(llama: Any, tokens: list[int]) -> int:
+    """Evaluate ``tokens``, reusing the KV cache of the beginning they share with what the model last read.
+
+    Returns how many were shared.
+    """
+    shared = 0
+    # A sliding-window cache (Gemma 3) cannot drop its tail exactly, so such models evaluate afresh.
+    sliding = any(key.endswith("attention.sliding_window") for key in llama.metadata)
+    while not sliding and shared < min(len(tokens) - 1, llama.n_tokens) and llama.input_ids[shared] == tokens[shared]:
+        shared += 1
+    llama.n_tokens = shared
+    llama.eval(tokens[shared:])
+    return shared
 
 
 def _role(message: BaseMessage) -> str:
@@ -169,6 +236,38 @@ class LlamaCppChat(BaseChatModel):
                 request["stop"] += ["\n\n", "\nQuestion:"]
         return request
 
+    def _prompt_tokens(self, llama: Any, messages: list[BaseMessage], reply_follows: bool) -> list[int]:
+        """``messages`` as the model reads them: through its chat template, else laid out plainly.
+
+        ``reply_follows`` opens the assistant's turn after them (a prompt), else they end where the
+        messages do (the prefix of a prompt still to come).
+        """
+        if not self.chat_template:
+            text = render_plain_prompt(messages) + " " if reply_follows else "\n\n".join(str(m.content) for m in messages)
+            return llama.tokenize(text.encode(), add_bos=True, special=False)
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        template = llama.metadata.get("tokenizer.chat_template")
+        if not template:
+            raise ModelUnavailable(f"{self.model_path} has no chat template")
+        roles = [{"role": _role(m), "content": str(m.content)} for m in messages]
+        prompt = Jinja2ChatFormatter(template=template, eos_token="", bos_token="",
+                                     add_generation_prompt=reply_follows)(messages=roles).prompt
+        return llama.tokenize(prompt.encode(), add_bos=False, special=True)
+
+    def warm_up(self, prefix: list[BaseMessage] | None = None) -> None:
+        """Load the model now, and read ``prefix`` (the fixed first messages of a coming prompt) into its
+        KV cache, so that the call that follows evaluates only what comes after them.
+
+        Meant for a background thread while retrieval runs: the first call then finds the weights
+        paged in and the prefix read. Not counted as an LLM call (no reply is generated).
+        """
+        llama, lock = self._llama()
+        if not prefix:
+            return
+        with lock, _llama_call(self.model_path):
+            _evaluate_after_shared_prefix(llama, self._prompt_tokens(llama, prefix, reply_follows=False))
+
     def count_tokens(self, text: str) -> int:
         """Tokens of ``text`` in this model's vocabulary (no generation; the model loads if it has not)."""
         llama, lock = self._llama()
@@ -184,26 +283,9 @@ class LlamaCppChat(BaseChatModel):
         for the question once. ``tokens_seen`` receives (prompt tokens, tokens evaluated).
         """
         llama, lock = self._llama()
-        roles = [{"role": _role(m), "content": str(m.content)} for m in messages]
         with lock, _llama_call(self.model_path):
-            if self.chat_template:
-                from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-
-                template = llama.metadata.get("tokenizer.chat_template")
-                if not template:
-                    raise ModelUnavailable(f"{self.model_path} has no chat template")
-                prompt = Jinja2ChatFormatter(template=template, eos_token="", bos_token="",
-                                             add_generation_prompt=True)(messages=roles).prompt
-                tokens = llama.tokenize(prompt.encode(), add_bos=False, special=True)
-            else:
-                tokens = llama.tokenize((render_plain_prompt(messages) + " ").encode(), add_bos=True, special=False)
-            shared = 0
-            # A sliding-window cache (Gemma 3) cannot drop its tail exactly, so such models evaluate afresh.
-            sliding = any(key.endswith("attention.sliding_window") for key in llama.metadata)
-            while not sliding and shared < min(len(tokens) - 1, llama.n_tokens) and llama.input_ids[shared] == tokens[shared]:
-                shared += 1
-            llama.n_tokens = shared
-            llama.eval(tokens[shared:])
+            tokens = self._prompt_tokens(llama, messages, reply_follows=True)
+            shared = _evaluate_after_shared_prefix(llama, tokens)
             if tokens_seen is not None:
                 tokens_seen.append((len(tokens), len(tokens) - shared))
             logits = np.ctypeslib.as_array(llama._ctx.get_logits(), shape=(llama.n_vocab(),))
