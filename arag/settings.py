@@ -145,7 +145,7 @@ class Settings(BaseSettings):
         1200, ge=100, description="Budget of source tokens in the answer prompt."
     )
     answer_style: Literal["sentence", "short", "standard"] = Field(
-        "sentence", description="'sentence': one or two cited sentences; 'short': the bare answer phrase, as QA "
+        "sentence", description="'sentence': one short cited sentence; 'short': the bare answer phrase, as QA "
         "benchmarks grade it, with the source that holds it cited afterwards; 'standard': FlashRAG's standard-RAG "
         "prompt with no citations, the reference `arag eval` compares with."
     )
