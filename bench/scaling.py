@@ -166,7 +166,7 @@ def main() -> None:
                 hnsw_ms, recalls = recall_in_new_process(args.work_dir, queries, exact)
             row = {
                 "chunks": size, "vectors_only": size >= args.vectors_only_from,
-                "search_ef": search_ef or Settings().hnsw_search_ef,
+                "search_ef": search_ef or store.collection.configuration_json["hnsw"]["ef_search"],
                 "write_chunks_per_s": round(write_rate, 1), "upsert_1000_unchanged_s": round(unchanged_s, 2),
                 "chroma_median_ms": round(statistics.median(hnsw_ms), 2), "chroma_p95_ms": round(percentile(hnsw_ms, 0.95), 2),
                 "numpy_median_ms": round(statistics.median(exact_ms), 2), "numpy_p95_ms": round(percentile(exact_ms, 0.95), 2),

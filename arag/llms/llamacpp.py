@@ -172,13 +172,17 @@ def _role(message: BaseMessage) -> str:
     return {"human": "user", "ai": "assistant", "system": "system"}.get(message.type, "user")
 
 
-def render_plain_prompt(messages: list[BaseMessage]) -> str:
-    """Lay out a conversation for a model with no chat template (base models)."""
+def render_plain_prompt(messages: list[BaseMessage], reply_follows: bool = True) -> str:
+    """Lay out a conversation for a model with no chat template (base models).
+
+    It ends with the cue for the answer unless ``reply_follows`` is false (the beginning of a prompt
+    still to come).
+    """
     parts = []
     for m in messages:
         text = m.content if isinstance(m.content, str) else str(m.content)
         parts.append(text if _role(m) != "assistant" else f"Answer: {text}")
-    return "\n\n".join(parts) + "\n\nAnswer:"
+    return "\n\n".join(parts) + ("\n\nAnswer:" if reply_follows else "")
 
 
 class LlamaCppChat(BaseChatModel):
@@ -243,7 +247,7 @@ class LlamaCppChat(BaseChatModel):
         messages do (the prefix of a prompt still to come).
         """
         if not self.chat_template:
-            text = render_plain_prompt(messages) + " " if reply_follows else "\n\n".join(str(m.content) for m in messages)
+            text = render_plain_prompt(messages, reply_follows) + (" " if reply_follows else "")
             return llama.tokenize(text.encode(), add_bos=True, special=False)
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
