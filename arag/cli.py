@@ -395,6 +395,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from arag.runtime.components import Components
     from arag.serving.openai_api import create_app
     from arag.sessions.checkpoints import open_checkpointer, open_thread_store
+    from graphs import warm_up_in_background
 
     api_key = args.api_key or os.environ.get("ARAG_API_KEY") or None
     if args.host not in LOOPBACK and not api_key:
@@ -402,7 +403,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.queue < 0:
         raise UsageError("--queue must be 0 or more")
     settings = _settings(args)
-    app = create_app(Components(settings), api_key=api_key, queue_size=args.queue,
+    components = Components(settings)
+    warm_up_in_background(components)  # loads while the server starts, not at the first request
+    app = create_app(components, api_key=api_key, queue_size=args.queue,
                      checkpointer=open_checkpointer(settings), thread_store=open_thread_store(settings))
     print(f"arag: OpenAI-compatible API on http://{args.host}:{args.port}/v1 (models: arag-default, arag-naive, "
           f"arag-fast, arag-agentic){'; bearer key required' if api_key else ''}", file=sys.stderr)
@@ -413,10 +416,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_mcp(args: argparse.Namespace) -> int:
     from arag.runtime.components import Components
     from arag.serving.mcp_server import build_server
+    from graphs import warm_up_in_background
 
     if args.transport == "http" and args.host not in LOOPBACK:
         raise UsageError(f"the MCP server has no authentication: it listens on loopback only, not {args.host}")
-    server = build_server(Components(_settings(args)))
+    components = Components(_settings(args))
+    warm_up_in_background(components)
+    server = build_server(components)
     if args.transport == "stdio":
         server.run("stdio")  # stdout carries the protocol; everything else goes to stderr
     else:

@@ -110,7 +110,7 @@ def run_pool(name: str, data: Path, args) -> dict:
         minutes = round((time.perf_counter() - started) / 60, 2)
         # Each trained model's ONNX export stays in the work directory, out of the shared models cache.
         trained = Embedder(model_dir, batch_size=settings.embedding_batch_size, query_instruction=cfg.query_instruction,
-                           backend=settings.embedding_backend, models_dir=work_dir / "models")
+                           backend=components.embedder.backend, models_dir=work_dir / "models")
         row = {"model": label, "model_dir": str(model_dir), **scores(trained, trained.embed_documents(texts, progress=True)),
                "training_minutes": minutes, "config": asdict(cfg), **extra}
         rows.append(row)

@@ -166,8 +166,31 @@ def test_other_embedding_model_is_refused(settings, embedder):
 def test_same_weights_run_by_another_backend_names_the_backend_that_built_the_index(settings, embedder):
     fp32 = embedder.weights_id
     ChunkStore(settings, fp32, embedder.dim).count()
-    with pytest.raises(IndexMismatch, match="ARAG_EMBEDDING_BACKEND=onnx to use it"):
+    with pytest.raises(IndexMismatch, match=r"ARAG_EMBEDDING_BACKEND=auto \(or onnx\) to use it"):
         ChunkStore(settings, fp32 + "+int8s", embedder.dim).count()
+
+
+def test_the_auto_backend_gives_a_new_collection_int8_and_keeps_an_existing_ones(tmp_path, settings):
+    from arag.runtime.components import Components
+
+    write_corpus(tmp_path / "docs")
+    assert settings.embedding_backend == "auto"
+    new = Ingestor.from_settings(settings)
+    assert (new.embedder.backend, new.embedder.model_id.endswith("+int8s")) == ("onnx-int8", True)
+    assert new.ingest([tmp_path / "docs"], progress=False).added > 0
+    # A collection made with fp32 vectors (as every one was before "auto") is read and extended with fp32.
+    fp32 = settings.model_copy(update={"collection": "made-with-fp32", "embedding_backend": "onnx"})
+    Ingestor.from_settings(fp32).ingest([tmp_path / "docs"], progress=False)
+    for collection, backend in (("made-with-fp32", "onnx"), (settings.collection, "onnx-int8")):
+        auto = settings.model_copy(update={"collection": collection})
+        assert Ingestor.from_settings(auto).embedder.backend == backend
+        parts = Components(auto)
+        assert parts.embedder.backend == backend
+        hits, error, _ = parts.search(auto, ["When was the lighthouse built?"], 3)
+        assert error is None and hits, collection
+    # A store handed in decides for the embedder built beside it.
+    handed = ChunkStore(settings, new.embedder.model_id, new.embedder.dim)
+    assert Components(settings, store=handed).embedder.backend == "onnx-int8"
 
 
 def test_an_index_of_the_earlier_unsigned_int8_export_asks_for_a_reingest(settings, embedder):

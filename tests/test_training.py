@@ -275,7 +275,6 @@ def force_ndcg(monkeypatch, ndcg_of):
 
 
 def test_embedder_replaces_the_index_model_only_when_it_wins(corpus, tmp_path, monkeypatch):
-    from arag.embeddings.embedder import Embedder
     from arag.index.token_store import TokenVectorStore, token_store_path
     from arag.training import trainer
     from arag.training.finetune import FineTuneConfig
@@ -292,9 +291,10 @@ def test_embedder_replaces_the_index_model_only_when_it_wins(corpus, tmp_path, m
     force_ndcg(monkeypatch, lambda model_dir: 1.0 if "embedder-v" in model_dir else 0.5)
     won = trainer.train_embedder(Components(settings), options, cfg, progress=False)
     assert won.won and registry.active_dir("embedder") == won.model_dir
-    new_embedder = Embedder.from_settings(settings)
-    assert new_embedder.model_dir == won.model_dir
     parts = Components(settings)
+    new_embedder = parts.embedder
+    # The trained model runs as the fp32 model it replaced did, and its collection records so.
+    assert new_embedder.model_dir == won.model_dir and new_embedder.backend == "onnx"
     assert parts.store.name == f"{settings.collection}--{won.model_dir.name}" and parts.store.count() == chunks
     # The new model's token vectors were kept from the re-embedding pass; the old model's went with its collection.
     texts = {meta["text_hash"] for _, meta in parts.store.iter_metadata()}

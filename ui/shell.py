@@ -42,10 +42,11 @@ class App:
 def _build(settings_json: str) -> App:
     from arag.runtime.components import Components
     from arag.sessions.checkpoints import open_checkpointer, open_thread_store
-    from graphs import build_graph
+    from graphs import build_graph, warm_up_in_background
 
     settings = Settings.model_validate_json(settings_json)
     components = Components(settings)
+    warm_up_in_background(components)  # the local model loads while the page is drawn, not at the first question
     checkpointer = open_checkpointer(settings)
     graph = build_graph(components=components, checkpointer=checkpointer)
     return App(settings, components, graph, checkpointer, open_thread_store(settings))

@@ -14,6 +14,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
+from arag.embeddings.embedder import Embedder, split_int8_tag
 from arag.index.token_store import drop_token_store
 from arag.model_registry import ModelRegistry
 from arag.settings import Settings
@@ -54,6 +55,27 @@ def open_client(settings: Settings):
 
 def _reason(exc: BaseException) -> str:
     return " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
+
+
+def recorded_embedding_model(client, name: str) -> str | None:
+    """The embedding model id collection ``name`` records; None when it does not exist yet."""
+    from chromadb.errors import NotFoundError
+
+    try:
+        collection = client.get_collection(name)
+    except (NotFoundError, ValueError):  # ValueError: what Chroma raised for a missing collection before 1.0
+        return None
+    return (collection.metadata or {}).get("embedding_model")
+
+
+def embedder_for(settings: Settings, client, name: str | None = None) -> Embedder:
+    """The embedder for collection ``name`` (default: the registry's): with ``embedding_backend`` "auto"
+    it runs as the collection's vectors were made, and a collection not made yet gets int8 weights.
+    """
+    built_with = None
+    if settings.embedding_backend == "auto":
+        built_with = recorded_embedding_model(client, name or ModelRegistry(settings).chroma_collection())
+    return Embedder.from_settings(settings, built_with=built_with)
 
 
 class ChunkStore:
@@ -230,22 +252,17 @@ def search_breadth_for(count: int) -> int:
     return 256 if count <= MEASURED_CHUNKS else 512
 
 
-def _weights_and_int8(model_id: str) -> tuple[str, str]:
-    """The weights' id and the int8 tag ('+int8s', or the unsigned '+int8' of earlier indexes, or '')."""
-    head, plus, tag = model_id.rpartition("+")
-    return (head, plus + tag) if plus and tag in ("int8", "int8s") else (model_id, "")
-
-
 def mismatch_message(collection: str, built_with: str, configured: str) -> str:
     """What to change when a collection's vectors come from another model, or the same weights run otherwise."""
-    weights_built, int8_built = _weights_and_int8(built_with)
-    if weights_built == _weights_and_int8(configured)[0]:
+    weights_built, int8_built = split_int8_tag(built_with)
+    if weights_built == split_int8_tag(configured)[0]:
         if int8_built == "+int8":
             return (f"collection {collection!r} was built with an earlier int8 export of this embedding model "
                     "(unsigned weights), which this version no longer makes; re-ingest the documents "
                     "into a new collection (ARAG_COLLECTION)")
         backend = "onnx-int8" if int8_built else "onnx"
         return (f"collection {collection!r} was built with the same embedding model run as {backend!r}; set "
-                f"ARAG_EMBEDDING_BACKEND={backend} to use it, or re-ingest into a new collection (ARAG_COLLECTION)")
+                f"ARAG_EMBEDDING_BACKEND=auto (or {backend}) to use it, or re-ingest into a new collection "
+                "(ARAG_COLLECTION)")
     return (f"collection {collection!r} was built with embedding model {built_with}, but {configured} is "
             "configured; set ARAG_EMBEDDING_MODEL back or re-ingest into a new collection (ARAG_COLLECTION)")

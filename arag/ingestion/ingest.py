@@ -24,7 +24,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from arag.embeddings.embedder import Embedder, embedding_text
-from arag.index.store import ChunkRecord, ChunkStore, IndexMismatch
+from arag.index.store import ChunkRecord, ChunkStore, IndexMismatch, embedder_for, open_client
 from arag.index.token_store import text_key, token_store_for
 from arag.ingestion.chunking import Chunk, chunk_sections, split_section
 from arag.ingestion.loaders import SUPPORTED_SUFFIXES, IngestError, Section, load_file
@@ -189,8 +189,9 @@ class Ingestor:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Ingestor":
-        embedder = Embedder.from_settings(settings)
-        return cls(settings, embedder, ChunkStore(settings, embedder.model_id, embedder.dim))
+        client = open_client(settings)
+        embedder = embedder_for(settings, client)
+        return cls(settings, embedder, ChunkStore(settings, embedder.model_id, embedder.dim, client=client))
 
     def _snapshot(self) -> tuple[dict[str, _FileState], dict[str, str]]:
         files: dict[str, _FileState] = defaultdict(_FileState)

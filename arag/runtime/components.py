@@ -19,7 +19,7 @@ from langchain_core.language_models import BaseChatModel
 
 from arag.embeddings.embedder import Embedder
 from arag.index.lexical import LexicalIndex
-from arag.index.store import ChunkStore, IndexUnavailable
+from arag.index.store import ChunkStore, IndexUnavailable, embedder_for, open_client
 from arag.index.token_store import token_store_for
 from arag.index.tree import traverse
 from arag.llms import factory as llm_factory
@@ -106,12 +106,27 @@ class Components:
         return self.llm_for(self.settings)
 
     @cached_property
+    def client(self):
+        """The Chroma client, opened once for the embedder's look at the collection and the store."""
+        return self._store.client if self._store is not None else open_client(self.settings)
+
+    @property
     def embedder(self) -> Embedder:
-        return self._embedder or Embedder.from_settings(self.settings)
+        if self._embedder is None:
+            if self._store is not None:  # a store handed in says which vectors it holds
+                self._embedder = Embedder.from_settings(self.settings, built_with=self._store.model_id)
+            else:
+                try:
+                    self._embedder = embedder_for(self.settings, self.client)
+                except IndexUnavailable:
+                    # The server is down, so which vectors the collection holds is asked again at the next
+                    # use; meanwhile this one counts tokens (the same for every backend).
+                    return Embedder.from_settings(self.settings)
+        return self._embedder
 
     @cached_property
     def store(self) -> ChunkStore:
-        return self._store or ChunkStore(self.settings, self.embedder.model_id, self.embedder.dim)
+        return self._store or ChunkStore(self.settings, self.embedder.model_id, self.embedder.dim, client=self.client)
 
     @cached_property
     def tables(self) -> TableCatalog:

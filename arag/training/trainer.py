@@ -25,10 +25,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from arag.embeddings.embedder import Embedder, card_field, embedding_text, packaged_minilm_dir
+from arag.embeddings.embedder import Embedder, backend_for_vectors, card_field, embedding_text, packaged_minilm_dir
 from arag.evaluation.metrics import ndcg_from_scores, ranking_metrics
 from arag.index.reembed import reembed_collection
-from arag.index.store import ChunkStore
+from arag.index.store import ChunkStore, recorded_embedding_model
 from arag.index.token_store import TokenVectorStore, drop_token_store
 from arag.llms.usage import LLMUsage
 from arag.model_registry import ModelRegistry
@@ -320,7 +320,7 @@ def train_embedder(components, options: PairOptions, cfg: FineTuneConfig, base: 
     ids = [p.id for p in passages]
     incumbent = evaluate_dense(components.embedder, dense_matrix(components.store, ids), passages, held, qrels or [])
     trained_embedder = Embedder(model_dir, batch_size=settings.embedding_batch_size, query_instruction=cfg.query_instruction,
-                                backend=settings.embedding_backend, models_dir=settings.models_path)
+                                backend=backend_for_model(components, model_dir), models_dir=settings.models_path)
     # A passage's title already joins title and heading as ingestion does, so this is the text the index embedded.
     texts = [embedding_text(p.title, "", p.text) for p in passages]
     # The same pass keeps the token vectors the new model's collection will need if it wins.
@@ -351,6 +351,18 @@ def model_collection(settings, model_dir: Path) -> str:
     return f"{settings.collection}--{Path(model_dir).name}"
 
 
+def backend_for_model(components, model_dir: Path) -> str:
+    """How a trained embedder runs: the configured backend; with "auto", as its own collection's vectors
+    were made, or, before that collection exists, as the model it would replace runs (so the two are
+    compared on equal terms, and the vectors of that comparison can fill the new collection).
+    """
+    settings = components.settings
+    if settings.embedding_backend != "auto":
+        return settings.embedding_backend
+    built_with = recorded_embedding_model(components.store.client, model_collection(settings, model_dir))
+    return backend_for_vectors(built_with) if built_with else components.embedder.backend
+
+
 def use_embedder(components, model_dir: Path, embedder=None, known: dict | None = None, progress: bool = True,
                  on_progress=None) -> str:
     """Re-embed the collection with the embedder in ``model_dir`` and switch the registry to it.
@@ -362,7 +374,7 @@ def use_embedder(components, model_dir: Path, embedder=None, known: dict | None 
     settings = components.settings
     embedder = embedder or Embedder(model_dir, batch_size=settings.embedding_batch_size,
                                     query_instruction=card_field(model_dir, "query_instruction"),
-                                    backend=settings.embedding_backend, models_dir=settings.models_path)
+                                    backend=backend_for_model(components, model_dir), models_dir=settings.models_path)
     target = ChunkStore(settings, embedder.model_id, embedder.dim, client=components.store.client,
                         name=model_collection(settings, model_dir))
     if target.name == components.store.name:
