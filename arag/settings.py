@@ -108,9 +108,9 @@ class Settings(BaseSettings):
     embedding_batch_size: int = Field(32, ge=1)
     embedding_backend: Literal["auto", "onnx", "onnx-int8", "torch"] = Field(
         "auto", description="How the embedding model runs: 'auto' (as the collection's vectors were made; a new "
-        "collection gets 'onnx-int8'), 'onnx' (ONNX Runtime fp32, exported once into the models cache; the same "
-        "vectors as torch), 'onnx-int8' (int8 weights: 1.6-1.7 times faster ingestion, slightly different vectors, "
-        "indexed as a model of its own) or 'torch'."
+        "collection gets 'onnx'), 'onnx' (ONNX Runtime fp32, exported once into the models cache; the same vectors "
+        "as torch), 'onnx-int8' (int8 weights: ingestion 1.3-1.7 times faster depending on the CPU; "
+        "slightly different vectors, indexed as a model of its own) or 'torch'."
     )
     chunk_tokens: int = Field(200, ge=32, le=512, description="Target chunk size in embedding tokens.")
     index_strategy: Literal["chunks", "parent"] = Field(

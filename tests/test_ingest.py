@@ -170,18 +170,18 @@ def test_same_weights_run_by_another_backend_names_the_backend_that_built_the_in
         ChunkStore(settings, fp32 + "+int8s", embedder.dim).count()
 
 
-def test_the_auto_backend_gives_a_new_collection_int8_and_keeps_an_existing_ones(tmp_path, settings):
+def test_the_auto_backend_gives_a_new_collection_fp32_and_keeps_an_existing_ones(tmp_path, settings):
     from arag.runtime.components import Components
 
     write_corpus(tmp_path / "docs")
     assert settings.embedding_backend == "auto"
     new = Ingestor.from_settings(settings)
-    assert (new.embedder.backend, new.embedder.model_id.endswith("+int8s")) == ("onnx-int8", True)
+    assert (new.embedder.backend, new.embedder.model_id) == ("onnx", new.embedder.weights_id)
     assert new.ingest([tmp_path / "docs"], progress=False).added > 0
-    # A collection made with fp32 vectors (as every one was before "auto") is read and extended with fp32.
-    fp32 = settings.model_copy(update={"collection": "made-with-fp32", "embedding_backend": "onnx"})
-    Ingestor.from_settings(fp32).ingest([tmp_path / "docs"], progress=False)
-    for collection, backend in (("made-with-fp32", "onnx"), (settings.collection, "onnx-int8")):
+    # A collection made with int8 weights is read and extended with them.
+    int8 = settings.model_copy(update={"collection": "made-with-int8", "embedding_backend": "onnx-int8"})
+    Ingestor.from_settings(int8).ingest([tmp_path / "docs"], progress=False)
+    for collection, backend in (("made-with-int8", "onnx-int8"), (settings.collection, "onnx")):
         auto = settings.model_copy(update={"collection": collection})
         assert Ingestor.from_settings(auto).embedder.backend == backend
         parts = Components(auto)
@@ -189,7 +189,7 @@ def test_the_auto_backend_gives_a_new_collection_int8_and_keeps_an_existing_ones
         hits, error, _ = parts.search(auto, ["When was the lighthouse built?"], 3)
         assert error is None and hits, collection
     # A store handed in decides for the embedder built beside it.
-    handed = ChunkStore(settings, new.embedder.model_id, new.embedder.dim)
+    handed = ChunkStore(int8, new.embedder.weights_id + "+int8s", new.embedder.dim, name="made-with-int8")
     assert Components(settings, store=handed).embedder.backend == "onnx-int8"
 
 

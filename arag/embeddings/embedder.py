@@ -35,9 +35,10 @@ BACKENDS = ("onnx", "onnx-int8", "torch")
 #: Ends the model id of vectors from int8 weights. "+int8s" (signed weights) replaced "+int8"
 #: (unsigned): the two give slightly different vectors, so an index of the one is not read with the other.
 INT8_TAG = "+int8s"
-#: What ``embedding_backend="auto"`` runs a collection without vectors yet as: int8 ingested dev-250 and
-#: 2Wiki 1.6-1.7 times faster than fp32 with retrieval nDCG@10 within 0.006 (bench/ingest_speed.py).
-NEW_COLLECTION_BACKEND = "onnx-int8"
+#: What ``embedding_backend="auto"`` runs a collection without vectors yet as. fp32: int8 ingested
+#: 1.6-1.7 times faster on one 2-core Intel Xeon within 0.006 nDCG@10, but on an AVX2 AMD EPYC without
+#: VNNI only 1.3 times faster, and 2Wiki's first-retrieval nDCG@10 fell by 0.0066 (bench/ingest_speed.py).
+NEW_COLLECTION_BACKEND = "onnx"
 #: int8 weights are run in length-sorted batches of this many texts (see Embedder.batches).
 INT8_BATCH = 4
 

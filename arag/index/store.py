@@ -70,7 +70,8 @@ def recorded_embedding_model(client, name: str) -> str | None:
 
 def embedder_for(settings: Settings, client, name: str | None = None) -> Embedder:
     """The embedder for collection ``name`` (default: the registry's): with ``embedding_backend`` "auto"
-    it runs as the collection's vectors were made, and a collection not made yet gets int8 weights.
+    it runs as the collection's vectors were made, and a collection not made yet gets fp32
+    (:data:`embeddings.embedder.NEW_COLLECTION_BACKEND`).
     """
     built_with = None
     if settings.embedding_backend == "auto":
