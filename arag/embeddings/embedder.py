@@ -139,12 +139,12 @@ def split_int8_tag(model_id: str) -> tuple[str, str]:
     return (head, plus + tag) if plus and tag in ("int8", "int8s") else (model_id, "")
 
 
-def backend_for_vectors(built_with: str | None) -> str:
+def backend_for_vectors(built_with: str | None, new: str = NEW_COLLECTION_BACKEND) -> str:
     """The backend that reproduces vectors of model id ``built_with``; for a collection with none yet
-    (None), :data:`NEW_COLLECTION_BACKEND`.
+    (None), ``new``.
     """
     if built_with is None:
-        return NEW_COLLECTION_BACKEND
+        return new
     return "onnx-int8" if split_int8_tag(built_with)[1] else "onnx"
 
 

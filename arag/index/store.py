@@ -14,7 +14,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from arag.embeddings.embedder import Embedder, split_int8_tag
+from arag.embeddings.embedder import Embedder, backend_for_vectors, split_int8_tag
 from arag.index.token_store import drop_token_store
 from arag.model_registry import ModelRegistry
 from arag.settings import Settings
@@ -261,7 +261,7 @@ def mismatch_message(collection: str, built_with: str, configured: str) -> str:
             return (f"collection {collection!r} was built with an earlier int8 export of this embedding model "
                     "(unsigned weights), which this version no longer makes; re-ingest the documents "
                     "into a new collection (ARAG_COLLECTION)")
-        backend = "onnx-int8" if int8_built else "onnx"
+        backend = backend_for_vectors(built_with)
         return (f"collection {collection!r} was built with the same embedding model run as {backend!r}; set "
                 f"ARAG_EMBEDDING_BACKEND=auto (or {backend}) to use it, or re-ingest into a new collection "
                 "(ARAG_COLLECTION)")

@@ -360,7 +360,7 @@ def backend_for_model(components, model_dir: Path) -> str:
     if settings.embedding_backend != "auto":
         return settings.embedding_backend
     built_with = recorded_embedding_model(components.store.client, model_collection(settings, model_dir))
-    return backend_for_vectors(built_with) if built_with else components.embedder.backend
+    return backend_for_vectors(built_with, new=components.embedder.backend)
 
 
 def use_embedder(components, model_dir: Path, embedder=None, known: dict | None = None, progress: bool = True,
