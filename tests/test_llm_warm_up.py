@@ -85,3 +85,28 @@ def test_a_model_with_nothing_to_warm_starts_no_thread(tmp_path):
 def test_a_model_that_cannot_be_made_is_left_to_the_answer_to_report(tmp_path):
     components = Components(Settings(data_dir=tmp_path, llm="llamacpp:/nowhere/model.gguf"))
     assert warm_up_in_background(components) is None
+
+
+def test_the_web_app_and_both_servers_start_warming_the_model_before_their_first_question(tmp_path, monkeypatch):
+    import uvicorn
+
+    import arag.serving.mcp_server as mcp_server
+    import graphs
+    from arag.cli import main
+    from ui import shell
+
+    warmed: list[Components] = []
+    monkeypatch.setattr(graphs, "warm_up_in_background", warmed.append)
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: None)
+
+    class Server:
+        def run(self, transport, **options):
+            pass
+
+    monkeypatch.setattr(mcp_server, "build_server", lambda components: Server())
+    monkeypatch.setenv("ARAG_DATA_DIR", str(tmp_path))
+    assert main(["serve", "--port", "0"]) == 0
+    assert main(["mcp"]) == 0
+    shell._build.clear()
+    shell._build(Settings(data_dir=tmp_path).model_dump_json())
+    assert len(warmed) == 3 and all(isinstance(c, Components) for c in warmed)
