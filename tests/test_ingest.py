@@ -193,6 +193,15 @@ def test_the_auto_backend_gives_a_new_collection_fp32_and_keeps_an_existing_ones
     assert Components(settings, store=handed).embedder.backend == "onnx-int8"
 
 
+def test_a_fixed_backend_chooses_its_embedder_without_opening_chroma(settings):
+    from arag.runtime.components import Components
+
+    parts = Components(settings.model_copy(update={"embedding_backend": "onnx"}))
+    assert parts.embedder.backend == "onnx"
+    assert "client" not in vars(parts)  # the cached client: opened only when the store needs it
+    assert parts.store.count() == 0 and "client" in vars(parts)
+
+
 def test_an_index_of_the_earlier_unsigned_int8_export_asks_for_a_reingest(settings, embedder):
     ChunkStore(settings, embedder.weights_id + "+int8", embedder.dim).count()
     with pytest.raises(IndexMismatch, match="earlier int8 export"):

@@ -7,9 +7,10 @@ which embedding model built it; querying it with another model is refused.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlparse
 
 import numpy as np
@@ -68,14 +69,17 @@ def recorded_embedding_model(client, name: str) -> str | None:
     return (collection.metadata or {}).get("embedding_model")
 
 
-def embedder_for(settings: Settings, client, name: str | None = None) -> Embedder:
+def embedder_for(settings: Settings, connect: Callable[[], Any], name: str | None = None) -> Embedder:
     """The embedder for collection ``name`` (default: the registry's): with ``embedding_backend`` "auto"
     it runs as the collection's vectors were made, and a collection not made yet gets fp32
     (:data:`embeddings.embedder.NEW_COLLECTION_BACKEND`).
+
+    ``connect`` gives the Chroma client, called only for "auto": a fixed backend needs no look at the
+    collection, so a process that only embeds or counts tokens opens no client.
     """
     built_with = None
     if settings.embedding_backend == "auto":
-        built_with = recorded_embedding_model(client, name or ModelRegistry(settings).chroma_collection())
+        built_with = recorded_embedding_model(connect(), name or ModelRegistry(settings).chroma_collection())
     return Embedder.from_settings(settings, built_with=built_with)
 
 

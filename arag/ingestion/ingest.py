@@ -190,7 +190,7 @@ class Ingestor:
     @classmethod
     def from_settings(cls, settings: Settings) -> "Ingestor":
         client = open_client(settings)
-        embedder = embedder_for(settings, client)
+        embedder = embedder_for(settings, lambda: client)
         return cls(settings, embedder, ChunkStore(settings, embedder.model_id, embedder.dim, client=client))
 
     def _snapshot(self) -> tuple[dict[str, _FileState], dict[str, str]]:

@@ -117,7 +117,7 @@ class Components:
                 self._embedder = Embedder.from_settings(self.settings, built_with=self._store.model_id)
             else:
                 try:
-                    self._embedder = embedder_for(self.settings, self.client)
+                    self._embedder = embedder_for(self.settings, lambda: self.client)
                 except IndexUnavailable:
                     # The server is down, so which vectors the collection holds is asked again at the next
                     # use; meanwhile this one counts tokens (the same for every backend).
