@@ -105,7 +105,7 @@ bench-answers: install
 	$(PY) bench/tutorial_qa.py $(ANSWERS_OUT)/tutorial-qa.jsonl
 	@# the first 50 questions with the context-budget ablation and agentic, then the three references to 100
 	for set in hotpotqa:$(HOTPOT) 2wiki:$(WIKI); do name=$${set%%:*}; data=$${set#*:}; \
-	  $(EVAL_ANSWERS) --dataset $$data --configs standard-rag,naive,default,default-k5,agentic --limit 50 --out $(ANSWERS_OUT)/$$name; \
+	  $(EVAL_ANSWERS) --dataset $$data --configs standard-rag,naive,default,default-k5,agentic,default-compression --limit 50 --out $(ANSWERS_OUT)/$$name; \
 	  cp $(ANSWERS_OUT)/$$name/summary.md $(ANSWERS_OUT)/$$name-50.summary.md; \
 	  $(EVAL_ANSWERS) --dataset $$data --configs standard-rag,naive,default --limit 100 --out $(ANSWERS_OUT)/$$name; \
 	  $(EVAL_ANSWERS) --dataset $$data --retrieval-only --out $(ANSWERS_OUT)/$$name-retrieval \
@@ -113,7 +113,7 @@ bench-answers: install
 	done
 	$(EVAL_ANSWERS) --dataset $(ANSWERS_OUT)/wiki-yes-no.jsonl --configs standard-rag,naive,default,default-no-compare --out $(ANSWERS_OUT)/wiki-yes-no
 	$(EVAL_ANSWERS) --dataset $(ANSWERS_OUT)/comparisons.jsonl --configs standard-rag,default,default-no-compare --out $(ANSWERS_OUT)/comparisons
-	$(EVAL_ANSWERS) --dataset $(ANSWERS_OUT)/tutorial-qa.jsonl --configs standard-rag,naive,default --out $(ANSWERS_OUT)/tutorial
+	$(EVAL_ANSWERS) --dataset $(ANSWERS_OUT)/tutorial-qa.jsonl --configs standard-rag,naive,default,default-compression --out $(ANSWERS_OUT)/tutorial
 	$(PY) bench/link_transfer.py --data-dir $(ANSWERS_OUT)/data hotpotqa=$(HOTPOT) 2wiki=$(WIKI) > bench/results/link_transfer.md
 	for run in hotpotqa hotpotqa-retrieval 2wiki 2wiki-retrieval wiki-yes-no comparisons tutorial; do \
 	  if [ -f $(ANSWERS_OUT)/$$run/summary.md ]; then cp $(ANSWERS_OUT)/$$run/summary.md bench/results/answers-$$run.md; fi; \
