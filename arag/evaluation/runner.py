@@ -80,16 +80,24 @@ class EvalRun:
                 "questions": [q.id for q in self.questions], "configs": dict(self.configs)}
 
 
+#: CPU extensions that change the speed of the encoder's and the LLM's kernels, and int8 encoders' results.
+VECTOR_EXTENSIONS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
+
+
 def machine() -> dict:
-    """The CPU, cores, memory and Python a run was measured with."""
+    """The CPU (with its vector extensions), cores, memory and Python a run was measured with."""
     cpu = platform.processor() or "unknown"
+    extensions: list[str] = []
     try:
         lines = Path("/proc/cpuinfo").read_text().splitlines()
         cpu = next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
+        flags = set(next(line.split(":", 1)[1].split() for line in lines if line.startswith("flags")))
+        extensions = [name for name in VECTOR_EXTENSIONS if name in flags]
     except (OSError, StopIteration):
         pass
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(memory, 1), "python": platform.python_version()}
+    return {"cpu": cpu, "extensions": extensions, "cores": os.cpu_count(), "memory_gib": round(memory, 1),
+            "python": platform.python_version()}
 
 
 def peak_rss_mb() -> float:
