@@ -1,6 +1,6 @@
 """Long context against RAG: the answer's two paragraphs hidden among more and more distractors.
 
-Run: ``.venv/bin/python bench/haystack.py [--questions 6] [--sizes 8,50,200] [--data FILE]``
+Run: ``.venv/bin/python bench/haystack.py [--questions 6] [--skip 0] [--sizes 8,50,200] [--data FILE]``
 Writes ``bench/results/haystack.json`` and ``bench/results/haystack.png`` and prints the table the
 README quotes.
 
@@ -60,6 +60,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "hotpotqa" / "dev-250.jsonl")
     parser.add_argument("--questions", type=int, default=6)
+    parser.add_argument("--skip", type=int, default=0,
+                        help="start after this many questions (their haystacks and depths as in a run from the first)")
     parser.add_argument("--sizes", default="8,50,200")
     parser.add_argument("--work", type=Path, default=Path("/tmp/arag-haystack"))
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "haystack.json")
@@ -70,11 +72,11 @@ def main() -> None:
     settings = Settings(data_dir=args.work / "data", answer_style="short")
     indexed = index_corpus(settings, dataset)
     graph = build_graph(components=indexed.components)
-    questions = [q for q in dataset.questions if len(q.relevant) == 2][: args.questions]
-    later = dataset.questions[args.questions :]
+    questions = [q for q in dataset.questions if len(q.relevant) == 2][args.skip : args.skip + args.questions]
+    later = dataset.questions[args.skip + args.questions :]
     configs = {"long-context": {"long_context": True, "llm_context_tokens": WINDOW}, "rag": {}}
     rows = []
-    for number, question in enumerate(questions):
+    for number, question in enumerate(questions, start=args.skip):
         depth = DEPTHS[number % len(DEPTHS)]
         for size in sizes:
             sources = [indexed.prefix + d for d in haystack(question, later, size, depth)]
