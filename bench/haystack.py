@@ -24,6 +24,7 @@ before each call, so each pays for its whole prompt.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import time
@@ -65,7 +66,12 @@ def main() -> None:
     parser.add_argument("--sizes", default="8,50,200")
     parser.add_argument("--work", type=Path, default=Path("/tmp/arag-haystack"))
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "haystack.json")
+    parser.add_argument("--draw", type=Path, nargs="+", metavar="REPORT",
+                        help="measure nothing: draw --out's picture from the rows of these result files")
     args = parser.parse_args()
+    if args.draw:
+        draw_from(args.draw, args.out.with_suffix(".png"))
+        return
     sizes = [int(s) for s in args.sizes.split(",")]
 
     dataset = load_dataset(args.data)
@@ -100,9 +106,18 @@ def main() -> None:
                 print(f"{question.id} size {size} {depth} {name}: F1 {rows[-1]['f1']} in {seconds:.1f} s "
                       f"({rows[-1]['prompt_tokens']} prompt tokens)", file=sys.stderr)
 
+    table = summarise(rows)
+    command = "python bench/haystack.py " + " ".join(sys.argv[1:])
+    write_report(args.out, command=command, data=args.data.name, window=WINDOW, table=table, rows=rows)
+    print_summary(table)
+    draw(table, args.out.with_suffix(".png"))
+
+
+def summarise(rows: list[dict]) -> list[dict]:
+    """One line per haystack size and path: mean F1, share with both supporting read, median tokens and seconds."""
     table = []
-    for size in sizes:
-        for name in configs:
+    for size in sorted({r["size"] for r in rows}):
+        for name in dict.fromkeys(r["config"] for r in rows):
             got = [r for r in rows if r["size"] == size and r["config"] == name]
             table.append({
                 "size": size, "config": name, "questions": len(got),
@@ -112,16 +127,29 @@ def main() -> None:
                 "median_s": round(statistics.median(r["seconds"] for r in got), 1),
                 "window_full": sum(r["window_full"] for r in got),
             })
-    command = "python bench/haystack.py " + " ".join(sys.argv[1:])
-    write_report(args.out, command=command, data=args.data.name, window=WINDOW, table=table, rows=rows)
+    return table
+
+
+def print_summary(table: list[dict]) -> None:
     print_table(["paragraphs (2 supporting + distractors)", "path", "questions", "F1", "both supporting in context",
                  "prompt tokens (median)", "median s"],
                 [[t["size"] + 2, t["config"], t["questions"], t["f1"], t["both_supporting_read"], t["prompt_tokens"],
                   t["median_s"]] for t in table])
-    draw(table, sizes, args.out.with_suffix(".png"))
 
 
-def draw(table: list[dict], sizes: list[int], path: Path) -> None:
+def draw_from(reports: list[Path], path: Path) -> None:
+    """One picture from the rows of several runs (say, the large haystack run on its own), with who ran what."""
+    rows, runs = [], []
+    for report in reports:
+        data = json.loads(report.read_text())
+        rows += data["rows"]
+        runs.append(f"{data['date']} {data['machine']['cpu'].split(' Processor')[0]}")
+    table = summarise(rows)
+    print_summary(table)
+    draw(table, path, note="runs: " + "; ".join(dict.fromkeys(runs)))
+
+
+def draw(table: list[dict], path: Path, note: str = "") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -132,6 +160,10 @@ def draw(table: list[dict], sizes: list[int], path: Path) -> None:
         got = [t for t in table if t["config"] == name]
         quality.plot([t["size"] + 2 for t in got], [t["f1"] for t in got], style, label=name)
         cost.plot([t["size"] + 2 for t in got], [t["median_s"] for t in got], style, label=name)
+        for t in got:
+            quality.annotate(f"{t['questions']} q", (t["size"] + 2, t["f1"]), fontsize=7,
+                             textcoords="offset points", xytext=(3, 3))
+    cost.set_yscale("log")
     for axis, label in ((quality, "F1"), (cost, "median seconds")):
         axis.set_xscale("log")
         axis.set_xlabel("paragraphs in the haystack")
@@ -139,7 +171,9 @@ def draw(table: list[dict], sizes: list[int], path: Path) -> None:
         axis.grid(alpha=0.3)
     quality.legend()
     fig.suptitle("Long context against RAG (HotpotQA dev, 1.5B model, 2 cores)")
-    fig.tight_layout()
+    if note:
+        fig.text(0.5, 0.01, note, ha="center", fontsize=7)
+    fig.tight_layout(rect=(0, 0.04 if note else 0, 1, 1))
     fig.savefig(path, dpi=110)
 
 
