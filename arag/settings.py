@@ -103,7 +103,7 @@ class Settings(BaseSettings):
         "auto",
         description="'auto' (the collection's trained embedder if one is active, else MiniLM), "
         "'minilm' (packaged all-MiniLM-L6-v2), a preset prepared by `arag models --prepare` ('mpnet', "
-        "'embeddinggemma') or a local sentence-transformers directory.",
+        "'embeddinggemma', 'e5-small') or a local sentence-transformers directory.",
     )
     embedding_batch_size: int = Field(32, ge=1)
     embedding_backend: Literal["auto", "onnx", "onnx-int8", "torch"] = Field(

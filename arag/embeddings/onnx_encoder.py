@@ -118,8 +118,10 @@ def export_encoder(model_dir: Path, target: Path, precision: str) -> Path:
     # Eager attention traces to plain ONNX operators; the default (SDPA) mask code does not.
     model = AutoModel.from_pretrained(str(model_dir), attn_implementation="eager").eval()
 
+    vocab = model.config.vocab_size
+
     def batch(rows: int, width: int, padded_from: int) -> dict:
-        ids = torch.randint(1000, 5000, (rows, width))
+        ids = torch.randint(min(1000, vocab // 2), min(5000, vocab), (rows, width))  # ordinary tokens of this vocabulary
         mask = torch.ones(rows, width, dtype=torch.long)
         mask[-1, padded_from:] = 0  # a padded row, so the mask's arithmetic is traced
         return {"input_ids": ids, "attention_mask": mask, "token_type_ids": torch.zeros_like(ids)}

