@@ -144,6 +144,9 @@ class TokenVectorStore:
         self._db = sqlite3.connect(str(self.path), timeout=30, check_same_thread=False, isolation_level=None)
         with self._lock:
             self._db.execute("PRAGMA journal_mode=WAL")
+            # Without a sync at every commit: WAL keeps the file whole after a crash, and a text whose
+            # vectors a power cut took is encoded again when it is next read (``vectors_for``).
+            self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
             self._db.execute("CREATE TABLE IF NOT EXISTS tokens (key TEXT PRIMARY KEY, dim INTEGER, codes BLOB, scales BLOB)")
             # One codebook per file; a row's ``scales`` is NULL when the codebook wrote its codes.

@@ -31,6 +31,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 
+from arag.environment import apply_offline_environment
 from arag.llms.gguf import ModelUnavailable
 
 
@@ -119,6 +120,8 @@ def _load_llama(path: str, n_ctx: int, n_threads: int, n_batch: int = 512, n_uba
     key = (path, n_ctx, n_threads, n_batch, n_ubatch, flash_attn, kv_cache)
     with _loading:
         if key not in _loaded:
+            # OpenMP reads its wait policy when llama.cpp's library loads, i.e. at this import.
+            apply_offline_environment()
             try:
                 from llama_cpp import Llama
             except ImportError as exc:
