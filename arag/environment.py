@@ -10,8 +10,8 @@ Example:
     >>> from arag.environment import OFFLINE_ENVIRONMENT, apply_offline_environment, offline_environment
     >>> env = {"HF_HUB_OFFLINE": "0"}
     >>> apply_offline_environment(env)
-    >>> env["HF_HUB_OFFLINE"], env["TOKENIZERS_PARALLELISM"]
-    ('0', 'false')
+    >>> env["HF_HUB_OFFLINE"], env["TOKENIZERS_PARALLELISM"], env["GOMP_SPINCOUNT"]
+    ('0', 'false', '500')
     >>> active = {"OMP_WAIT_POLICY": "ACTIVE"}
     >>> apply_offline_environment(active)
     >>> "GOMP_SPINCOUNT" in active
