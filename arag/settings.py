@@ -107,7 +107,7 @@ class Settings(BaseSettings):
     )
     embedding_batch_size: int = Field(
         16, ge=1, description="Texts the encoder reads in one pass, of nearly one length (sorted by length first). "
-        "16 ingests dev-250 about 5% faster than 32 on 2 cores (bench/ingest_speed.py).")
+        "16 ran 3-5% faster than 32 on dev-250 in quick comparisons on 2 cores.")
     embedding_backend: Literal["auto", "onnx", "onnx-int8", "torch"] = Field(
         "auto", description="How the embedding model runs: 'auto' (as the collection's vectors were made; a new "
         "collection gets 'onnx'), 'onnx' (ONNX Runtime fp32, exported once into the models cache; the same vectors "

@@ -72,6 +72,21 @@ def test_ingestion_stores_the_token_vectors_of_every_chunk_in_its_one_encoder_pa
         assert np.abs(stored[key] - fresh).max() < 0.01
 
 
+def test_filling_in_length_order_returns_and_stores_each_text_its_own_vectors(embedder, tmp_path):
+    # Steps of 2 over texts given shortest first: the store reorders them longest first across steps.
+    texts = ["Tea.", "Iron rusts in salt water.", "Green tea leaves are steamed soon after picking.",
+             "Black tea leaves are rolled and left to oxidise until they turn a dark brown colour.", "Rust."]
+    store = TokenVectorStore.for_collection(tmp_path, "c", embedder.model_id)
+    pooled = store.fill(texts, embedder, step=2)
+    alone = np.stack([embedder.embed_documents([t])[0] for t in texts])
+    assert np.abs(pooled - alone).max() < 1e-4
+    stored = store.get(text_key(t) for t in texts)
+    for text in texts:
+        fresh = embedder.token_vectors([text])[0]
+        assert stored[text_key(text)].shape == fresh.shape
+        assert np.abs(stored[text_key(text)] - fresh).max() < 0.01
+
+
 def test_pooled_vectors_match_sentence_transformers_on_every_backend(embedder, tmp_path):
     from sentence_transformers import SentenceTransformer
 
