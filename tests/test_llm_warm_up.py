@@ -39,6 +39,11 @@ def test_a_warmed_prefix_is_not_evaluated_again_and_the_reply_is_unchanged(prese
     # The first evaluation is the prompt: all of it but the warmed prefix (a token may re-split at the seam).
     assert prefix_tokens > 10 and evaluated[0] <= prompt_tokens - prefix_tokens + 1
 
+    # A warm-up that finds the model already used (an answer took the lock first) reads nothing.
+    evaluated.clear()
+    chat.warm_up(prefix)
+    assert evaluated == []
+
 
 def test_a_model_loading_in_the_background_leaves_the_programs_output_alone(capfd):
     import os

@@ -273,6 +273,10 @@ class LlamaCppChat(BaseChatModel):
         if not prefix:
             return
         with lock, _llama_call(self.model_path):
+            if llama.n_tokens:
+                # A call came first (it took the lock once the model loaded): the prefix is no longer ahead
+                # of the call it was meant for, and reading it now would only replace that call's cache.
+                return
             _evaluate_after_shared_prefix(llama, self._prompt_tokens(llama, prefix, reply_follows=False))
 
     def count_tokens(self, text: str) -> int:
