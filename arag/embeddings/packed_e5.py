@@ -81,8 +81,6 @@ class PackedE5:
     unk: int
     #: (piece, score) by id.
     pieces: list[tuple[str, float]]
-    #: code point -> replacement, the tokenizer's normalisation.
-    normalised: dict[str, str]
     tensors: dict[str, int]
 
     @classmethod
@@ -104,12 +102,10 @@ class PackedE5:
             # Ids past the trained pieces hold empty strings; a unigram vocabulary needs each piece named.
             pieces = [(blob[offsets[i] : offsets[i + 1]].decode("utf-8") or f"<unused{i}>", float(scores[i]))
                       for i in range(count)]
-            entries = cursor.take("i")
-            mapping = _Cursor(cursor.span(cursor.take("I")))
-            normalised = {}
-            for _ in range(entries):
-                code, outputs = mapping.take("IB")
-                normalised[chr(code)] = "".join(chr(mapping.take("I")) for _ in range(outputs))
+            # The normalisation map (its entry count, then its bytes) is skipped: NFKC, which the
+            # converted tokenizer applies, does what it does to ordinary text.
+            cursor.take("i")
+            cursor.span(cursor.take("I"))
             tensors = {}
             for _ in range(cursor.take("i")):
                 name = cursor.span(cursor.take("H")).decode()
@@ -117,8 +113,7 @@ class PackedE5:
                 tensors[name] = offset
         except (struct.error, UnicodeDecodeError) as exc:
             raise PackedFileError(f"{path} is truncated or damaged: {exc}") from exc
-        return cls(data, hidden, layers, heads, ffn, vocab, positions, float(eps), bos, eos, pad, unk, pieces,
-                   normalised, tensors)
+        return cls(data, hidden, layers, heads, ffn, vocab, positions, float(eps), bos, eos, pad, unk, pieces, tensors)
 
     def floats(self, name: str, count: int) -> np.ndarray:
         return np.frombuffer(self.data, dtype="<f4", count=count, offset=self.tensors[name])

