@@ -41,6 +41,20 @@ def test_each_format_is_ingested_and_reingest_embeds_nothing(tmp_path, ingestor)
     assert_consistent(ingestor.store)
 
 
+def test_each_chunk_records_the_word_pieces_the_encoder_counts_in_it(tmp_path, ingestor):
+    # Paragraphs are counted in one batch, the sentences of an over-long one one at a time; both
+    # must give the count of the chunk as stored.
+    long_paragraph = " ".join(f"Sentence {i} names the lighthouse keeper's tenth cousin." for i in range(60))
+    doc = tmp_path / "keepers.md"
+    doc.write_text(f"# Keepers\n\nA short opening.\n\n{long_paragraph}\n\nA short ending.\n")
+    report = ingestor.ingest([doc], progress=False)
+    got = ingestor.store.collection.get(include=["documents", "metadatas"])
+    assert report.chunks_written == len(got["ids"]) >= 3
+    budget = ingestor.settings.chunk_tokens
+    for text, meta in zip(got["documents"], got["metadatas"]):
+        assert meta["tokens"] == ingestor.embedder.count_tokens(text) <= budget
+
+
 def test_changed_file_replaces_its_chunks_and_reuses_unchanged_vectors(tmp_path, ingestor):
     paths = write_corpus(tmp_path / "docs")
     ingestor.ingest([tmp_path / "docs"], progress=False)
