@@ -9,7 +9,8 @@ STAMP := $(VENV)/.installed
 # (ARAG_MODELS_DIR, else $XDG_CACHE_HOME/arag/models, else ~/.cache/arag/models).
 MODELS := local-1.5b local-0.5b local-270m
 # llama.cpp is compiled for the CPU at hand, less AMX: some virtual machines report AMX without
-# granting its tile state, and llama.cpp's AMX kernels then die with "Illegal instruction".
+# granting its tile state, and llama.cpp's AMX kernels then die with "Illegal instruction"; on one
+# that grants it, the AMX matrix product of llama-cpp-python 0.3.36 crashed on the first prompt.
 # Explicit -mno-* flags win over -march=native whatever their order.
 ifeq ($(shell uname -m),x86_64)
 LLAMA_CFLAGS ?= -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
