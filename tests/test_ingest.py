@@ -136,32 +136,6 @@ def test_interrupted_update_is_completed_by_the_next_run(tmp_path, ingestor, mon
     assert not any("Fresnel" in t for t in texts)
 
 
-def test_a_failed_upsert_in_the_writer_thread_stops_the_ingest_and_the_next_run_finishes_it(tmp_path, ingestor, monkeypatch):
-    # Steps of two texts, so several upserts run beside the encoder; the third fails.
-    monkeypatch.setattr("arag.ingestion.ingest.ENCODE_STEP", 2)
-    write_corpus(tmp_path / "docs")
-    upsert, calls = ingestor.store.upsert, []
-
-    def failing(records):
-        calls.append(len(records))
-        if len(calls) == 3:
-            raise OSError("disk full")
-        upsert(records)
-
-    monkeypatch.setattr(ingestor.store, "upsert", failing)
-    with pytest.raises(OSError, match="disk full"):
-        ingestor.ingest([tmp_path / "docs"], progress=False)
-    kept = ingestor.store.count()
-    assert calls[:2] == [0, 2] and kept == 2  # the reused (none), then the first step: nothing after the failure
-    monkeypatch.setattr(ingestor.store, "upsert", upsert)
-    report = ingestor.ingest([tmp_path / "docs"], progress=False)
-    assert report.added + report.updated + report.unchanged == 5 and not report.failures
-    # What reached Chroma before the failure is kept or read back, never encoded again.
-    assert report.chunks_embedded == ingestor.store.count() - kept
-    assert_consistent(ingestor.store)
-    assert ingestor.ingest([tmp_path / "docs"], progress=False).unchanged == 5
-
-
 def test_collection_survives_restart_and_searches(tmp_path, settings, embedder, ingestor):
     write_corpus(tmp_path / "docs")
     ingestor.ingest([tmp_path / "docs"], progress=False)

@@ -17,8 +17,7 @@ import re
 import sqlite3
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,8 +39,6 @@ COUNT_BATCH = 1024
 
 #: Files grouped until this many chunks await embedding, so batches stay full and sorted.
 EMBED_GROUP = 256
-#: Texts encoded between two hand-overs to Chroma (their token vectors are held in memory until stored).
-ENCODE_STEP = 256
 
 
 @dataclass
@@ -368,22 +365,20 @@ class Ingestor:
         reuse = {r.metadata["text_hash"]: by_text[r.metadata["text_hash"]] for r in records if r.metadata["text_hash"] in by_text}
         stored = self.store.embeddings_for(sorted(set(reuse.values())))
         todo = [r for r in records if reuse.get(r.metadata["text_hash"]) not in stored]
-        encoded = {id(r) for r in todo}
+        if todo:
+            texts = [embedding_text(r.metadata["title"], r.metadata["heading"], r.text) for r in todo]
+            # One encoder pass gives the pooled vector and the token vectors late interaction reads.
+            vectors = (self.tokens.fill(texts, self.embedder, progress) if self.tokens is not None
+                       else self.embedder.embed_documents(texts, progress=progress))
+            for record, vector in zip(todo, vectors):
+                record.embedding = vector
         for record in records:
-            if id(record) not in encoded:
+            if record.embedding is None:
                 record.embedding = stored[reuse[record.metadata["text_hash"]]]
-        # Chroma's upsert of one step runs in a thread while the encoder reads the next (ONNX Runtime
-        # and Chroma's bindings both let go of the interpreter): a separate test hid a quarter of its
-        # time. A file's stale chunks are deleted only once every new chunk of it is in, as before.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="arag-upsert") as writer:
-            upserting = writer.submit(self.store.upsert, [r for r in records if id(r) not in encoded])
-            for step in self._encoded_steps(todo, progress):
-                upserting.result()  # one step in flight: a failure surfaces at once, memory stays bounded
-                upserting = writer.submit(self.store.upsert, step)
-            upserting.result()
         report.chunks_embedded += len(todo)
         report.chunks_reused += len(records) - len(todo)
         for path, recs, known in pending:
+            self.store.upsert(recs)
             old = existing.get(str(path))
             if old is not None:
                 fresh = {r.id for r in recs}
@@ -397,25 +392,3 @@ class Ingestor:
                 report.added += 1
             for r in recs:
                 by_text.setdefault(r.metadata["text_hash"], r.id)
-
-    def _encoded_steps(self, todo: list[ChunkRecord], progress: bool) -> Iterator[list[ChunkRecord]]:
-        """``todo``'s records, ENCODE_STEP at a time, each step's given its vector (and its token vectors stored).
-
-        Longest text first over all of ``todo`` (characters, a proxy for tokens), so the encoder's
-        batches within each step hold texts of nearly one length, as if all were sorted together.
-        """
-        texts = [embedding_text(r.metadata["title"], r.metadata["heading"], r.text) for r in todo]
-        order = sorted(range(len(todo)), key=lambda i: -len(texts[i]))
-        whole_bar = progress and len(todo) > ENCODE_STEP
-        with tqdm(total=len(todo), unit="chunk", desc="embed", leave=False, disable=not whole_bar) as bar:
-            for start in range(0, len(order), ENCODE_STEP):
-                members = order[start : start + ENCODE_STEP]
-                part = [texts[i] for i in members]
-                inner = progress and not whole_bar
-                # One encoder pass gives the pooled vector and the token vectors late interaction reads.
-                vectors = (self.tokens.fill(part, self.embedder, inner, step=ENCODE_STEP) if self.tokens is not None
-                           else self.embedder.embed_documents(part, progress=inner))
-                for i, vector in zip(members, vectors):
-                    todo[i].embedding = vector
-                bar.update(len(members))
-                yield [todo[i] for i in members]
