@@ -19,8 +19,8 @@ their paragraphs: a quick check that the script runs, not a measurement.
 The reference is a bare encoder loop over the same chunk texts in the same run: ONNX Runtime
 fp32 with the texts tokenised beforehand, the embedder's own length-sorted batches (8 texts by
 default), nothing stored; the ratio ``ingest / bare`` says how much of the encoder's speed the
-whole ingest keeps. The ONNX
-export happens before the clock starts (it is done once per model and cached).
+whole ingest keeps. The ONNX export happens before the clock starts (it is done once per model
+and cached).
 """
 
 from __future__ import annotations

@@ -53,13 +53,8 @@ def _pieces(paragraph: str, count: Callable[[str], int], budget: int) -> list[tu
     return units
 
 
-def paragraphs_of(text: str) -> list[str]:
-    """The paragraphs chunking packs: text between blank lines, stripped, empty ones dropped."""
-    return [p.strip() for p in re.split(r"\n[ \t]*\n", text) if p.strip()]
-
-
 def split_section(section: Section, count: Callable[[str], int], budget: int) -> list[Chunk]:
-    paragraphs = paragraphs_of(section.text)
+    paragraphs = [p.strip() for p in re.split(r"\n[ \t]*\n", section.text) if p.strip()]
     chunks: list[Chunk] = []
     current: list[str] = []
     used = 0

@@ -26,16 +26,13 @@ from tqdm import tqdm
 from arag.embeddings.embedder import Embedder, embedding_text
 from arag.index.store import ChunkRecord, ChunkStore, IndexMismatch, embedder_for, open_client
 from arag.index.token_store import text_key, token_store_for
-from arag.ingestion.chunking import Chunk, chunk_sections, paragraphs_of, split_section
+from arag.ingestion.chunking import Chunk, chunk_sections, split_section
 from arag.ingestion.loaders import SUPPORTED_SUFFIXES, IngestError, Section, load_file
 from arag.settings import Settings
 from arag.tables.catalog import TABLE_SUFFIXES, TableCatalog, TableError
 
 #: Every file type ingest takes: documents (chunked and embedded) and tables (registered for SQL).
 INGESTED_SUFFIXES = SUPPORTED_SUFFIXES | TABLE_SUFFIXES
-
-#: Paragraphs counted per tokenizer call when chunking.
-COUNT_BATCH = 1024
 
 #: Files grouped until this many chunks await embedding, so batches stay full and sorted.
 EMBED_GROUP = 256
@@ -209,24 +206,11 @@ class Ingestor:
 
     def _units(self, doc) -> list[tuple[Chunk | None, list[Chunk]]]:
         """(parent, its chunks) pairs: one parent section per group with the "parent" strategy, else none."""
-        count, size = self._counter(doc.sections), self.settings.chunk_tokens
+        count, size = self.embedder.count_tokens, self.settings.chunk_tokens
         if self.strategy != "parent":
             return [(None, [chunk]) for chunk in chunk_sections(doc.sections, count, size)]
         return [(parent, split_section(Section(parent.heading, parent.text), count, size))
                 for parent in chunk_sections(doc.sections, count, self.settings.parent_tokens)]
-
-    def _counter(self, sections: list[Section]) -> Callable[[str], int]:
-        """Token counts for chunking: the document's paragraphs counted in one batch up front (the
-        tokenizer spreads a batch over the cores; one call each took 0.5 s of a 30 s ingest of
-        dev-250), any other text (a sentence of a long paragraph) when asked.
-        """
-        paragraphs = list(dict.fromkeys(p for section in sections for p in paragraphs_of(section.text)))
-        known: dict[str, int] = {}
-        for start in range(0, len(paragraphs), COUNT_BATCH):  # a tokenizer's encodings of a whole book would be large
-            part = paragraphs[start : start + COUNT_BATCH]
-            known.update(zip(part, self.embedder.count_tokens_batch(part)))
-        single = self.embedder.count_tokens
-        return lambda text: known[text] if text in known else single(text)
 
     def _records(self, path: Path, data: bytes, file_hash: str, tags: dict | None = None) -> list[ChunkRecord]:
         docs = load_file(path, data)
