@@ -304,3 +304,44 @@ def test_retrieval_only_stops_at_the_context_and_writes_no_answer(tmp_path, hotp
     records = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
     generate = [e for r in records for e in r["trace"] if e["node"] == "generate"]
     assert generate and all(e["skipped"].startswith("retrieval only") for e in generate)
+
+
+def test_the_machine_record_names_only_kernels_this_cpu_has():
+    """A run's machine record says which of llama.cpp's kernels the build uses; a build that used one
+    the CPU lacks would die on its first prompt (``make install`` compiles for the CPU at hand).
+    """
+    from pathlib import Path
+
+    from arag.evaluation.runner import LLAMA_CPP_KERNELS, machine
+
+    record = machine()
+    kernels = record["llama_cpp_kernels"]
+    assert kernels is not None, "llama-cpp-python is installed by make install"
+    assert set(kernels) <= set(LLAMA_CPP_KERNELS)
+    flags = set(next(line.split(":", 1)[1].split() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                     if line.startswith("flags")))
+    cpu_flag = {"AVX2": "avx2", "AVX512": "avx512f", "AVX512_VNNI": "avx512_vnni", "AMX_INT8": "amx_int8"}
+    assert {cpu_flag[name] for name in kernels} <= flags
+    if "avx2" in flags:
+        assert "AVX2" in kernels, "llama.cpp is compiled for the CPU at hand"
+
+
+def test_a_copied_data_directory_indexes_the_corpus_once(tmp_path, hotpot):
+    """The eval collection is keyed by the corpus file's path inside the data directory; a copy of the
+    directory must not keep the original path's chunks beside the copy's (every paragraph twice).
+    """
+    import shutil
+
+    from arag.evaluation.runner import index_corpus
+
+    settings, data = hotpot
+    first = index_corpus(settings, data, progress=False)
+    assert first.components.store.count() == 6
+    copy = settings.model_copy(update={"data_dir": tmp_path / "copied-data"})
+    shutil.copytree(settings.data_dir, copy.data_dir)
+    again = index_corpus(copy, data, progress=False)
+    store = again.components.store
+    assert store.count() == 6
+    files = {meta["file"] for _, meta in store.iter_metadata()}
+    assert files == {str((copy.data_dir / "eval" / f"{data.corpus_hash()}.jsonl").resolve())}
+    assert set(again.chunk_docs.values()) == set(first.chunk_docs.values())

@@ -25,6 +25,7 @@ never touched.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import platform
@@ -40,6 +41,7 @@ from tqdm import tqdm
 
 from arag.evaluation.datasets import EvalDataset
 from arag.evaluation.metrics import contains_answer, exact_match, ndcg_at, normalize_answer, recall_at, token_f1
+from arag.index.catalog import delete_file, list_files
 from arag.index.tree import build_tree
 from arag.ingestion.ingest import Ingestor
 from arag.llms.llamacpp import forget_prompt_caches
@@ -96,8 +98,23 @@ def machine() -> dict:
     except (OSError, StopIteration):
         pass
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return {"cpu": cpu, "extensions": extensions, "cores": os.cpu_count(), "memory_gib": round(memory, 1),
-            "python": platform.python_version()}
+    return {"cpu": cpu, "extensions": extensions, "llama_cpp_kernels": llama_cpp_kernels(), "cores": os.cpu_count(),
+            "memory_gib": round(memory, 1), "python": platform.python_version()}
+
+
+#: llama.cpp build features that decide its CPU speed (a CPU can have AMX that the build leaves out).
+LLAMA_CPP_KERNELS = ("AVX2", "AVX512", "AVX512_VNNI", "AMX_INT8")
+
+
+def llama_cpp_kernels() -> list[str] | None:
+    """Which of ``LLAMA_CPP_KERNELS`` the installed llama.cpp was compiled with; None without llama-cpp-python."""
+    if importlib.util.find_spec("llama_cpp") is None:
+        return None
+    import llama_cpp
+
+    built = {part.split("=")[0].strip() for part in llama_cpp.llama_print_system_info().decode().split("|")
+             if part.strip().endswith("= 1")}
+    return [name for name in LLAMA_CPP_KERNELS if name in built]
 
 
 def peak_rss_mb() -> float:
@@ -149,6 +166,12 @@ def index_corpus(settings, dataset: EvalDataset, progress: bool = True, spec: di
     report = ingestor.ingest([corpus_file], progress=progress)
     if report.failures:
         raise RuntimeError(f"indexing the dataset's documents failed: {report.failures[0]}")
+    # The collection is this corpus's alone, but its chunks are keyed by the corpus file's path: a data
+    # directory copied or moved elsewhere would otherwise keep the old path's chunks beside the new
+    # ones, every paragraph twice. Removed after the ingest, so the new chunks reused their vectors.
+    for row in list_files(ingestor.store):
+        if row["file"] != str(corpus_file.resolve()):
+            delete_file(ingestor.store, row["file"])
     parts = Components(settings, llm=llm, embedder=ingestor.embedder, store=ingestor.store)
     cost = {"chunks": ingestor.store.count(), "ingest_s": round(report.seconds, 1), "ingest_llm_calls": 0}
     if spec.get("tree"):
