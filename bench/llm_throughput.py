@@ -4,8 +4,9 @@ Run: ``.venv/bin/python bench/llm_throughput.py [--preset local-1.5b] [--threads
 Writes ``bench/results/llm_throughput.json`` and prints a Markdown table.
 
 1. **The engine**: llama-bench, compiled with CMake from the llama.cpp sources inside the
-   llama-cpp-python source distribution of the installed version (same compiler flags as
-   ``make install``; built once into ``~/.cache/arag/llama-bench``), runs the same GGUF file
+   llama-cpp-python source distribution of the installed version (with the compiler flags
+   ``make install`` uses on this machine, which ``make llama-cflags`` prints; built once into
+   ``~/.cache/arag/llama-bench``), runs the same GGUF file
    with a 512-token prompt and 64 generated tokens over a grid of the settings that decide
    prompt speed: batch size, flash attention, KV cache type.
 2. **The app**: the app's own chat model (``LlamaCppChat``, as ``make_chat_model`` builds it)
@@ -37,22 +38,29 @@ from hotpotqa import REPO, machine, print_table  # noqa: E402
 
 PROMPT_TOKENS = 512
 GENERATED_TOKENS = 64
-#: Compiler flags of `make install`'s llama-cpp-python build (see the Makefile).
-LLAMA_CFLAGS = "-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
 #: (batch tokens, flash attention, KV cache type) tried; the first is llama.cpp's default.
 GRID = [(512, False, "f16"), (256, False, "f16"), (128, False, "f16"), (512, True, "f16"), (512, True, "q8_0")]
 
 
-def build_llama_bench(cache: Path) -> Path:
-    """llama-bench for the installed llama-cpp-python version, built once from its sdist.
+def install_cflags() -> str:
+    """The compiler flags `make install` builds llama-cpp-python with on this machine (the Makefile decides)."""
+    reply = subprocess.run(["make", "-s", "--no-print-directory", "-C", str(REPO), "llama-cflags"],
+                           check=True, capture_output=True, text=True)
+    return reply.stdout.strip()
 
-    The sources and the build folder stay in ``cache``, so an interrupted build resumes.
+
+def build_llama_bench(cache: Path, flags: str) -> Path:
+    """llama-bench for the installed llama-cpp-python version, built once from its sdist with ``flags``.
+
+    The sources and the build folder stay in ``cache``, so an interrupted build resumes; each set of
+    flags gets its own build folder.
     """
     import llama_cpp
 
     version = llama_cpp.__version__
     home = cache / version
-    binary = home / "build" / "bin" / "llama-bench"
+    build = home / ("build-" + hashlib.sha256(flags.encode()).hexdigest()[:8])
+    binary = build / "bin" / "llama-bench"
     if binary.exists():
         return binary
     home.mkdir(parents=True, exist_ok=True)
@@ -75,11 +83,10 @@ def build_llama_bench(cache: Path) -> Path:
             tar.extractall(home / "unpacked", filter="data")
         next((home / "unpacked").glob("llama_cpp_python-*/vendor/llama.cpp")).rename(source)
         shutil.rmtree(home / "unpacked")
-    flags = LLAMA_CFLAGS if os.uname().machine == "x86_64" else ""
-    subprocess.run(["cmake", "-S", str(source), "-B", str(home / "build"), "-G", "Ninja", "-DCMAKE_BUILD_TYPE=Release",
+    subprocess.run(["cmake", "-S", str(source), "-B", str(build), "-G", "Ninja", "-DCMAKE_BUILD_TYPE=Release",
                     "-DLLAMA_CURL=OFF", "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_SERVER=OFF", "-DBUILD_SHARED_LIBS=OFF",
                     f"-DCMAKE_C_FLAGS={flags}", f"-DCMAKE_CXX_FLAGS={flags}"], check=True, stdout=subprocess.DEVNULL)
-    subprocess.run(["cmake", "--build", str(home / "build"), "--target", "llama-bench", "-j", str(os.cpu_count() or 2)],
+    subprocess.run(["cmake", "--build", str(build), "--target", "llama-bench", "-j", str(os.cpu_count() or 2)],
                    check=True, stdout=subprocess.DEVNULL)
     return binary
 
@@ -140,7 +147,8 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     gguf, _ = local_model_file(args.preset, Settings())
-    binary = build_llama_bench(Path.home() / ".cache" / "arag" / "llama-bench")
+    flags = install_cflags()
+    binary = build_llama_bench(Path.home() / ".cache" / "arag" / "llama-bench", flags)
     rows = []
     for batch, flash, kv in GRID if args.grid == "full" else GRID[:1]:
         engine = engine_tokens_per_s(binary, gguf, args.threads, batch, flash, kv, args.reps)
@@ -151,7 +159,7 @@ def main() -> None:
         rows.append(row)
         print(json.dumps(row), file=sys.stderr)
     report = {"machine": machine(), "date": time.strftime("%Y-%m-%d"), "preset": args.preset, "gguf": gguf.name,
-              "threads": args.threads, "prompt_tokens": PROMPT_TOKENS, "generated_tokens": GENERATED_TOKENS,
+              "threads": args.threads, "llama_cflags": flags, "prompt_tokens": PROMPT_TOKENS, "generated_tokens": GENERATED_TOKENS,
               "command": "python bench/llm_throughput.py " + " ".join(sys.argv[1:]), "rows": rows}
     args.out.write_text(json.dumps(report, indent=1) + "\n")
     print_table(["batch", "flash attention", "KV cache", "llama-bench prompt tok/s", "app prompt tok/s", "ratio",
