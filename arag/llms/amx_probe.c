@@ -1,8 +1,8 @@
 /* Exits 0 when this process may use Intel AMX and an int8 tile product gives the right result.
  *
- * `make install` compiles and runs it to decide whether llama.cpp is built with its AMX kernels:
- * /proc/cpuinfo can list AMX on a virtual machine that does not grant the tile state, where the
- * first tile instruction is an illegal instruction. Build: cc -O2 -mamx-tile -mamx-int8 amx_probe.c
+ * `make install LLAMA_AMX=on` compiles and runs it before building llama.cpp with its AMX kernels,
+ * and stops if it fails: /proc/cpuinfo can list AMX on a virtual machine that does not grant the
+ * tile state, where the first tile instruction is an illegal instruction. Build: cc -O2 -mamx-tile -mamx-int8 amx_probe.c
  */
 #include <immintrin.h>
 #include <stdint.h>
