@@ -285,7 +285,7 @@ def _train(args: argparse.Namespace, kind: str) -> int:
     if args.base is not None and not (Path(args.base) / "config.json").is_file():
         raise UsageError(f"--base {args.base}: not a model directory (no config.json)")
     components = Components(settings)
-    if components.store.count() == 0:
+    if components.store.is_empty():
         raise UsageError(f"collection {settings.collection!r} is empty: run `arag ingest` first")
     try:
         if kind == "embedder":
@@ -339,7 +339,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         indexes = EvalIndexes(settings, dataset, progress=not args.quiet)
     else:
         parts = Components(settings)
-        if parts.store.count() == 0:
+        if parts.store.is_empty():
             raise UsageError(f"{dataset.name} has no documents of its own and collection {settings.collection!r} is empty: "
                              "ingest the documents its questions are about first")
         indexes = EvalIndexes(settings, dataset, components=parts)
@@ -367,7 +367,7 @@ def cmd_build_tree(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     parts = Components(settings)
-    if parts.store.count() == 0:
+    if parts.store.is_empty():
         raise UsageError(f"collection {settings.collection!r} is empty: ingest documents first")
     report = build_tree(parts.store, parts.embedder, parts.llm, cluster_size=args.cluster_size, max_levels=args.levels,
                         progress=not args.quiet)

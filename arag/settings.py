@@ -131,8 +131,8 @@ class Settings(BaseSettings):
         "auto",
         description="Breadth of Chroma's approximate search: higher finds more of the true nearest chunks for a "
         "little more time (Chroma's own default, 10, misses some). 'auto' sets it by the collection's size after "
-        "each ingest (256 up to 1,000,000 chunks, 512 beyond: recall@10 at least 0.96 against exact search in "
-        "bench/scaling.py); a number fixes it. A change takes effect in processes that open the collection afterwards.",
+        "each ingest (256 up to 100,000 chunks, 512 beyond: recall@10 0.986 or more against exact search up to "
+        "1,000,000 chunks in bench/scaling.py); a number fixes it. A change takes effect in processes that open the collection afterwards.",
     )
 
     # Retrieval and generation

@@ -156,7 +156,7 @@ def test_collection_survives_restart_and_searches(tmp_path, settings, embedder, 
 def test_an_ingest_gives_a_collection_the_search_breadth_of_its_size(tmp_path, settings, embedder):
     from arag.index.store import search_breadth_for
 
-    assert [search_breadth_for(n) for n in (0, 1_000_000, 1_000_001)] == [256, 256, 512]
+    assert [search_breadth_for(n) for n in (0, 100_000, 100_001, 5_000_000)] == [256, 256, 512, 512]
     # A collection made with the breadth of earlier versions (64) is raised at its next ingest...
     old = ChunkStore(settings.model_copy(update={"hnsw_search_ef": 64}), embedder.model_id, embedder.dim)
     assert old.collection.configuration["hnsw"]["ef_search"] == 64

@@ -137,7 +137,7 @@ class DenseRetriever:
         self.rrf_k = rrf_k
 
     def search(self, query: str, k: int, where: dict | None = None) -> list[dict]:
-        if self.store.count() == 0:
+        if self.store.is_empty():
             return []
         vector = self.embedder.embed_queries([query])[0]
         return [as_retrieved(hit) for hit in self.store.query(vector, k, where=where)]
@@ -147,7 +147,7 @@ class DenseRetriever:
 
         ``score`` is the fused score; ``dense_rank`` is the chunk's best rank for any query.
         """
-        if not queries or self.store.count() == 0:
+        if not queries or self.store.is_empty():
             return []
         rankings, pool = dense_rankings(self.embedder, self.store, queries, max(k, self.candidates), where)
         ranks = _best_ranks(rankings)
@@ -190,7 +190,7 @@ class HybridRetriever:
 
     def search_many(self, queries: list[str], k: int, where: dict | None = None) -> list[dict]:
         """The ``k`` best chunks over all ``queries``: 2 rankings a query, fused by RRF."""
-        if not queries or self.store.count() == 0:
+        if not queries or self.store.is_empty():
             return []
         depth = max(k, self.candidates)
         dense, pool = dense_rankings(self.embedder, self.store, queries, depth, where)

@@ -148,8 +148,7 @@ def main() -> None:
     thread = thread_picker(shell)
     overrides = sidebar_settings(shell.settings)
     st.title("Ask your documents")
-    count = shell.components.store.count()
-    if count == 0:
+    if shell.components.store.is_empty():
         st.info("The index is empty: add documents on the Knowledge base page first.")
     for n, result in enumerate(shell.threads.turns(thread), start=1):
         show_turn(result, n, thread)
