@@ -127,6 +127,21 @@ def handbooks(settings, embedder, tmp_path):
     return store
 
 
+def test_the_filter_schema_is_read_again_after_a_write_that_keeps_the_number_of_chunks(
+        settings, embedder, tmp_path, handbooks, monkeypatch):
+    parts = Components(settings, llm=ScriptedChatModel(default="-"), embedder=embedder, store=handbooks)
+    assert parts.filter_schema()["team"]["values"] == ["hr", "sales"]
+    monkeypatch.setattr(handbooks, "count", lambda: pytest.fail("counted: the write stamp should have answered"))
+    assert parts.filter_schema()["team"]["values"] == ["hr", "sales"]
+    monkeypatch.undo()
+    before = handbooks.count()
+
+    # The same file under another tag: the same chunk ids with new metadata, as many chunks as before.
+    store, report = ingest(settings, embedder, [tmp_path / "sales.md"], tags={"team": "marketing"})
+    assert report.chunks_written >= 1 and handbooks.count() == before
+    assert parts.filter_schema()["team"]["values"] == ["hr", "marketing"]
+
+
 def test_questions_become_filters_on_the_collections_own_fields(settings, embedder, handbooks):
     parts = Components(settings.model_copy(update={"reflect": False, "self_query": "rules"}), llm=ScriptedChatModel(default="25 days [1]."),
                        embedder=embedder, store=handbooks)

@@ -92,6 +92,40 @@ def test_every_part_works_against_a_chroma_server_and_survives_losing_it(tmp_pat
         assert out["answer"] and not out["citations"]
 
 
+def test_bm25_on_a_chroma_server_lists_the_ids_only_after_a_write(tmp_path, settings, embedder):
+    from arag.index.lexical import LexicalIndex
+    from arag.index.store import WRITE_TOKEN, ChunkStore
+
+    notes = write_notes(tmp_path / "notes")
+    with chroma_server(tmp_path / "chroma-server") as (url, _):
+        remote = settings.model_copy(update={"chroma_url": url})
+        store, _ = ingest(remote, embedder, notes)
+        stamp = store.write_stamp()
+        assert stamp is not None and stamp[0] == str(store.collection.id)
+        # The token sits beside the collection's own metadata, which stays whole.
+        metadata = store.client.get_collection(store.name).metadata
+        assert metadata[WRITE_TOKEN] == stamp[1] and metadata["embedding_model"] == embedder.model_id
+        assert store.collection.configuration_json["hnsw"]["space"] == "cosine"
+
+        index = LexicalIndex(store)
+        assert index.search("Mara Olsen lighthouse", k=1) and index.listings == 1
+        assert index.search("whale oil lamp", k=1) and index.listings == 1
+
+        # Another app instance (a replica, a new process) takes the recorded listing.
+        replica = LexicalIndex(ChunkStore(remote, embedder.model_id, embedder.dim))
+        assert replica.search("Mara Olsen lighthouse", k=1) == index.search("Mara Olsen lighthouse", k=1)
+        assert replica.listings == 0 and replica.builds == 0
+
+        # A write through another store moves the token: both list again and find the new chunk.
+        (notes / "tides.md").write_text("# Tides\n\nSpring tides follow the new and the full moon.")
+        _, report = ingest(remote, embedder, notes)
+        assert report.added == 1 and store.write_stamp() != stamp
+        for each in (index, replica):
+            hits = each.search("spring tides moon", k=1)
+            assert store.collection.get(ids=[hits[0][0]])["metadatas"][0]["title"] == "Tides"
+        assert (index.listings, replica.listings) == (2, 1)
+
+
 def test_unreachable_chroma_server_is_a_clear_note_on_the_command_line(tmp_path):
     port = free_port()
     done = cli("--data-dir", str(tmp_path / "d"), "ask", "Who?", "--json", env={"ARAG_CHROMA_URL": f"http://127.0.0.1:{port}"})

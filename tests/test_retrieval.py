@@ -7,6 +7,7 @@ import math
 import os
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -58,7 +59,8 @@ def chunk_with_heading(store: ChunkStore, heading: str) -> str:
 
 
 def published(index: LexicalIndex) -> list[str]:
-    return sorted(p.name for p in index.path.iterdir()) if index.path.exists() else []
+    """The index folders, without the record of the last listing."""
+    return sorted(p.name for p in index.path.iterdir() if p.is_dir()) if index.path.exists() else []
 
 
 # -- reciprocal-rank fusion -----------------------------------------------------------------
@@ -186,24 +188,34 @@ def test_index_is_rebuilt_after_a_change_and_reused_otherwise(tmp_path, corpus, 
     assert index.search("tides", k=1) and index.builds == 3
 
 
-def test_a_quiet_database_is_not_listed_again_until_written(tmp_path, corpus, ingestor):
+def test_a_collection_not_written_since_is_not_listed_again(tmp_path, corpus, ingestor):
     index = LexicalIndex(ingestor.store)
-    index.QUIET_S = 0.0  # the database was last written before the first listing began
     index.search("Fresnel", k=1)
-    listed = index.listings
+    stamp = ingestor.store.write_stamp()
+    assert stamp is not None and stamp[0] == str(ingestor.store.collection.id)
     index.search("Fresnel", k=1)
-    assert index.listings == listed
+    assert index.listings == 1 and ingestor.store.write_stamp() == stamp
     (tmp_path / "docs" / "tides.md").write_text("# Tides\nSpring tides follow the new and the full moon.")
     ingestor.ingest([tmp_path / "docs"], progress=False)
-    assert index.search("tides", k=1) and index.listings == listed + 1 and index.builds == 2
+    assert ingestor.store.write_stamp()[1] > stamp[1]
+    assert index.search("tides", k=1) and index.listings == 2 and index.builds == 2
+
+    # Deleting moves the stamp too: the file's chunks leave the index.
+    (tmp_path / "docs" / "tides.md").unlink()
+    report = ingestor.ingest([tmp_path / "docs"], progress=False, prune=True)
+    assert report.chunks_removed >= 1
+    assert not [hit for hit in index.search("spring tides moon", k=5)
+                if "tides" in (ingestor.store.collection.get(ids=[hit[0]])["documents"][0] or "").lower()]
+    assert index.listings == 3
 
 
-def test_a_recently_written_database_is_listed_every_time(corpus, ingestor):
+def test_without_a_write_stamp_every_search_lists(corpus, ingestor, monkeypatch):
     index = LexicalIndex(ingestor.store)
-    index.QUIET_S = 3600.0  # as if the last write were too recent for its mtime to be trusted
+    monkeypatch.setattr(ingestor.store, "write_stamp", lambda: None)  # as for a Chroma server
     index.search("Fresnel", k=1)
     index.search("Fresnel", k=1)
     assert index.listings == 2 and index.builds == 1
+    assert not (index.path / "listing.json").exists()
 
 
 def test_another_instance_and_another_process_read_the_saved_index(tmp_path, corpus, ingestor, settings, embedder):
@@ -231,6 +243,83 @@ def test_another_instance_and_another_process_read_the_saved_index(tmp_path, cor
     got = json.loads(out.stdout.strip().splitlines()[-1])
     assert got["builds"] == 0
     assert [tuple(h) for h in got["hits"]] == [(cid, pytest.approx(score)) for cid, score in expected]
+
+
+def test_a_new_process_takes_the_last_listing_while_nothing_was_written_since(
+        tmp_path, corpus, ingestor, settings, embedder):
+    first = LexicalIndex(ingestor.store)
+    expected = first.search("COBOL compiler", k=3)
+    assert expected and first.listings == 1 and (first.path / "listing.json").is_file()
+
+    script = (
+        "import json, sys\n"
+        "from arag.settings import Settings\n"
+        "from arag.index.store import ChunkStore\n"
+        "from arag.index.lexical import LexicalIndex\n"
+        "index = LexicalIndex(ChunkStore(Settings(data_dir=sys.argv[1]), sys.argv[2], int(sys.argv[3])))\n"
+        "hits = index.search(sys.argv[4], k=3)\n"
+        "print(json.dumps({'listings': index.listings, 'builds': index.builds, 'hits': hits}))\n"
+    )
+
+    def new_process(query: str) -> dict:
+        out = subprocess.run(
+            [sys.executable, "-c", script, str(settings.data_dir), embedder.model_id, str(embedder.dim), query],
+            cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=300,
+            check=True)
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    # Opening the client writes to Chroma's database file, but no chunk: the recorded listing holds.
+    got = new_process("COBOL compiler")
+    assert (got["listings"], got["builds"]) == (0, 0)
+    assert [tuple(h) for h in got["hits"]] == [(cid, pytest.approx(score)) for cid, score in expected]
+
+    # After a write the record no longer matches: the next process lists, finds the new chunk, records anew.
+    (tmp_path / "docs" / "tides.md").write_text("# Tides\nSpring tides follow the new and the full moon.")
+    ingestor.ingest([tmp_path / "docs"], progress=False)
+    got = new_process("tides")
+    assert (got["listings"], got["builds"]) == (1, 1) and got["hits"]
+    assert got["hits"][0][0] == chunk_with_heading(ingestor.store, "Tides")
+    assert (new_process("tides")["listings"], new_process("tides")["builds"]) == (0, 0)
+
+    # A record naming an index that is gone (pruned, or never saved) sends the process back to listing.
+    record = json.loads((first.path / "listing.json").read_text())
+    (first.path / "listing.json").write_text(json.dumps({**record, "fingerprint": "0" * 32}))
+    got = new_process("tides")
+    assert got["listings"] == 1 and got["builds"] == 0 and got["hits"][0][0] == chunk_with_heading(ingestor.store, "Tides")
+
+
+def test_searches_in_another_process_do_not_get_in_the_way_of_an_ingest(tmp_path, corpus, ingestor, settings, embedder):
+    # The other process reads Chroma's database for its write stamp before each search, as fast as it can.
+    script = (
+        "import json, sys, time\n"
+        "from arag.settings import Settings\n"
+        "from arag.index.store import ChunkStore\n"
+        "from arag.index.lexical import LexicalIndex\n"
+        "index = LexicalIndex(ChunkStore(Settings(data_dir=sys.argv[1]), sys.argv[2], int(sys.argv[3])))\n"
+        "searches, until = 0, time.time() + float(sys.argv[4])\n"
+        "while time.time() < until:\n"
+        "    index.search('tides of the moon', k=3)\n"
+        "    searches += 1\n"
+        "print(json.dumps({'searches': searches, 'listings': index.listings}))\n"
+    )
+    searcher = subprocess.Popen(
+        [sys.executable, "-c", script, str(settings.data_dir), embedder.model_id, str(embedder.dim), "12"],
+        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(4)  # past the searcher's imports, so the writes below meet its reads
+        for n in range(8):
+            (tmp_path / "docs" / f"tides-{n}.md").write_text(f"# Tides {n}\nSpring tide number {n} follows the moon.")
+            report = ingestor.ingest([tmp_path / "docs"], progress=False)
+            assert report.chunks_written >= 1 and not report.failures
+        out, err = searcher.communicate(timeout=120)
+    finally:
+        if searcher.poll() is None:
+            searcher.kill()
+            searcher.wait()
+    assert searcher.returncode == 0, err
+    got = json.loads(out.strip().splitlines()[-1])
+    assert got["searches"] > got["listings"] >= 2  # it saw the writes, and skipped listing in between
+    assert ingestor.store.collection.get(where={"heading": "Tides 7"}, include=[])["ids"]
 
 
 def test_concurrent_first_searches_build_once(corpus, ingestor):

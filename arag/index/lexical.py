@@ -8,16 +8,18 @@ defaults (Lucene variant, k1 1.5, b 0.75).
 Freshness. The index is keyed by a fingerprint of the collection: a hash over its sorted
 chunk ids. Ingestion makes ids content addresses (they hash source, position and the embedded
 text), so any chunk added, changed or removed changes the fingerprint (new text upserted under
-an old id, which ingestion never does, would go unnoticed). Every search checks it and loads
-or builds the matching index when it moved. Listing all ids costs 2-6 µs a chunk
-(0.2-0.6 s at 100k), so between two listings Chroma's SQLite file stands in for it: if its size,
-inode and mtime are those seen at the last listing, and it had been quiet for ``QUIET_S``
-before that listing began (so a later write cannot share its mtime), nothing can have been
-written and the listing is skipped. Stores not backed by a persistent client are always listed.
+an old id, which ingestion never does, would go unnoticed). Listing every id to compute it costs
+about 5-8 s at a million chunks, so it is done only when the collection may have changed since the
+last listing, as the store's write stamp tells (:meth:`ChunkStore.write_stamp`: Chroma's own
+numbering of writes, read in a fraction of a millisecond; on a Chroma server, a token the app
+renews after each of its writes). The stamp a listing was taken at, with the fingerprint it gave, is also
+written down beside the indexes, so a new process (each ``arag ask``) loads the index without
+listing. Where the store has no stamp every search lists.
 
 Persistence. One complete index per fingerprint::
 
     <data_dir>/lexical/<collection>/<fingerprint>/   bm25s arrays, vocabulary, chunk ids
+    <data_dir>/lexical/<collection>/listing.json     the last listing: its write stamp and fingerprint
     <data_dir>/lexical/<collection>/.tmp-*           one being written, or one being deleted
 
 An index is written into a temporary folder, flushed to disk and renamed into place, so a
@@ -53,14 +55,16 @@ log = logging.getLogger(__name__)
 
 #: Hashed into every fingerprint: changing tokenisation, scoring or layout orphans old indexes.
 FORMAT = "arag-bm25/1 bm25s-lucene en-stopwords snowball-english"
-#: Ids come in pages this large; Chroma's cost grows with the offset, so fewer pages are faster,
-#: and 50k ids are only a few MB.
-ID_PAGE = 50_000
+#: Ids come in pages this large. Chroma's cost grows with the offset: at a million chunks, pages
+#: of 50k took 32-37 s to list them all, one page 5.2-8.4 s (a million ids are about 90 MB).
+ID_PAGE = 1_000_000
 #: Documents come in pages this large while building, so memory stays flat.
 DOC_PAGE = 5_000
 #: Temporary folders older than this are leftovers of a crash and get deleted.
 STALE_TMP_S = 3600
 _TMP = ".tmp-"
+#: The last listing of the collection: the write stamp it is valid for and the fingerprint it gave.
+LISTING = "listing.json"
 
 
 def _stemmer():
@@ -104,9 +108,6 @@ class LexicalIndex:
         ['hopper', 'lovelace']
     """
 
-    #: Seconds Chroma's database file must have been unmodified before its stat is trusted.
-    QUIET_S = 2.0
-
     def __init__(self, store: ChunkStore, path: Path | str | None = None):
         self.store = store
         settings = store.settings
@@ -118,7 +119,8 @@ class LexicalIndex:
         self._bm25 = None
         self._ids: list[str] = []
         self._fingerprint: str | None = None
-        self._verified: tuple | None = None
+        #: The write stamp the index in memory was listed at.
+        self._listed_at: tuple | None = None
 
     # -- querying ---------------------------------------------------------------------------
 
@@ -171,37 +173,13 @@ class LexicalIndex:
 
     # -- freshness --------------------------------------------------------------------------
 
-    def _db_signature(self) -> tuple | None:
-        """Stat of the SQLite files of the store's Chroma, or None where there are none to watch."""
-        try:
-            conf = self.store.client.get_settings()
-        except AttributeError:
-            return None
-        if not conf.is_persistent or not conf.persist_directory:
-            return None
-        signature = []
-        for name in ("chroma.sqlite3", "chroma.sqlite3-wal"):
-            try:
-                st = os.stat(Path(conf.persist_directory) / name)
-            except FileNotFoundError:
-                signature.append(None)
-                continue
-            signature.append((st.st_ino, st.st_size, st.st_mtime_ns))
-        return tuple(signature) if signature[0] is not None else None
-
-    def _unchanged(self, signature: tuple | None) -> bool:
-        if self._fingerprint is None or signature is None or self._verified is None:
-            return False
-        seen, listed_at_ns = self._verified
-        newest = max(s[2] for s in signature if s is not None)
-        return signature == seen and newest < listed_at_ns - int(self.QUIET_S * 1e9)
-
     def _refresh(self) -> None:
         """Bring the in-memory index in line with the collection: keep, load or build."""
-        signature = self._db_signature()
-        if self._unchanged(signature):
+        stamp = self.store.write_stamp()
+        if stamp is not None and stamp == self._listed_at:
             return
-        listed_at_ns = time.time_ns()
+        if self._fingerprint is None and stamp is not None and self._adopt_listing(stamp):
+            return
         ids = self._list_ids()
         current = fingerprint(ids)
         if current != self._fingerprint:
@@ -210,7 +188,34 @@ class LexicalIndex:
             elif not self._load(current):
                 current = self._build()
             self._fingerprint = current
-        self._verified = (signature, listed_at_ns)
+        self._listed_at = stamp
+        if stamp is not None and self._bm25 is not None:
+            self._record_listing(stamp, current)
+
+    def _record_listing(self, stamp: tuple[str, int], key: str) -> None:
+        record = {"format": FORMAT, "stamp": list(stamp), "fingerprint": key}
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=_TMP, suffix=".json", dir=self.path)
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                json.dump(record, out)
+            os.replace(tmp, self.path / LISTING)  # whole or absent, whoever reads it
+        except OSError as exc:
+            log.debug("cannot record the listing under %s: %s", self.path, exc)
+
+    def _adopt_listing(self, stamp: tuple[str, int]) -> bool:
+        """Load the index an earlier listing (maybe another process's) found, if nothing was written since."""
+        try:
+            record = json.loads((self.path / LISTING).read_text(encoding="utf-8"))
+            if record["format"] != FORMAT or tuple(record["stamp"]) != stamp:
+                return False
+            key = str(record["fingerprint"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return False
+        if not self._load(key):
+            return False
+        self._fingerprint, self._listed_at = key, stamp
+        return True
 
     def _list_ids(self) -> list[str]:
         self.listings += 1
@@ -318,17 +323,21 @@ class LexicalIndex:
         """Delete the other indexes (renamed first, so none is ever seen half-deleted)."""
         now = time.time()
         for entry in self.path.iterdir():
-            if entry.name == keep or not entry.is_dir():
+            if entry.name in (keep, LISTING):
                 continue
             if entry.name.startswith(_TMP):
                 # Possibly another process's build in progress: only old ones are crash leftovers.
                 try:
                     if now - entry.stat().st_mtime > STALE_TMP_S:
-                        shutil.rmtree(entry, ignore_errors=True)
+                        if entry.is_dir():
+                            shutil.rmtree(entry, ignore_errors=True)
+                        else:
+                            entry.unlink()
                 except OSError:
                     pass
                 continue
-            self._discard(entry)
+            if entry.is_dir():
+                self._discard(entry)
 
     def _discard(self, folder: Path) -> None:
         trash = self.path / f"{_TMP}old-{folder.name}-{os.getpid()}-{time.time_ns()}"

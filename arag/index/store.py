@@ -7,9 +7,12 @@ which embedding model built it; querying it with another model is refused.
 
 from __future__ import annotations
 
+import sqlite3
+import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
@@ -19,6 +22,10 @@ from arag.embeddings.embedder import Embedder, backend_for_vectors, split_int8_t
 from arag.index.token_store import drop_token_store
 from arag.model_registry import ModelRegistry
 from arag.settings import Settings
+
+#: Collection metadata that a store on a Chroma server changes after each of its writes (see
+#: :meth:`ChunkStore.write_stamp`).
+WRITE_TOKEN = "arag_write"
 
 
 class IndexMismatch(RuntimeError):
@@ -171,6 +178,58 @@ class ChunkStore:
             self._known_to_hold_chunks = self.count() > 0
         return not self._known_to_hold_chunks
 
+    def write_stamp(self) -> tuple[str, int | str] | None:
+        """A value that changes with every write to the collection, cheap to read; None where there is none.
+
+        Embedded Chroma numbers each write (add, upsert, update, delete) in its log, and its metadata
+        segment records the number of the last one it applied, in the same transaction as the rows:
+        the stamp is (collection id, that number), read from its SQLite database opened read-only in
+        a fraction of a millisecond. It moves with any process's writes. A Chroma server has no such
+        number to read, so this store gives the collection a new random token (:data:`WRITE_TOKEN`,
+        in its metadata) after each of its writes, and the stamp is (collection id, token): one
+        request of about a millisecond. Writes by programs other than arag go unseen there until
+        arag's next write. Either way a read of the collection taken after reading the stamp holds
+        at least what the stamp covers, so a stamp still equal later means nothing was written since.
+        """
+        database = self._database_file()
+        if database is None:
+            if not self.settings.chroma_url:
+                return None
+            token = (self.client.get_collection(self.name).metadata or {}).get(WRITE_TOKEN)
+            return (str(self.collection.id), token) if token else None
+        collection_id = str(self.collection.id)
+        try:
+            with closing(sqlite3.connect(f"{database.as_uri()}?mode=ro", uri=True, timeout=10)) as con:
+                row = con.execute(
+                    "SELECT m.seq_id FROM segments s JOIN max_seq_id m ON m.segment_id = s.id "
+                    "WHERE s.collection = ? AND s.scope = 'METADATA'", (collection_id,)).fetchone()
+        except sqlite3.Error:
+            return None  # a database laid out otherwise (another Chroma version): callers read the collection
+        if row is None or row[0] is None:
+            return None
+        number = int.from_bytes(row[0], "big") if isinstance(row[0], bytes) else int(row[0])
+        return (collection_id, number)
+
+    def _database_file(self) -> Path | None:
+        """The SQLite file of an embedded, persistent Chroma; None for a server or an in-memory client."""
+        try:
+            conf = self.client.get_settings()
+        except AttributeError:
+            return None
+        if not conf.is_persistent or not conf.persist_directory or self.settings.chroma_url:
+            return None
+        return Path(conf.persist_directory).resolve() / "chroma.sqlite3"  # absolute: a relative path has no URI
+
+    def _note_write(self) -> None:
+        """After a write to a Chroma server: a new :data:`WRITE_TOKEN` (see :meth:`write_stamp`)."""
+        if not self.settings.chroma_url:
+            return
+        current = self.client.get_collection(self.name).metadata or {}
+        # Chroma replaces the whole metadata and refuses its "hnsw:" keys here; the collection's
+        # configuration keeps what they set.
+        kept = {key: value for key, value in current.items() if not key.startswith("hnsw:")}
+        self.collection.modify(metadata={**kept, WRITE_TOKEN: uuid.uuid4().hex})
+
     def _batch_size(self) -> int:
         try:
             return max(1, min(5000, self.client.get_max_batch_size()))
@@ -206,12 +265,16 @@ class ChunkStore:
                 metadatas=[r.metadata for r in batch],
                 embeddings=np.stack([r.embedding for r in batch]).astype(np.float32),
             )
+        if records:
+            self._note_write()
 
     def delete_ids(self, ids: list[str]) -> None:
         self._known_to_hold_chunks = False
         step = self._batch_size()
         for i in range(0, len(ids), step):
             self.collection.delete(ids=ids[i : i + step])
+        if ids:
+            self._note_write()
 
     def iter_metadata(self, page: int = 5000) -> Iterator[tuple[str, dict]]:
         """Every chunk's id and metadata, paged so memory stays flat on large collections."""
