@@ -41,6 +41,13 @@ installers and deprecates parse_quux_header, to be removed in 3.0.
 
 
 @pytest.fixture
+def settings(settings):
+    # Most tests here build and check BM25 themselves, so ingestion must leave it unbuilt, as it
+    # does for dense retrieval; with hybrid retrieval (the default) it builds it (tested below).
+    return settings.model_copy(update={"retrieval": "dense"})
+
+
+@pytest.fixture
 def corpus(tmp_path, ingestor) -> dict[str, Path]:
     paths = write_corpus(tmp_path / "docs")
     paths["api"] = tmp_path / "docs" / "api.md"
@@ -322,6 +329,25 @@ def test_searches_in_another_process_do_not_get_in_the_way_of_an_ingest(tmp_path
     assert ingestor.store.collection.get(where={"heading": "Tides 7"}, include=[])["ids"]
 
 
+def test_an_ingest_for_hybrid_search_leaves_bm25_ready_for_the_next_question(tmp_path, settings, embedder):
+    from arag.ingestion.ingest import Ingestor
+
+    hybrid_settings = settings.model_copy(update={"retrieval": "hybrid"})
+    store = ChunkStore(hybrid_settings, embedder.model_id, embedder.dim)
+    ingestor = Ingestor(hybrid_settings, embedder, store)
+    write_corpus(tmp_path / "docs")
+    report = ingestor.ingest([tmp_path / "docs"], progress=False)
+    assert report.chunks_written and 0 < report.lexical_seconds <= report.seconds
+    assert "BM25 index" in report.summary()
+    question = LexicalIndex(ChunkStore(hybrid_settings, embedder.model_id, embedder.dim))
+    assert question.search("Fresnel lens", k=1)[0][0] == chunk_with_heading(store, "Fresnel lens")
+    assert (question.listings, question.builds) == (0, 0)
+
+    # Nothing changed: nothing to bring up to date.
+    again = ingestor.ingest([tmp_path / "docs"], progress=False)
+    assert again.unchanged and again.lexical_seconds == 0.0
+
+
 def test_concurrent_first_searches_build_once(corpus, ingestor):
     index = LexicalIndex(ingestor.store)
     with ThreadPoolExecutor(4) as pool:
@@ -402,7 +428,9 @@ def test_searches_count_the_collection_once_and_an_emptied_one_still_gives_nothi
 def test_components_pick_the_retriever_from_settings(settings, embedder):
     from arag.runtime.components import Components
 
-    assert isinstance(Components(settings, embedder=embedder).retriever, HybridRetriever)
+    assert type(settings).model_fields["retrieval"].default == "hybrid"
+    hybrid = Components(settings.model_copy(update={"retrieval": "hybrid"}), embedder=embedder).retriever
+    assert isinstance(hybrid, HybridRetriever)
     dense = Components(settings.model_copy(update={"retrieval": "dense"}), embedder=embedder).retriever
     assert isinstance(dense, DenseRetriever)
 
