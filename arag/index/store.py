@@ -186,8 +186,8 @@ class ChunkStore:
         the stamp is (collection id, that number), read from its SQLite database opened read-only in
         a fraction of a millisecond. It moves with any process's writes. A Chroma server has no such
         number to read, so this store gives the collection a new random token (:data:`WRITE_TOKEN`,
-        in its metadata) after each of its writes, and the stamp is (collection id, token): one
-        request of about a millisecond. Writes by programs other than arag go unseen there until
+        in its metadata) after each of its writes, and the stamp is (collection id, token), one small
+        request to read. Writes by programs other than arag go unseen there until
         arag's next write. Either way a read of the collection taken after reading the stamp holds
         at least what the stamp covers, so a stamp still equal later means nothing was written since.
         """
@@ -195,8 +195,9 @@ class ChunkStore:
         if database is None:
             if not self.settings.chroma_url:
                 return None
-            token = (self.client.get_collection(self.name).metadata or {}).get(WRITE_TOKEN)
-            return (str(self.collection.id), token) if token else None
+            current = self.client.get_collection(self.name)  # asked afresh: the token is another process's too
+            token = (current.metadata or {}).get(WRITE_TOKEN)
+            return (str(current.id), token) if token else None
         collection_id = str(self.collection.id)
         try:
             with closing(sqlite3.connect(f"{database.as_uri()}?mode=ro", uri=True, timeout=10)) as con:
