@@ -58,7 +58,8 @@ FORMAT = "arag-bm25/1 bm25s-lucene en-stopwords snowball-english"
 #: Ids come in pages this large. Chroma's cost grows with the offset: at a million chunks, pages
 #: of 50k took 32-37 s to list them all, one page 5.2-8.4 s (a million ids are about 90 MB).
 ID_PAGE = 1_000_000
-#: Documents come in pages this large while building, so memory stays flat.
+#: Documents are read this many ids at a time while building, so memory stays flat. By id, not by
+#: offset: paging by offset re-reads what it skips (2.4 s against 1.6 s at 100k chunks).
 DOC_PAGE = 5_000
 #: Temporary folders older than this are leftovers of a crash and get deleted.
 STALE_TMP_S = 3600
@@ -193,7 +194,7 @@ class LexicalIndex:
             if not ids:
                 self._bm25, self._ids = None, []
             elif not self._load(current):
-                current = self._build()
+                current = self._build(ids)
             self._fingerprint = current
         self._listed_at = stamp
         if stamp is not None and self._bm25 is not None:
@@ -257,27 +258,23 @@ class LexicalIndex:
         self._bm25, self._ids = bm25, ids
         return True
 
-    def _build(self) -> str:
-        """Index the collection as it is now; return the fingerprint of what was indexed."""
+    def _build(self, listed: list[str]) -> str:
+        """Index the chunks of a listing as they are now; return the fingerprint of what was indexed.
+
+        Chunks deleted since the listing are left out; chunks added since wait for the next listing,
+        which the write stamp asks for.
+        """
         import bm25s
 
         tokenizer = bm25s.tokenization.Tokenizer(stopwords="en", stemmer=_stemmer())
         ids: list[str] = []
-        seen: set[str] = set()
         # array('i') holds a chunk's term ids in 4 bytes each (a list takes 8 plus its header):
         # about 40 MB for 100k chunks of 100 indexed terms.
         rows: list[array] = []
-        offset = 0
-        while True:
-            got = self.store.collection.get(include=["documents", "metadatas"], limit=DOC_PAGE, offset=offset)
-            if not got["ids"]:
-                break
-            offset += len(got["ids"])
+        for start in range(0, len(listed), DOC_PAGE):
+            got = self.store.collection.get(ids=listed[start : start + DOC_PAGE], include=["documents", "metadatas"])
             texts = []
             for cid, text, meta in zip(got["ids"], got["documents"], got["metadatas"]):
-                if cid in seen:  # a write between pages can shift one into the next page
-                    continue
-                seen.add(cid)
                 ids.append(cid)
                 meta = meta or {}
                 texts.append(embedding_text(meta.get("title", ""), meta.get("heading", ""), text or ""))
