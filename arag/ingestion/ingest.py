@@ -327,7 +327,7 @@ class Ingestor:
                 self.tokens.retain(meta.get("text_hash", "") for _, meta in self.store.iter_metadata())
             self.store.fit_search_breadth()
             if self.settings.retrieval == "hybrid":
-                # Built here rather than by the next question, which would wait for it (41 s at 300k chunks).
+                # Built here rather than by the next question, which would wait for it (28 s at 300k chunks).
                 lexical_started = time.perf_counter()
                 LexicalIndex(self.store).refresh()
                 report.lexical_seconds = time.perf_counter() - lexical_started
