@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -63,6 +64,23 @@ def hybrid(corpus, ingestor, embedder) -> HybridRetriever:
 
 def chunk_with_heading(store: ChunkStore, heading: str) -> str:
     return store.collection.get(where={"heading": heading}, include=[])["ids"][0]
+
+
+def search_in_new_process(settings, embedder, query: str, cwd: Path) -> dict:
+    """A BM25 search by a new process on the same data directory: its listings, builds and hits."""
+    script = (
+        "import json, sys\n"
+        "from arag.settings import Settings\n"
+        "from arag.index.store import ChunkStore\n"
+        "from arag.index.lexical import LexicalIndex\n"
+        "index = LexicalIndex(ChunkStore(Settings(data_dir=sys.argv[1]), sys.argv[2], int(sys.argv[3])))\n"
+        "hits = index.search(sys.argv[4], k=3)\n"
+        "print(json.dumps({'listings': index.listings, 'builds': index.builds, 'hits': hits}))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(settings.data_dir), embedder.model_id, str(embedder.dim), query],
+        cwd=cwd, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=300, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def published(index: LexicalIndex) -> list[str]:
@@ -233,21 +251,7 @@ def test_another_instance_and_another_process_read_the_saved_index(tmp_path, cor
     again = LexicalIndex(ChunkStore(settings, embedder.model_id, embedder.dim))
     assert again.search("COBOL compiler", k=3) == expected and again.builds == 0
 
-    script = (
-        "import json, sys\n"
-        "from arag.settings import Settings\n"
-        "from arag.index.store import ChunkStore\n"
-        "from arag.index.lexical import LexicalIndex\n"
-        "index = LexicalIndex(ChunkStore(Settings(data_dir=sys.argv[1]), sys.argv[2], int(sys.argv[3])))\n"
-        "hits = index.search('COBOL compiler', k=3)\n"
-        "print(json.dumps({'builds': index.builds, 'hits': hits}))\n"
-    )
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    out = subprocess.run(
-        [sys.executable, "-c", script, str(settings.data_dir), embedder.model_id, str(embedder.dim)],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=True,
-    )
-    got = json.loads(out.stdout.strip().splitlines()[-1])
+    got = search_in_new_process(settings, embedder, "COBOL compiler", tmp_path)
     assert got["builds"] == 0
     assert [tuple(h) for h in got["hits"]] == [(cid, pytest.approx(score)) for cid, score in expected]
 
@@ -257,23 +261,7 @@ def test_a_new_process_takes_the_last_listing_while_nothing_was_written_since(
     first = LexicalIndex(ingestor.store)
     expected = first.search("COBOL compiler", k=3)
     assert expected and first.listings == 1 and (first.path / "listing.json").is_file()
-
-    script = (
-        "import json, sys\n"
-        "from arag.settings import Settings\n"
-        "from arag.index.store import ChunkStore\n"
-        "from arag.index.lexical import LexicalIndex\n"
-        "index = LexicalIndex(ChunkStore(Settings(data_dir=sys.argv[1]), sys.argv[2], int(sys.argv[3])))\n"
-        "hits = index.search(sys.argv[4], k=3)\n"
-        "print(json.dumps({'listings': index.listings, 'builds': index.builds, 'hits': hits}))\n"
-    )
-
-    def new_process(query: str) -> dict:
-        out = subprocess.run(
-            [sys.executable, "-c", script, str(settings.data_dir), embedder.model_id, str(embedder.dim), query],
-            cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=300,
-            check=True)
-        return json.loads(out.stdout.strip().splitlines()[-1])
+    new_process = partial(search_in_new_process, settings, embedder, cwd=tmp_path)
 
     # Opening the client writes to Chroma's database file, but no chunk: the recorded listing holds.
     got = new_process("COBOL compiler")
@@ -286,7 +274,8 @@ def test_a_new_process_takes_the_last_listing_while_nothing_was_written_since(
     got = new_process("tides")
     assert (got["listings"], got["builds"]) == (1, 1) and got["hits"]
     assert got["hits"][0][0] == chunk_with_heading(ingestor.store, "Tides")
-    assert (new_process("tides")["listings"], new_process("tides")["builds"]) == (0, 0)
+    again = new_process("tides")
+    assert (again["listings"], again["builds"]) == (0, 0)
 
     # A record naming an index that is gone (pruned, or never saved) sends the process back to listing.
     record = json.loads((first.path / "listing.json").read_text())

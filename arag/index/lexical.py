@@ -141,12 +141,10 @@ class LexicalIndex:
             return [[] for _ in queries]
         return [self._rank(bm25, ids, query, k) for query in queries]
 
-    def refresh(self) -> bool:
-        """Bring the index in line with the collection now, as the next search would; True when it was built."""
-        builds = self.builds
+    def refresh(self) -> None:
+        """Bring the index in line with the collection now, as the next search would."""
         with self._lock:
             self._refresh()
-        return self.builds > builds
 
     def idf(self, terms) -> dict[str, float]:
         """BM25 inverse document frequency of each of ``terms`` (already tokenised by
