@@ -4,8 +4,9 @@ Run: ``.venv/bin/python bench/ingest_speed.py [--data ../shared/data/hotpotqa/de
 [--variants onnx/int8,onnx/residual-128x2] [--questions N]``
 Writes ``bench/results/ingest_speed.json`` and prints a Markdown table.
 
-For each variant, ``backend/codec`` (embedding backend ``torch``, ``onnx`` or ``onnx-int8``;
-token vectors stored as int8, product-quantised to ``pq-BYTES`` or residual-compressed to
+For each variant, ``backend/codec`` (embedding backend ``torch``, ``onnx`` or ``onnx-int8``,
+optionally ``@fp32`` or ``@bf16`` for how large batches of documents are encoded, default
+``auto``: ``Settings.embedding_bulk_precision``; token vectors stored as int8, product-quantised to ``pq-BYTES`` or residual-compressed to
 ``residual-DIMSxBITS[-kCENTROIDS]``, :func:`arag.index.token_store.codec_options`) the pooled
 paragraphs of the dataset (2,495 for dev-250) are ingested from scratch by the ordinary
 :class:`Ingestor` into a data directory of their own, token vectors kept, as ``arag ingest``
@@ -19,7 +20,8 @@ their paragraphs: a quick check that the script runs, not a measurement.
 The reference is a bare encoder loop over the same chunk texts in the same run: ONNX Runtime
 fp32 with the texts tokenised beforehand, the embedder's own length-sorted batches (8 texts by
 default), nothing stored; the ratio ``ingest / bare`` says how much of the encoder's speed the
-whole ingest keeps. The ONNX export happens before the clock starts (it is done once per model
+whole ingest keeps. A variant that encoded its documents in bf16 is also set against a bare loop of
+the bf16 encoder (32 texts a pass) in the same run. The ONNX export happens before the clock starts (it is done once per model
 and cached).
 """
 
@@ -46,12 +48,20 @@ VARIANTS = ("torch/int8", "onnx/int8", "onnx-int8/int8", "onnx/pq-96", "onnx/pq-
 DEPTH = 20
 
 
-def bare_encoder_chunks_per_s(embedder, texts: list[str]) -> float:
-    """Chunks/s of the fp32 ONNX encoder alone: tokenised beforehand, the embedder's own batches, nothing kept."""
+def bare_encoder_chunks_per_s(embedder, texts: list[str], bf16: bool = False) -> float:
+    """Chunks/s of the encoder alone: tokenised beforehand, the embedder's own batches, nothing kept.
+
+    fp32 is the ONNX encoder; ``bf16`` the torch encoder an ingest uses for large batches (loaded and
+    checked before the clock starts), in its own batch size.
+    """
+    from arag.embeddings.embedder import BULK_BATCH
+
     encodings = embedder._tokenise(texts, embedder.max_length)
-    run = embedder._encoder()
+    run, size = (embedder._bulk_encoder(), BULK_BATCH) if bf16 else (embedder._encoder(), None)
+    if run is None:
+        raise SystemExit("the bf16 encoder is not available on this machine (see the log)")
     started = time.perf_counter()
-    for _, ids, mask, _ in embedder.batches(encodings):
+    for _, ids, mask, _ in embedder.batches(encodings, size):
         run(ids, mask)
     return len(texts) / (time.perf_counter() - started)
 
@@ -114,9 +124,11 @@ def main() -> None:
     corpus.write_text("".join(json.dumps(p, ensure_ascii=False) + "\n" for p in paragraphs), encoding="utf-8")
     rows, chunk_texts = [], None
     try:
-        for backend, codec in variants:
+        for spec, codec in variants:
+            backend, _, bulk = spec.partition("@")
             options = codec_options(codec)
-            settings = Settings(data_dir=work / f"{backend}_{codec}", collection="pool", embedding_backend=backend,
+            settings = Settings(data_dir=work / f"{backend}_{bulk}_{codec}", collection="pool", embedding_backend=backend,
+                                embedding_bulk_precision=bulk or "auto",
                                 token_vector_codec=options["codec"], token_vector_bytes=options.get("subvectors", 48))
             ingestor = Ingestor.from_settings(settings)
             # The spec's own store: it names shapes (residual dimensions, bits, centroids) settings do not.
@@ -131,8 +143,8 @@ def main() -> None:
                 raise SystemExit(f"ingestion failed: {report.failures[0]}")
             tokens = ingestor.tokens
             token_count = sum(len(v) for v in tokens.get({m["text_hash"] for _, m in ingestor.store.iter_metadata()}).values())
-            row = {"variant": f"{backend}/{codec}", "backend": backend, "codec": codec, "codebook": tokens.fitted_codec,
-                   "model_id": ingestor.embedder.model_id, "chunks": report.chunks_embedded,
+            row = {"variant": f"{spec}/{codec}", "backend": backend, "codec": codec, "codebook": tokens.fitted_codec,
+                   "model_id": ingestor.embedder.model_id, "chunks": report.chunks_embedded, "chunks_in_bf16": report.chunks_in_bf16,
                    "seconds": round(seconds, 1), "chunks_per_s": round(report.chunks_embedded / seconds, 1),
                    "token_store_bytes_per_token": round(tokens.disk_bytes() / max(1, token_count), 1),
                    **quality(ingestor, questions)}
@@ -142,23 +154,29 @@ def main() -> None:
                                for doc, m in zip(got["documents"], got["metadatas"])]
             rows.append(row)
             print(json.dumps(row), file=sys.stderr)
-        reference = Embedder(Embedder.from_settings(Settings(data_dir=work / "ref")).model_dir, backend="onnx")
+        reference = Embedder(Embedder.from_settings(Settings(data_dir=work / "ref")).model_dir, backend="onnx", bulk_precision="bf16")
         reference.embed_documents(["warm up"])
         bare = bare_encoder_chunks_per_s(reference, chunk_texts)
+        bare_bf16 = bare_encoder_chunks_per_s(reference, chunk_texts, bf16=True) if any(r["chunks_in_bf16"] for r in rows) else None
     finally:
         shutil.rmtree(work, ignore_errors=True)
     for row in rows:
         row["ingest_over_bare_onnx_fp32"] = round(row["chunks_per_s"] / bare, 3)
+        if row["chunks_in_bf16"]:
+            row["ingest_over_bare_torch_bf16"] = round(row["chunks_per_s"] / bare_bf16, 3)
     report = {"machine": machine(), "date": time.strftime("%Y-%m-%d"), "data": data.name,
               "paragraphs": len(paragraphs), "questions": len(questions),
               "command": "python bench/ingest_speed.py " + " ".join(sys.argv[1:]),
-              "bare_onnx_fp32_chunks_per_s": round(bare, 1), "rows": rows}
+              "bare_onnx_fp32_chunks_per_s": round(bare, 1),
+              "bare_torch_bf16_chunks_per_s": round(bare_bf16, 1) if bare_bf16 else None, "rows": rows}
     args.out.write_text(json.dumps(report, indent=1) + "\n")
-    print(f"bare ONNX fp32 encoder loop: {bare:.1f} chunks/s\n")
-    print_table(["backend", "token vectors", "codebook", "chunks", "ingest s", "chunks/s", "÷ bare encoder", "first nDCG@10",
-                 "late-interaction rerank nDCG@10", "rerank median ms", "token store bytes/token"],
-                [[r["backend"], r["codec"], r["codebook"] or "none (int8 rows)", r["chunks"], r["seconds"], r["chunks_per_s"],
-                  r["ingest_over_bare_onnx_fp32"], r["first_ndcg@10"], r["late_interaction_rerank_ndcg@10"],
+    print(f"bare ONNX fp32 encoder loop: {bare:.1f} chunks/s" +
+          (f"; bare torch bf16 encoder loop: {bare_bf16:.1f} chunks/s" if bare_bf16 else "") + "\n")
+    print_table(["backend", "token vectors", "codebook", "chunks", "in bf16", "ingest s", "chunks/s", "÷ bare fp32 encoder",
+                 "÷ bare bf16 encoder", "first nDCG@10", "late-interaction rerank nDCG@10", "rerank median ms", "token store bytes/token"],
+                [[r["variant"].split("/")[0], r["codec"], r["codebook"] or "none (int8 rows)", r["chunks"], r["chunks_in_bf16"],
+                  r["seconds"], r["chunks_per_s"], r["ingest_over_bare_onnx_fp32"], r.get("ingest_over_bare_torch_bf16", "–"),
+                  r["first_ndcg@10"], r["late_interaction_rerank_ndcg@10"],
                   r["rerank_median_ms"], r["token_store_bytes_per_token"]] for r in rows])
 
 if __name__ == "__main__":

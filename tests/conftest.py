@@ -86,7 +86,9 @@ def _isolated_env(monkeypatch, tmp_path):
 def embedder():
     from arag.embeddings.embedder import Embedder, packaged_minilm_dir
 
-    return Embedder(packaged_minilm_dir(), models_dir=MODELS_DIR)
+    # fp32 for every batch: shared by the whole session, it must not give other vectors once some test's
+    # large ingest has loaded the bf16 encoder (tests/test_bulk_encoding.py tests that path).
+    return Embedder(packaged_minilm_dir(), models_dir=MODELS_DIR, bulk_precision="fp32")
 
 
 @pytest.fixture

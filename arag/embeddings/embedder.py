@@ -16,6 +16,7 @@ import importlib.util
 import inspect
 import itertools
 import json
+import logging
 import os
 import threading
 from functools import cached_property
@@ -32,6 +33,8 @@ from arag.settings import Settings, default_models_dir
 
 #: How the encoder runs (see :class:`Embedder`).
 BACKENDS = ("onnx", "onnx-int8", "torch")
+#: How large batches of documents are encoded (see Embedder).
+BULK_PRECISIONS = ("auto", "bf16", "fp32")
 #: Ends the model id of vectors from int8 weights. "+int8s" (signed weights) replaced "+int8"
 #: (unsigned): the two give slightly different vectors, so an index of the one is not read with the other.
 INT8_TAG = "+int8s"
@@ -41,6 +44,38 @@ INT8_TAG = "+int8s"
 NEW_COLLECTION_BACKEND = "onnx"
 #: int8 weights are run in length-sorted batches of this many texts (see Embedder.batches).
 INT8_BATCH = 4
+#: A call that brings at least this many documents is encoded in bfloat16 where the CPU computes it
+#: natively (see Embedder.encode): loading torch and the model takes about 3 s, and bf16 saves about
+#: 6 ms a chunk (2-core Intel Xeon with AMX: 233 against 99 chunks/s for the encoder alone).
+BULK_MIN_TEXTS = 256
+#: Texts a bf16 pass reads. On the same machine: 8 → 158 chunks/s, 16 → 212, 32 → 233, 64 → 227.
+BULK_BATCH = 32
+#: Before bf16 encodes anything, it must give the fp32 encoder's mean-pooled states for these texts to
+#: this cosine (measured on dev-250's paragraphs: 0.99995 at worst), or documents stay fp32.
+BULK_PROBE = (
+    "Meet Corliss Archer, a program from radio's Golden Age, ran from 1943 to 1956.",
+    "The Eiffel Tower is a wrought-iron lattice tower on the Champ de Mars in Paris, France.",
+    "def mean(values):\n    return sum(values) / len(values)",
+    "Employees accrue 1.5 days of paid leave per month, up to 30 days a year.",
+)
+BULK_PROBE_MIN_COSINE = 0.999
+
+logger = logging.getLogger(__name__)
+
+
+def native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """Whether the CPU multiplies bfloat16 natively (AMX or AVX512-BF16, as Linux's ``cpuinfo`` lists).
+
+    Elsewhere bf16 is emulated and slower than fp32, so documents are then encoded in fp32.
+    """
+    try:
+        with open(cpuinfo, encoding="utf-8") as info:
+            for line in info:
+                if line.startswith("flags"):
+                    return bool({"amx_bf16", "avx512_bf16"} & set(line.split(":", 1)[1].split()))
+    except OSError:
+        pass
+    return False
 
 
 class EmbeddingModelError(RuntimeError):
@@ -164,6 +199,11 @@ class Embedder:
     no torch import once the model is exported), "onnx-int8" (weights quantised to int8: faster
     still; its vectors differ slightly, so it indexes as a model of its own) or "torch".
 
+    ``bulk_precision`` is how large batches of documents (an ingest) are encoded with fp32 weights:
+    "auto" in bfloat16 through torch where the CPU computes bf16 natively, "bf16" always (emulated
+    where it is not native: slow, for tests), "fp32" never. bf16 vectors agree with fp32's to a cosine
+    of 0.9999, so they index as the same model and questions are still encoded by ``backend``.
+
     Example:
         >>> emb = Embedder.from_settings(Settings())
         >>> emb.count_tokens("hello world")
@@ -171,9 +211,11 @@ class Embedder:
     """
 
     def __init__(self, model_dir: Path, batch_size: int = 32, max_length: int = 256, query_instruction: str | None = None,
-                 backend: str = "onnx", models_dir: Path | None = None):
+                 backend: str = "onnx", models_dir: Path | None = None, bulk_precision: str = "auto"):
         if backend not in BACKENDS:
             raise EmbeddingModelError(f"unknown embedding backend {backend!r}; use one of {', '.join(BACKENDS)}")
+        if bulk_precision not in BULK_PRECISIONS:
+            raise EmbeddingModelError(f"unknown bulk precision {bulk_precision!r}; use one of {', '.join(BULK_PRECISIONS)}")
         self.model_dir = Path(model_dir)
         self.batch_size = batch_size
         self.max_length = max_length
@@ -183,9 +225,14 @@ class Embedder:
         self.document_prefix = prompts.get("document", "")
         self.backend = backend
         self.models_dir = Path(models_dir) if models_dir else default_models_dir()
+        self.bulk_precision = bulk_precision
         self._model = None
+        self._bulk = None  # the bf16 encoder once tried: a function, or False where it is off or failed
+        #: Texts this embedder has encoded in bf16 so far.
+        self.bulk_encoded = 0
         self._truncating: dict[int, Tokenizer] = {}
         self._lock = threading.Lock()
+        self._bulk_lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings: Settings, built_with: str | None = None) -> "Embedder":
@@ -207,7 +254,7 @@ class Embedder:
         if backend == "auto":
             backend = backend_for_vectors(built_with)
         return cls(model_dir, batch_size=settings.embedding_batch_size, query_instruction=card_field(model_dir, "query_instruction"),
-                   backend=backend, models_dir=settings.models_path)
+                   backend=backend, models_dir=settings.models_path, bulk_precision=settings.embedding_bulk_precision)
 
     @cached_property
     def weights_id(self) -> str:
@@ -264,7 +311,10 @@ class Embedder:
                 raise EmbeddingModelError(f"cannot export embedding model {self.model_dir} to ONNX: {exc}") from exc
         return OnnxEncoder(path).hidden_states
 
-    def _load_torch(self):
+    def _load_torch(self, bf16: bool = False):
+        """The encoder through torch; with ``bf16``, its matrix products in bfloat16 (autocast keeps
+        normalisation and softmax in fp32).
+        """
         apply_offline_environment()
         try:
             # Imported on first use, not at the top: torch and transformers take seconds.
@@ -287,11 +337,41 @@ class Embedder:
             feed = {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask)}
             if token_types:
                 feed["token_type_ids"] = torch.zeros_like(feed["input_ids"])
-            with torch.inference_mode():
+            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                 out = model(**feed)
             return out.last_hidden_state.float().numpy()
 
         return hidden_states
+
+    def _bulk_encoder(self):
+        """The bf16 encoder for large batches of documents, or None where it is off or disagrees with fp32."""
+        with self._bulk_lock:
+            if self._bulk is None:
+                self._bulk = self._load_bulk() or False
+            return self._bulk or None
+
+    def _load_bulk(self):
+        if self.backend == "onnx-int8" or self.bulk_precision == "fp32":
+            return None
+        if self.bulk_precision == "auto" and not native_bf16():
+            return None
+        try:
+            bulk = self._load_torch(bf16=True)
+        except EmbeddingModelError as exc:
+            logger.warning("documents are encoded in fp32: %s", exc)
+            return None
+        # A wrong kernel (a VM that lists AMX without granting it, a library bug) must not fill an index.
+        reference = self._encoder()
+        encodings = self._tokenise(list(BULK_PROBE), self.max_length)
+        for _, ids, mask, _ in self.batches(encodings, len(BULK_PROBE)):
+            want, got = mean_pool(reference(ids, mask), mask), mean_pool(bulk(ids, mask), mask)
+        cosine = (want * got).sum(axis=1) / np.maximum(np.linalg.norm(want, axis=1) * np.linalg.norm(got, axis=1), 1e-12)
+        if not np.all(cosine >= BULK_PROBE_MIN_COSINE):
+            logger.warning("documents are encoded in fp32: the bf16 encoder gave a cosine of %.4f with fp32 on a "
+                           "probe text (%.3f needed)", float(np.nan_to_num(cosine).min()), BULK_PROBE_MIN_COSINE)
+            return None
+        return bulk
+
 
     @cached_property
     def dense(self) -> list[tuple[np.ndarray, np.ndarray | None]]:
@@ -313,8 +393,8 @@ class Embedder:
         config = json.loads((self.model_dir / "config.json").read_text())
         return int(config.get("hidden_size") or config.get("dim"))
 
-    def encode(self, texts: list[str], tokens: bool = False, progress: bool = False,
-               max_length: int | None = None, query: bool = False) -> tuple[np.ndarray, list[np.ndarray] | None]:
+    def encode(self, texts: list[str], tokens: bool = False, progress: bool = False, max_length: int | None = None,
+               query: bool = False, bulk: bool = False) -> tuple[np.ndarray, list[np.ndarray] | None]:
         """Pooled vectors of ``texts`` and, with ``tokens``, their token vectors, from one forward pass.
 
         Pooled vectors are the mean of the last hidden states over the attention mask,
@@ -325,6 +405,10 @@ class Embedder:
         then batched by token length, so short texts cost little padding. A model with a document
         prompt (EmbeddingGemma's "title: none | text: ") reads it before every text that is not a
         ``query``; a model with ``Dense`` modules projects the mean before it is normalised.
+        ``bulk`` marks documents being indexed (an ingest, a re-embedding): a first such call with at
+        least ``BULK_MIN_TEXTS`` texts loads the bf16 encoder where ``bulk_precision`` allows it (see
+        the class), and from then on it encodes every ``bulk`` call. Anything encoded while a
+        question is answered stays on ``backend``, which needs no torch.
         """
         if self.document_prefix and not query:
             texts = [self.document_prefix + t for t in texts]
@@ -332,11 +416,15 @@ class Embedder:
         token_rows: list[np.ndarray | None] | None = [None] * len(texts) if tokens else None
         if not texts:
             return pooled, token_rows
-        run = self._encoder()
+        run, size = self._encoder(), None
+        # Once loaded, the bf16 encoder takes every bulk call: the rest of a large ingest too.
+        if bulk and (self._bulk or len(texts) >= BULK_MIN_TEXTS) and (bf16 := self._bulk_encoder()) is not None:
+            run, size = bf16, BULK_BATCH
+            self.bulk_encoded += len(texts)
         encodings = self._tokenise(texts, max_length or self.max_length)
         with tqdm(total=len(texts), unit="chunk", desc="embed", leave=False,
                   disable=not progress or len(texts) <= self.batch_size) as bar:
-            for members, ids, mask, special in self.batches(encodings):
+            for members, ids, mask, special in self.batches(encodings, size):
                 hidden = run(ids, mask)
                 vector = mean_pool(hidden, mask) if self.pooling_head is None else self.pooling_head(hidden, mask)
                 for weight, bias in self.dense:
@@ -350,8 +438,8 @@ class Embedder:
                 bar.update(len(members))
         return pooled, token_rows
 
-    def batches(self, encodings):
-        """(members, ids, mask, special-token mask) per batch of ``batch_size`` encodings.
+    def batches(self, encodings, size: int | None = None):
+        """(members, ids, mask, special-token mask) per batch of ``size`` (default ``batch_size``) encodings.
 
         Longest first, each batch padded to its longest member: short texts cost little padding.
         int8 weights run in batches of at most ``INT8_BATCH`` texts of nearly the same length (at
@@ -361,7 +449,7 @@ class Embedder:
         first-retrieval nDCG@10 within 0.005 of fp32 on HotpotQA and 2Wiki.
         """
         int8 = self.backend == "onnx-int8"
-        size = INT8_BATCH if int8 else self.batch_size
+        size = INT8_BATCH if int8 else size or self.batch_size
         order = sorted(range(len(encodings)), key=lambda i: -len(encodings[i].ids))
         start = 0
         while start < len(order):
@@ -380,9 +468,9 @@ class Embedder:
                 ids[row, :n], mask[row, :n], special[row, :n] = enc.ids, 1, enc.special_tokens_mask
             yield members, ids, mask, special
 
-    def embed_documents(self, texts: list[str], progress: bool = False) -> np.ndarray:
-        """Pooled, normalised passage vectors (see :meth:`encode`)."""
-        return self.encode(texts, progress=progress)[0]
+    def embed_documents(self, texts: list[str], progress: bool = False, bulk: bool = False) -> np.ndarray:
+        """Pooled, normalised passage vectors (see :meth:`encode`; ``bulk`` for documents being indexed)."""
+        return self.encode(texts, progress=progress, bulk=bulk)[0]
 
     def embed_queries(self, texts: list[str]) -> np.ndarray:
         """Pooled, normalised query vectors; a trained model's query instruction is put first."""

@@ -82,8 +82,9 @@ class EvalRun:
                 "questions": [q.id for q in self.questions], "configs": dict(self.configs)}
 
 
-#: CPU extensions that change the speed of the encoder's and the LLM's kernels, and int8 encoders' results.
-VECTOR_EXTENSIONS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
+#: CPU extensions that change the speed of the encoder's and the LLM's kernels, and int8 encoders' results;
+#: the bf16 ones decide whether an ingest encodes in bf16 (Settings.embedding_bulk_precision "auto").
+VECTOR_EXTENSIONS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "avx512_bf16", "amx_bf16")
 
 
 def machine() -> dict:

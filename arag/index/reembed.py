@@ -41,7 +41,7 @@ def reembed_collection(source: ChunkStore, target: ChunkStore, embedder, known: 
             todo = [r for r in records if r.id not in known]
             if todo:
                 texts = [embedding_text(r.metadata.get("title", ""), r.metadata.get("heading", ""), r.text) for r in todo]
-                vectors = tokens.fill(texts, embedder) if tokens is not None else embedder.embed_documents(texts)
+                vectors = tokens.fill(texts, embedder) if tokens is not None else embedder.embed_documents(texts, bulk=True)
                 for r, v in zip(todo, vectors):
                     r.embedding = v
                 embedded += len(todo)

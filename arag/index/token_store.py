@@ -277,7 +277,7 @@ class TokenVectorStore:
         return [found[k] for k in keys]
 
     def fill(self, texts: list[str], embedder, progress: bool = False, step: int = 256) -> np.ndarray:
-        """Encode ``texts`` once: store their token vectors and return their pooled vectors.
+        """Encode ``texts``, documents being indexed, once: store their token vectors and return their pooled vectors.
 
         Texts go to the encoder ``step`` at a time (their token vectors are held in memory until
         stored), longest first over all of ``texts``: each step's batches then hold texts of
@@ -291,7 +291,8 @@ class TokenVectorStore:
             for start in range(0, len(order), step):
                 members = order[start : start + step]
                 part = [texts[i] for i in members]
-                pooled[members], vectors = embedder.encode(part, tokens=True, progress=progress and len(texts) <= step)
+                pooled[members], vectors = embedder.encode(part, tokens=True, progress=progress and len(texts) <= step,
+                                                            bulk=True)
                 self.put({text_key(t): v for t, v in zip(part, vectors)})
                 bar.update(len(part))
         return pooled

@@ -54,6 +54,8 @@ class IngestReport:
     seconds: float = 0.0
     #: Of ``seconds``, the time spent bringing the BM25 index up to date (hybrid search only).
     lexical_seconds: float = 0.0
+    #: Of ``chunks_embedded``, those encoded in bfloat16 (``Settings.embedding_bulk_precision``).
+    chunks_in_bf16: int = 0
 
     def summary(self) -> str:
         line = (
@@ -62,6 +64,8 @@ class IngestReport:
             f"({self.chunks_embedded} embedded, {self.chunks_reused} reused), "
             f"{self.chunks_removed} chunks removed in {self.seconds:.1f}s"
         )
+        if self.chunks_in_bf16:
+            line += f" ({self.chunks_in_bf16} encoded in bf16)"
         if self.lexical_seconds:
             line += f" (BM25 index {self.lexical_seconds:.1f}s)"
         if self.tables:
@@ -361,9 +365,11 @@ class Ingestor:
         todo = [r for r in records if reuse.get(r.metadata["text_hash"]) not in stored]
         if todo:
             texts = [embedding_text(r.metadata["title"], r.metadata["heading"], r.text) for r in todo]
+            in_bf16 = self.embedder.bulk_encoded
             # One encoder pass gives the pooled vector and the token vectors late interaction reads.
             vectors = (self.tokens.fill(texts, self.embedder, progress) if self.tokens is not None
-                       else self.embedder.embed_documents(texts, progress=progress))
+                       else self.embedder.embed_documents(texts, progress=progress, bulk=True))
+            report.chunks_in_bf16 += self.embedder.bulk_encoded - in_bf16
             for record, vector in zip(todo, vectors):
                 record.embedding = vector
         for record in records:

@@ -327,7 +327,7 @@ def train_embedder(components, options: PairOptions, cfg: FineTuneConfig, base: 
     tokens = (TokenVectorStore.for_collection(settings.data_dir, model_collection(settings, model_dir), trained_embedder.model_id)
               if settings.store_token_vectors else None)
     matrix = (tokens.fill(texts, trained_embedder, progress) if tokens is not None
-              else trained_embedder.embed_documents(texts, progress=progress))
+              else trained_embedder.embed_documents(texts, progress=progress, bulk=True))
     trained = evaluate_dense(trained_embedder, matrix, passages, held, qrels or [])
     seconds["evaluate"] = round(time.perf_counter() - started, 1)
     won = wins(trained, incumbent)
