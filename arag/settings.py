@@ -119,8 +119,8 @@ class Settings(BaseSettings):
         "auto", description="How an ingest encodes documents (from its first batch of 256) with fp32 weights: 'auto' "
         "in bfloat16 through torch where the CPU multiplies bf16 natively (AMX or AVX512-BF16: dev-250 ingested at "
         "152 against 93 chunks/s on a 2-core Intel Xeon with AMX, same nDCG; vectors at cosine 0.9999 with fp32's, "
-        "checked on probe texts before use), 'bf16' always (emulated elsewhere: slow), 'fp32' never. Questions are "
-        "always encoded by embedding_backend; int8 weights ignore this."
+        "checked on probe texts before use; about 1 GB more memory at its peak), 'bf16' always (emulated elsewhere: "
+        "slow), 'fp32' never. Questions are always encoded by embedding_backend; int8 weights ignore this."
     )
     chunk_tokens: int = Field(200, ge=32, le=512, description="Target chunk size in embedding tokens.")
     index_strategy: Literal["chunks", "parent"] = Field(
