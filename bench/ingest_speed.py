@@ -51,8 +51,8 @@ DEPTH = 20
 def bare_encoder_chunks_per_s(embedder, texts: list[str], bf16: bool = False) -> float:
     """Chunks/s of the encoder alone: tokenised beforehand, the embedder's own batches, nothing kept.
 
-    fp32 is the ONNX encoder; ``bf16`` the torch encoder an ingest uses for large batches (loaded and
-    checked before the clock starts), in its own batch size.
+    fp32 is the ONNX Runtime encoder; ``bf16`` the OpenVINO encoder an ingest uses for large batches
+    (loaded and checked before the clock starts), in its own batch size.
     """
     from arag.embeddings.embedder import BULK_BATCH
 
@@ -163,19 +163,19 @@ def main() -> None:
     for row in rows:
         row["ingest_over_bare_onnx_fp32"] = round(row["chunks_per_s"] / bare, 3)
         if row["chunks_in_bf16"]:
-            row["ingest_over_bare_torch_bf16"] = round(row["chunks_per_s"] / bare_bf16, 3)
+            row["ingest_over_bare_bf16"] = round(row["chunks_per_s"] / bare_bf16, 3)
     report = {"machine": machine(), "date": time.strftime("%Y-%m-%d"), "data": data.name,
               "paragraphs": len(paragraphs), "questions": len(questions),
               "command": "python bench/ingest_speed.py " + " ".join(sys.argv[1:]),
               "bare_onnx_fp32_chunks_per_s": round(bare, 1),
-              "bare_torch_bf16_chunks_per_s": round(bare_bf16, 1) if bare_bf16 else None, "rows": rows}
+              "bare_bf16_chunks_per_s": round(bare_bf16, 1) if bare_bf16 else None, "rows": rows}
     args.out.write_text(json.dumps(report, indent=1) + "\n")
     print(f"bare ONNX fp32 encoder loop: {bare:.1f} chunks/s" +
-          (f"; bare torch bf16 encoder loop: {bare_bf16:.1f} chunks/s" if bare_bf16 else "") + "\n")
+          (f"; bare OpenVINO bf16 encoder loop: {bare_bf16:.1f} chunks/s" if bare_bf16 else "") + "\n")
     print_table(["backend", "token vectors", "codebook", "chunks", "in bf16", "ingest s", "chunks/s", "÷ bare fp32 encoder",
                  "÷ bare bf16 encoder", "first nDCG@10", "late-interaction rerank nDCG@10", "rerank median ms", "token store bytes/token"],
                 [[r["variant"].split("/")[0], r["codec"], r["codebook"] or "none (int8 rows)", r["chunks"], r["chunks_in_bf16"],
-                  r["seconds"], r["chunks_per_s"], r["ingest_over_bare_onnx_fp32"], r.get("ingest_over_bare_torch_bf16", "–"),
+                  r["seconds"], r["chunks_per_s"], r["ingest_over_bare_onnx_fp32"], r.get("ingest_over_bare_bf16", "–"),
                   r["first_ndcg@10"], r["late_interaction_rerank_ndcg@10"],
                   r["rerank_median_ms"], r["token_store_bytes_per_token"]] for r in rows])
 

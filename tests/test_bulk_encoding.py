@@ -23,14 +23,14 @@ def documents(count: int) -> list[str]:
 
 @pytest.fixture
 def fp32_encoder_as_bulk(monkeypatch):
-    """The bulk path without torch: the "bf16" encoder is the fp32 one, so it passes the probe."""
+    """The bulk path without OpenVINO: the "bf16" encoder is the fp32 one, so it passes the probe."""
     loaded = []
 
-    def load(self, bf16=False):
-        loaded.append(bf16)
+    def load(self):
+        loaded.append(True)
         return self._encoder()
 
-    monkeypatch.setattr(Embedder, "_load_torch", load)
+    monkeypatch.setattr(Embedder, "_load_openvino", load)
     return loaded
 
 
@@ -62,7 +62,7 @@ def test_a_large_batch_of_documents_in_bf16_gives_the_fp32_models_vectors(embedd
 
 def test_a_bf16_encoder_that_disagrees_with_fp32_is_never_used(embedder, monkeypatch, caplog):
     noise = np.random.default_rng(0)
-    monkeypatch.setattr(Embedder, "_load_torch", lambda self, bf16=False: lambda ids, mask: noise.normal(
+    monkeypatch.setattr(Embedder, "_load_openvino", lambda self: lambda ids, mask: noise.normal(
         size=(*ids.shape, 384)).astype(np.float32))
     bulk = Embedder(embedder.model_dir, models_dir=embedder.models_dir, bulk_precision="bf16")
     texts = documents(BULK_MIN_TEXTS)
@@ -77,21 +77,48 @@ def test_a_bf16_encoder_that_disagrees_with_fp32_is_never_used(embedder, monkeyp
 @pytest.mark.parametrize(("precision", "backend", "native", "in_bf16"), [
     ("auto", "onnx", True, True),
     ("auto", "onnx", False, False),
-    ("auto", "torch", True, True),
     ("fp32", "onnx", True, False),
     ("bf16", "onnx", False, True),
+    ("auto", "torch", True, False),  # no exported file to hand OpenVINO: some presets run on torch only
     ("auto", "onnx-int8", True, False),  # int8 vectors are a model of their own
 ])
 def test_the_bulk_precision_decides_whether_bf16_is_loaded(embedder, fp32_encoder_as_bulk, monkeypatch, tmp_path,
                                                             precision, backend, native, in_bf16):
     monkeypatch.setattr(embedder_module, "native_bf16", lambda: native)
-    if backend == "torch":  # the torch backend's fp32 encoder, without torch: the stand-in calls it
+    if backend == "torch":  # its fp32 encoder, without loading torch
         monkeypatch.setattr(Embedder, "_encoder", lambda self: Embedder._load_onnx(self))
     chosen = Embedder(embedder.model_dir, models_dir=embedder.models_dir if backend != "onnx-int8" else tmp_path,
                       backend=backend, bulk_precision=precision)
     chosen.embed_documents(documents(BULK_MIN_TEXTS), bulk=True)
     assert fp32_encoder_as_bulk == ([True] if in_bf16 else [])
     assert chosen.bulk_encoded == (BULK_MIN_TEXTS if in_bf16 else 0)
+
+
+def test_auto_keeps_onnx_runtime_where_openvino_would_not_use_bf16(embedder, monkeypatch):
+    from arag.embeddings import onnx_encoder
+
+    monkeypatch.setattr(embedder_module, "native_bf16", lambda: True)
+    monkeypatch.setattr(onnx_encoder.OpenVinoEncoder, "precision", property(lambda self: "f32"))
+    chosen = Embedder(embedder.model_dir, models_dir=embedder.models_dir, bulk_precision="auto")
+    chosen.embed_documents(documents(BULK_MIN_TEXTS), bulk=True)
+    assert chosen.bulk_encoded == 0
+
+
+def test_without_openvino_documents_stay_fp32_with_a_warning(embedder, monkeypatch, caplog):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_openvino(name, *args, **kwargs):
+        if name == "openvino" or name.startswith("openvino."):
+            raise ImportError("No module named 'openvino'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_openvino)
+    chosen = Embedder(embedder.model_dir, models_dir=embedder.models_dir, bulk_precision="bf16")
+    with caplog.at_level(logging.WARNING, logger="arag.embeddings.embedder"):
+        chosen.embed_documents(documents(BULK_MIN_TEXTS), bulk=True)
+    assert chosen.bulk_encoded == 0 and "OpenVINO cannot run the encoder" in caplog.text
 
 
 def test_an_unknown_bulk_precision_is_refused(embedder):
