@@ -386,7 +386,6 @@ class Embedder:
             return None
         return bulk
 
-
     @cached_property
     def dense(self) -> list[tuple[np.ndarray, np.ndarray | None]]:
         """Linear layers applied to the pooled vector (sentence-transformers ``Dense`` modules)."""
@@ -422,7 +421,7 @@ class Embedder:
         ``bulk`` marks documents being indexed (an ingest, a re-embedding): a first such call with at
         least ``BULK_MIN_TEXTS`` texts loads the bf16 encoder where ``bulk_precision`` allows it (see
         the class), and from then on it encodes every ``bulk`` call. Anything encoded while a
-        question is answered stays on ``backend``, which needs no torch.
+        question is answered stays on ``backend``.
         """
         if self.document_prefix and not query:
             texts = [self.document_prefix + t for t in texts]
