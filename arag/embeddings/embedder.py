@@ -26,6 +26,7 @@ import numpy as np
 from tokenizers import Tokenizer
 from tqdm import tqdm
 
+from arag.cpu import cpu_flags
 from arag.embeddings.pooling import LatentAttentionHead, mean_pool
 from arag.environment import apply_offline_environment
 from arag.model_registry import ModelRegistry
@@ -67,14 +68,7 @@ def native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
 
     Elsewhere bf16 is emulated and slower than fp32, so documents are then encoded in fp32.
     """
-    try:
-        with open(cpuinfo, encoding="utf-8") as info:
-            for line in info:
-                if line.startswith("flags"):
-                    return bool({"amx_bf16", "avx512_bf16"} & set(line.split(":", 1)[1].split()))
-    except OSError:
-        pass
-    return False
+    return bool({"amx_bf16", "avx512_bf16"} & cpu_flags(cpuinfo))
 
 
 class EmbeddingModelError(RuntimeError):
@@ -377,8 +371,8 @@ class Embedder:
         # A wrong kernel (a VM that lists AMX without granting it, a library bug) must not fill an index.
         reference = self._encoder()
         encodings = self._tokenise(list(BULK_PROBE), self.max_length)
-        for _, ids, mask, _ in self.batches(encodings, len(BULK_PROBE)):
-            want, got = mean_pool(reference(ids, mask), mask), mean_pool(bulk(ids, mask), mask)
+        _, ids, mask, _ = next(self.batches(encodings, len(BULK_PROBE)))  # one batch holds them all
+        want, got = mean_pool(reference(ids, mask), mask), mean_pool(bulk(ids, mask), mask)
         cosine = (want * got).sum(axis=1) / np.maximum(np.linalg.norm(want, axis=1) * np.linalg.norm(got, axis=1), 1e-12)
         if not np.all(cosine >= BULK_PROBE_MIN_COSINE):
             logger.warning("documents are encoded in fp32: the bf16 encoder gave a cosine of %.4f with fp32 on a "

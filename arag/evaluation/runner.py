@@ -39,6 +39,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from arag.cpu import cpu_flags
 from arag.evaluation.datasets import EvalDataset
 from arag.evaluation.metrics import contains_answer, exact_match, ndcg_at, normalize_answer, recall_at, token_f1
 from arag.index.catalog import delete_file, list_files
@@ -90,14 +91,12 @@ VECTOR_EXTENSIONS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "
 def machine() -> dict:
     """The CPU (with its vector extensions), cores, memory and Python a run was measured with."""
     cpu = platform.processor() or "unknown"
-    extensions: list[str] = []
     try:
         lines = Path("/proc/cpuinfo").read_text().splitlines()
         cpu = next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
-        flags = set(next(line.split(":", 1)[1].split() for line in lines if line.startswith("flags")))
-        extensions = [name for name in VECTOR_EXTENSIONS if name in flags]
     except (OSError, StopIteration):
         pass
+    extensions = [name for name in VECTOR_EXTENSIONS if name in cpu_flags()]
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return {"cpu": cpu, "extensions": extensions, "llama_cpp_kernels": llama_cpp_kernels(), "cores": os.cpu_count(),
             "memory_gib": round(memory, 1), "python": platform.python_version()}
