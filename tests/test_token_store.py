@@ -231,7 +231,7 @@ def gaussian_with_spread_axes(rng, rows: int, dim: int = 64) -> np.ndarray:
     return (rng.normal(size=(rows, dim)) * np.linspace(2.0, 0.2, dim)).astype(np.float32)
 
 
-@pytest.mark.parametrize(("bits", "lloyd_max_error"), [(1, 0.3634), (2, 0.1175)])
+@pytest.mark.parametrize(("bits", "lloyd_max_error"), [(1, 0.3634), (2, 0.1175), (4, 0.009497)])
 def test_residual_error_is_that_of_the_best_buckets_for_a_gaussian(bits, lloyd_max_error):
     rng = np.random.default_rng(bits)
     vectors = gaussian_with_spread_axes(rng, 20_000)
@@ -263,7 +263,7 @@ def test_cutting_the_residual_to_its_principal_axes_loses_only_what_lies_outside
     assert abs(lost - (1 - held) - held * 0.1175) < 0.03
 
 
-@pytest.mark.parametrize(("dims", "bits", "code_bytes"), [(128, 1, 18), (128, 2, 34), (192, 2, 50), (384, 1, 50), (384, 2, 98)])
+@pytest.mark.parametrize(("dims", "bits", "code_bytes"), [(128, 1, 18), (128, 2, 34), (192, 2, 50), (384, 1, 50), (384, 2, 98), (384, 4, 194)])
 def test_residual_codes_take_the_bytes_a_token_the_module_names(dims, bits, code_bytes):
     vectors = np.random.default_rng(0).normal(size=(600, 384)).astype(np.float32)
     codec = ResidualCodec.fit(vectors, dims=dims, bits=bits, centroids=16)
@@ -276,7 +276,7 @@ def test_residual_codes_take_the_bytes_a_token_the_module_names(dims, bits, code
 
 def test_residual_shapes_that_do_not_fill_bytes_or_fit_the_vectors_are_refused():
     vectors = np.zeros((300, 64), np.float32)
-    for dims, bits, centroids in ((12, 1, 8), (68, 2, 8), (64, 4, 8), (64, 2, 301), (64, 2, 2**16 + 1)):
+    for dims, bits, centroids in ((12, 1, 8), (68, 2, 8), (64, 3, 8), (64, 2, 301), (64, 2, 2**16 + 1)):
         with pytest.raises(ValueError):
             ResidualCodec.fit(vectors, dims=dims, bits=bits, centroids=centroids)
     for spec in ("int8-4", "residual-128", "residual-128x2-1024", "pq-many", "opq-16"):
@@ -382,3 +382,59 @@ def test_a_question_in_a_new_process_loads_no_torch(indexed, settings):
                           capture_output=True, text=True, timeout=300, check=True)
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["documents"] >= 1 and report["modules"] == []
+
+
+def test_by_default_an_ingest_stores_token_vectors_as_residuals_in_every_dimension(settings, embedder, tmp_path,
+                                                                                 monkeypatch):
+    import json
+
+    import arag.index.token_store as token_store
+    from arag.embeddings.embedder import max_sim
+    from arag.index.store import ChunkStore
+    from arag.ingestion.ingest import Ingestor
+    from arag.settings import Settings
+
+    assert Settings.model_fields["token_vector_codec"].default == "residual"
+    monkeypatch.setattr(token_store, "CODEBOOK_FIT_TOKENS", 2000)  # the stand-in corpus is smaller than 20,000 tokens
+    default = settings.model_copy(update={"token_vector_codec": "residual", "collection": "residual-default"})
+    docs = tmp_path / "stdlib"
+    docs.mkdir()
+    paragraphs = stdlib_paragraphs(120)
+    (docs / "paragraphs.jsonl").write_text("".join(json.dumps({"id": str(i), "title": f"P{i}", "text": p}) + "\n"
+                                                   for i, p in enumerate(paragraphs)))
+    ingestor = Ingestor(default, embedder, ChunkStore(default, embedder.model_id, embedder.dim))
+    assert ingestor.ingest([docs], progress=False).chunks_written >= 120  # a long paragraph takes two chunks
+    tokens = ingestor.tokens
+    assert tokens.fitted_codec == "residual"
+    codec = tokens._codebook()
+    assert codec.projection is None and codec.dims == embedder.dim == 384 and codec.code_bytes == 2 + 384 * 4 // 8
+    texts = list(chunk_texts(ingestor.store).values())
+    stored = tokens.vectors_for(texts[:10], embedder)
+    fresh = embedder.token_vectors(texts[:10])
+    assert [len(s) for s in stored] == [len(f) for f in fresh]
+    query = embedder.token_vectors(["how do I read a file line by line?"])[0]
+    assert max(abs(max_sim(query, s) - max_sim(query, f)) for s, f in zip(stored, fresh)) < 0.03
+    row = tokens._db.execute("SELECT codes, scales FROM tokens WHERE key = ?", (text_key(texts[0]),)).fetchone()
+    assert row[1] is None and len(row[0]) == len(stored[0]) * codec.code_bytes
+
+
+def test_bucketing_by_comparison_agrees_with_a_sorted_search_even_on_the_cutoffs():
+    from arag.index.residual_codec import bucket_of
+
+    rng = np.random.default_rng(4)
+    cutoffs = np.sort(rng.normal(size=(16, 3)).astype(np.float32), axis=1)
+    values = rng.normal(size=(500, 16)).astype(np.float32)
+    values[:16] = cutoffs[:, 1]  # values that sit exactly on a cutoff fall below it, as searchsorted's left side puts them
+    expected = np.stack([np.searchsorted(cutoffs[d], values[:, d]) for d in range(16)], axis=1)
+    assert np.array_equal(bucket_of(values, cutoffs), expected)
+
+
+def test_encoding_in_blocks_gives_the_codes_of_encoding_at_once(monkeypatch):
+    import arag.index.residual_codec as residual_codec
+
+    vectors = clustered_tokens(np.random.default_rng(5), 1000)
+    codec = ResidualCodec.fit(vectors, dims=32, bits=2, centroids=32)
+    whole = codec.encode(vectors)
+    monkeypatch.setattr(residual_codec, "ENCODE_BLOCK", 96)  # blocks that do not divide the rows
+    assert np.array_equal(codec.encode(vectors), whole)
+    assert np.array_equal(np.concatenate([codec.encode(vectors[:500]), codec.encode(vectors[500:])]), whole)

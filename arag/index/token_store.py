@@ -11,7 +11,8 @@ symmetric quantisation, about 390 bytes a token, a quarter of float32; on Hotpot
 the max-sim scores move by less than 5e-4, ``bench/rerank_speed.py``), product-quantised
 (``codec="pq"``: ``subvectors`` bytes a token, :mod:`arag.index.product_quantizer`) or
 residual-compressed as ColBERTv2 does (``codec="residual"``: a centroid id and
-``residual_dims`` dimensions of ``residual_bits`` bits, 34 bytes a token by default,
+``residual_dims`` dimensions of ``residual_bits`` bits; by default all of the model's dimensions at
+4 bits, 194 bytes a token for MiniLM,
 :mod:`arag.index.residual_codec`). The two learnt codecs fit their codebook on the first batch
 that brings enough tokens (``CODEBOOK_FIT_TOKENS``) and keep it in the file; rows written
 before it exists stay int8, so a small collection never waits for a codebook it cannot fit,
@@ -55,8 +56,8 @@ CODECS = ("int8", *LEARNT_CODECS)
 def codec_options(spec: str) -> dict:
     """Store options named by a codec spec: ``int8``, ``pq-BYTES`` or ``residual-DIMSxBITS[-kCENTROIDS]``.
 
-    Leaving out the numbers keeps the store's defaults (``pq``: 48 bytes; ``residual``: 128
-    dimensions of 2 bits, 256 centroids).
+    Leaving out the numbers keeps the store's defaults (``pq``: 48 bytes; ``residual``: all of the
+    model's dimensions at 4 bits, 256 centroids).
 
     Example:
         >>> codec_options("pq-32")
@@ -117,7 +118,8 @@ def token_store_for(settings, store) -> "TokenVectorStore | None":
     if not settings.store_token_vectors:
         return None
     return TokenVectorStore.for_collection(settings.data_dir, store.name, store.model_id,
-                                           codec=settings.token_vector_codec, subvectors=settings.token_vector_bytes)
+                                           **{"subvectors": settings.token_vector_bytes,
+                                              **codec_options(settings.token_vector_codec)})
 
 
 class TokenVectorStore:
@@ -130,7 +132,7 @@ class TokenVectorStore:
     """
 
     def __init__(self, path: Path, model_id: str, codec: str = "int8", subvectors: int = 48,
-                 residual_dims: int = 128, residual_bits: int = 2, residual_centroids: int = 256):
+                 residual_dims: int | None = None, residual_bits: int = 4, residual_centroids: int = 256):
         if codec not in CODECS:
             raise ValueError(f"unknown token-vector codec {codec!r}; use one of {', '.join(CODECS)}")
         self.path = Path(path)
