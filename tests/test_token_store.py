@@ -263,7 +263,8 @@ def test_cutting_the_residual_to_its_principal_axes_loses_only_what_lies_outside
     assert abs(lost - (1 - held) - held * 0.1175) < 0.03
 
 
-@pytest.mark.parametrize(("dims", "bits", "code_bytes"), [(128, 1, 18), (128, 2, 34), (192, 2, 50), (384, 1, 50), (384, 2, 98), (384, 4, 194)])
+@pytest.mark.parametrize(("dims", "bits", "code_bytes"),
+                         [(128, 1, 18), (128, 2, 34), (192, 2, 50), (384, 1, 50), (384, 2, 98), (384, 4, 194)])
 def test_residual_codes_take_the_bytes_a_token_the_module_names(dims, bits, code_bytes):
     vectors = np.random.default_rng(0).normal(size=(600, 384)).astype(np.float32)
     codec = ResidualCodec.fit(vectors, dims=dims, bits=bits, centroids=16)

@@ -243,7 +243,8 @@ def fit_buckets(values: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _quantiles(ordered: np.ndarray, shares: np.ndarray) -> np.ndarray:
     """(dims, len(shares)) quantiles of each row of ``ordered`` (sorted ascending), as np.quantile's default
-    (linear between the two nearest values) finds them, without sorting again."""
+    (linear between the two nearest values) finds them, without sorting again.
+    """
     position = shares * (ordered.shape[1] - 1)
     below = np.floor(position).astype(np.intp)
     above = np.minimum(below + 1, ordered.shape[1] - 1)
