@@ -22,6 +22,10 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+#: The token-vector codecs a setting may name: int8, pq[-BYTES], residual[-DIMSxBITS[-kCENTROIDS]]
+#: (the store reads these with arag.index.token_store.codec_options).
+TOKEN_VECTOR_CODEC_PATTERN = r"^(int8|pq(-\d+)?|residual(-\d+x[124](-k\d+)?)?)$"
+
 
 class Settings(BaseSettings):
     """Knobs of ingestion, retrieval and generation, with working offline defaults."""
@@ -218,7 +222,7 @@ class Settings(BaseSettings):
         "an encoder pass over all of them (see bench/rerank_speed.py).",
     )
     token_vector_codec: str = Field(
-        "residual", pattern=r"^(int8|pq(-\d+)?|residual(-\d+x[124](-k\d+)?)?)$",
+        "residual", pattern=TOKEN_VECTOR_CODEC_PATTERN,
         description="How kept token vectors are stored: 'residual' (ColBERTv2-style: a learnt centroid's id and "
         "each dimension's residual in 4 bits, 194 bytes a token for MiniLM, half of int8's; the centroids are learnt "
         "from the first 256 chunks written together that bring 20,000 tokens, and rows written before stay int8), "

@@ -35,6 +35,7 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import re
 import sqlite3
 import threading
 from collections.abc import Iterable
@@ -45,6 +46,7 @@ from tqdm import tqdm
 
 from arag.index.product_quantizer import ProductQuantizer
 from arag.index.residual_codec import ResidualCodec
+from arag.settings import TOKEN_VECTOR_CODEC_PATTERN
 
 #: Tokens one batch must bring before a codebook (product or residual quantisation) is fitted on it.
 CODEBOOK_FIT_TOKENS = 20_000
@@ -56,8 +58,9 @@ CODECS = ("int8", *LEARNT_CODECS)
 def codec_options(spec: str) -> dict:
     """Store options named by a codec spec: ``int8``, ``pq-BYTES`` or ``residual-DIMSxBITS[-kCENTROIDS]``.
 
-    Leaving out the numbers keeps the store's defaults (``pq``: 48 bytes; ``residual``: all of the
-    model's dimensions at 4 bits, 256 centroids).
+    The spec is checked against the settings' own pattern, so a setting and a benchmark variant read
+    alike. Leaving out the numbers keeps the store's defaults (``pq``: 48 bytes; ``residual``: all of
+    the model's dimensions at 4 bits, 256 centroids).
 
     Example:
         >>> codec_options("pq-32")
@@ -65,21 +68,18 @@ def codec_options(spec: str) -> dict:
         >>> codec_options("residual-128x1-k1024")
         {'codec': 'residual', 'residual_dims': 128, 'residual_bits': 1, 'residual_centroids': 1024}
     """
+    if not re.fullmatch(TOKEN_VECTOR_CODEC_PATTERN, spec):
+        raise ValueError(f"unknown token-vector codec {spec!r}; use int8, pq-BYTES or residual-DIMSxBITS[-kCENTROIDS] "
+                         "(BITS 1, 2 or 4)")
     codec, _, size = spec.partition("-")
-    if codec not in CODECS or (codec == "int8" and size):
-        raise ValueError(f"unknown token-vector codec {spec!r}; use int8, pq-BYTES or residual-DIMSxBITS[-kCENTROIDS]")
     if not size:
         return {"codec": codec}
-    try:
-        if codec == "pq":
-            return {"codec": codec, "subvectors": int(size)}
-        shape, _, centroids = size.partition("-k")
-        dims, bits = shape.split("x")
-        return {"codec": codec, "residual_dims": int(dims), "residual_bits": int(bits),
-                **({"residual_centroids": int(centroids)} if centroids else {})}
-    except ValueError:
-        raise ValueError(f"cannot read token-vector codec {spec!r}; use int8, pq-BYTES or "
-                         "residual-DIMSxBITS[-kCENTROIDS]") from None
+    if codec == "pq":
+        return {"codec": codec, "subvectors": int(size)}
+    shape, _, centroids = size.partition("-k")
+    dims, bits = shape.split("x")
+    return {"codec": codec, "residual_dims": int(dims), "residual_bits": int(bits),
+            **({"residual_centroids": int(centroids)} if centroids else {})}
 
 
 def text_key(text: str) -> str:
