@@ -228,3 +228,26 @@ def test_embeddings_are_normalised_and_batched_in_order(embedder):
     alone = np.stack([embedder.embed_documents([t])[0] for t in texts])
     assert np.allclose(np.linalg.norm(together, axis=1), 1.0, atol=1e-4)
     assert np.allclose(together, alone, atol=1e-4)
+
+
+def test_sphinx_source_copies_indexed_as_plain_text_are_redone(tmp_path, ingestor, monkeypatch):
+    """An index made when page.rst.txt was read as plain text re-reads it as reST once, then skips it."""
+    import arag.ingestion.ingest as ingest_module
+    import arag.ingestion.loaders as loaders
+
+    page = tmp_path / "docs" / "venv.rst.txt"
+    page.parent.mkdir()
+    page.write_text("Virtual Environments\n====================\n\nA virtual environment is a directory tree.\n")
+    with monkeypatch.context() as old_version:
+        for module in (ingest_module, loaders):
+            old_version.setattr(module, "text_format", lambda path: "text")
+        first = ingestor.ingest([page.parent], progress=False)
+    assert first.added == 1
+    [meta] = [m for _, m in ingestor.store.iter_metadata()]
+    assert meta["title"] == "venv.rst"
+    second = ingestor.ingest([page.parent], progress=False)
+    assert (second.updated, second.unchanged) == (1, 0)
+    [meta] = [m for _, m in ingestor.store.iter_metadata()]
+    assert (meta["title"], meta["kind"]) == ("Virtual Environments", "rst")
+    third = ingestor.ingest([page.parent], progress=False)
+    assert (third.updated, third.unchanged) == (0, 1)

@@ -51,6 +51,33 @@ def test_rst_sections(tmp_path):
     assert [(s.heading, s.text.strip()) for s in doc.sections] == [("Title", "Intro text."), ("Part one", "Body one.")]
 
 
+def test_sphinx_source_copies_keep_their_markup(tmp_path):
+    """Sphinx publishes page sources as page.rst.txt / page.md.txt: read as reST and Markdown."""
+    rst = tmp_path / "getting_started.rst.txt"
+    rst.write_text("*****\nTitle\n*****\n\nIntro text.\n\nPart one\n========\n\nBody one.\n")
+    [doc] = load_file(rst, rst.read_bytes())
+    assert (doc.kind, doc.title) == ("rst", "Title")
+    assert [s.heading for s in doc.sections] == ["Title", "Part one"]
+    md = tmp_path / "l.md.txt"
+    md.write_text(MARKDOWN)
+    [doc] = load_file(md, md.read_bytes())
+    assert (doc.kind, doc.title) == ("markdown", "Lighthouses")
+
+
+@pytest.mark.parametrize("name, kind, title", [
+    ("release_notes.txt", "text", "release notes"),
+    ("v1.2.txt", "text", "v1.2"),
+    ("archive.tar.txt", "text", "archive.tar"),
+    ("untitled_page.rst.txt", "rst", "untitled page"),
+    ("README.MD.TXT", "markdown", "README"),
+])
+def test_text_files_are_read_by_their_suffixes(tmp_path, name, kind, title):
+    path = tmp_path / name
+    path.write_text("Plain words without a heading.\n")
+    [doc] = load_file(path, path.read_bytes())
+    assert (doc.kind, doc.title) == (kind, title)
+
+
 def test_pdf_text_and_title(tmp_path):
     path = tmp_path / "v.pdf"
     path.write_bytes(pdf_bytes(["Mount Etna is in Sicily."], title="Volcanoes"))

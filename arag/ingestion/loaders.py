@@ -1,6 +1,7 @@
 """Readers that turn files into titled, sectioned documents.
 
-Supported: Markdown, plain text, HTML, PDF, and JSONL records ``{"id", "title", "text"}``.
+Supported: Markdown, reStructuredText, plain text, HTML, PDF, and JSONL records
+``{"id", "title", "text"}``.
 Every failure is an :class:`IngestError` naming the file and, where it helps, the line.
 """
 
@@ -17,6 +18,19 @@ from pathlib import Path
 TEXT_SUFFIXES = {".md": "markdown", ".markdown": "markdown", ".txt": "text", ".text": "text", ".rst": "rst"}
 HTML_SUFFIXES = {".html", ".htm"}
 SUPPORTED_SUFFIXES = frozenset(TEXT_SUFFIXES) | HTML_SUFFIXES | {".pdf", ".jsonl"}
+
+
+def text_format(path: Path) -> str:
+    """How a text file is read: "markdown", "rst" or "text", from its suffix.
+
+    A ``.txt`` copy of a markup file keeps its markup: Sphinx publishes each page's source as
+    ``_sources/page.rst.txt`` (or ``.md.txt``), and read as plain text its title would be the file
+    name and its headings lost.
+    """
+    suffixes = [s.lower() for s in path.suffixes[-2:]]
+    if len(suffixes) == 2 and suffixes[1] == ".txt" and TEXT_SUFFIXES.get(suffixes[0], "text") != "text":
+        return TEXT_SUFFIXES[suffixes[0]]
+    return TEXT_SUFFIXES[suffixes[-1]]
 
 
 class IngestError(Exception):
@@ -257,15 +271,23 @@ def load_file(path: Path, data: bytes) -> list[SourceDocument]:
         if suffix in HTML_SUFFIXES:
             title, sections = parse_html(text)
             kind = "html"
-        elif TEXT_SUFFIXES[suffix] == "markdown":
+        elif (kind := text_format(path)) == "markdown":
             title, sections = parse_markdown(text)
-            kind = "markdown"
-        elif TEXT_SUFFIXES[suffix] == "rst":
+        elif kind == "rst":
             title, sections = parse_rst(text)
-            kind = "rst"
         else:
             title, sections = None, [Section("", text)]
-            kind = "text"
     if not any(s.text.strip() for s in sections):
         raise IngestError(path, "no text found")
-    return [SourceDocument(str(path), title or path.stem.replace("_", " "), kind, sections)]
+    return [SourceDocument(str(path), title or _name_title(path), kind, sections)]
+
+
+def _name_title(path: Path) -> str:
+    """The file name as a title, without its suffix or a ``.txt`` copy's markup suffix.
+
+    ``getting_started.rst.txt`` is titled "getting started".
+    """
+    name = path.stem
+    if path.suffix.lower() == ".txt" and text_format(path) != "text":
+        name = Path(name).stem
+    return name.replace("_", " ")
