@@ -1,0 +1,151 @@
+"""A real documentation set ingested as a person would: ``arag ingest FOLDER`` in a new process, per token-vector codec.
+
+Run (the Python 3.11 documentation's reST sources, 497 pages and 12 MB, from Debian's package)::
+
+    apt-get download python3.11-doc && dpkg-deb -x python3.11-doc_*.deb /tmp/pydoc
+    .venv/bin/python bench/docs_ingest.py /tmp/pydoc/usr/share/doc/python3.11/html/_sources \\
+        [--codecs residual,residual-384x2,int8]
+
+Writes ``bench/results/docs_ingest.json`` and prints a Markdown table.
+
+For each codec (``ARAG_TOKEN_VECTOR_CODEC``), a new data directory and a new ``arag ingest FOLDER
+--json --quiet`` process, timed from its launch to its exit (imports and model loading included),
+with its peak resident memory (``/usr/bin/time``); then the same command again, nothing having changed (every file
+is hashed and skipped). Then the data directory's size by part (Chroma, BM25, token vectors)
+against the folder's bytes of text, and the token store's bytes a token.
+
+The reference, in the same run: a bare encoder loop over the same chunk texts (the embedder's
+ONNX fp32 encoder, and its bf16 one where the CPU has it, texts tokenised beforehand, nothing
+stored): ``ingest ÷ bare`` says how much of the encoder's speed the whole ingest keeps (reading,
+parsing, chunking, Chroma, BM25, the token store and the process's start).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from hotpotqa import REPO, machine, print_table  # noqa: E402
+from ingest_speed import bare_encoder_chunks_per_s  # noqa: E402
+
+
+def run_ingest(data_dir: Path, folder: Path, codec: str) -> dict:
+    """One ``arag ingest`` process under ``/usr/bin/time``: its JSON report, wall seconds and peak resident MiB."""
+    env = {**os.environ, "ARAG_TOKEN_VECTOR_CODEC": codec}
+    command = ["/usr/bin/time", "-f", "peak-rss-kib=%M", sys.executable, "-m", "arag", "--data-dir", str(data_dir),
+               "ingest", str(folder), "--json", "--quiet"]
+    started = time.perf_counter()
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"arag ingest failed ({done.returncode}): {done.stderr[-2000:]}")
+    [peak] = [line for line in done.stderr.splitlines() if line.startswith("peak-rss-kib=")]
+    return {"report": json.loads(done.stdout), "seconds": seconds, "peak_rss_mib": int(peak.split("=")[1]) / 1024}
+
+
+def directory_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def token_count(data_dir: Path) -> int:
+    """Token vectors stored: int8 rows hold ``dim`` bytes a token, codebook rows the codebook's code bytes."""
+    [path] = (data_dir / "token-vectors").glob("*.sqlite")
+    with sqlite3.connect(path) as db:
+        code_bytes = (db.execute("SELECT subvectors FROM codebook").fetchone() or [None])[0]
+        count = 0
+        for dim, size, int8 in db.execute("SELECT dim, length(codes), scales IS NOT NULL FROM tokens"):
+            count += size // dim if int8 else size // code_bytes
+    return count
+
+
+def chunk_texts(data_dir: Path) -> list[str]:
+    """The texts the encoder read at ingest (title, heading and chunk)."""
+    from arag.embeddings.embedder import embedding_text
+    from arag.ingestion.ingest import Ingestor
+    from arag.settings import Settings
+
+    got = Ingestor.from_settings(Settings(data_dir=data_dir)).store.collection.get(include=["documents", "metadatas"])
+    return [embedding_text(m["title"], m.get("heading", ""), doc) for doc, m in zip(got["documents"], got["metadatas"])]
+
+
+def main() -> None:
+    from arag.embeddings.embedder import Embedder
+    from arag.index.token_store import codec_options
+    from arag.settings import Settings
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folder", type=Path, help="a folder of documents, e.g. the python3.11-doc package's html/_sources")
+    parser.add_argument("--codecs", default=Settings().token_vector_codec, help="comma-separated token-vector codecs")
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "docs_ingest.json")
+    args = parser.parse_args()
+    codecs = args.codecs.split(",")
+    for codec in codecs:  # a typo fails now, not after the first ingest
+        codec_options(codec)
+    folder = args.folder.resolve()
+    if not folder.is_dir():
+        raise SystemExit(f"{folder} is not a folder")
+    if not Path("/usr/bin/time").exists():
+        raise SystemExit("/usr/bin/time measures each ingest's peak memory: apt-get install time")
+    files = [f for f in folder.rglob("*") if f.is_file()]
+    text_bytes = sum(f.stat().st_size for f in files)
+    work = Path(tempfile.mkdtemp(prefix="arag-docs-ingest-"))
+    rows, texts = [], None
+    try:
+        for codec in codecs:
+            data_dir = work / codec
+            first = run_ingest(data_dir, folder, codec)
+            again = run_ingest(data_dir, folder, codec)
+            report = first["report"]
+            if report["failures"]:
+                print(f"{len(report['failures'])} files failed, e.g. {report['failures'][0]}", file=sys.stderr)
+            if again["report"]["unchanged"] != report["added"] or again["report"]["chunks_embedded"]:
+                raise SystemExit(f"the second ingest redid work: {again['report']}")
+            parts = {name: directory_bytes(data_dir / name) for name in ("chroma", "lexical", "token-vectors")}
+            tokens = token_count(data_dir)
+            if texts is None:
+                texts = chunk_texts(data_dir)
+            row = {"codec": codec, "files": report["added"], "failures": len(report["failures"]),
+                   "chunks": report["chunks_written"], "ingest_s": round(first["seconds"], 1),
+                   "chunks_per_s": round(report["chunks_written"] / first["seconds"], 1),
+                   "reingest_unchanged_s": round(again["seconds"], 1), "peak_rss_mib": round(first["peak_rss_mib"]),
+                   **{f"{name}_mib": round(size / 2**20, 1) for name, size in parts.items()},
+                   "token_vectors": tokens, "token_store_bytes_per_token": round(parts["token-vectors"] / max(1, tokens), 1),
+                   "index_bytes_per_text_byte": round(sum(parts.values()) / text_bytes, 1)}
+            rows.append(row)
+            print(json.dumps(row), file=sys.stderr)
+        reference = Embedder(Embedder.from_settings(Settings(data_dir=work / "ref")).model_dir, backend="onnx", bulk_precision="bf16")
+        reference.embed_documents(["warm up"])
+        bare = bare_encoder_chunks_per_s(reference, texts)
+        bare_bf16 = bare_encoder_chunks_per_s(reference, texts, bf16=True) if reference._bulk_encoder() is not None else None
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    for row in rows:
+        row["ingest_over_bare_fp32"] = round(row["chunks_per_s"] / bare, 3)
+        if bare_bf16:
+            row["ingest_over_bare_bf16"] = round(row["chunks_per_s"] / bare_bf16, 3)
+    result = {"machine": machine(), "date": time.strftime("%Y-%m-%d"), "folder": str(folder), "files": len(files),
+              "text_mib": round(text_bytes / 2**20, 1), "command": "python bench/docs_ingest.py " + " ".join(sys.argv[1:]),
+              "bare_onnx_fp32_chunks_per_s": round(bare, 1), "bare_bf16_chunks_per_s": round(bare_bf16, 1) if bare_bf16 else None,
+              "rows": rows}
+    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"{len(files)} files, {text_bytes / 2**20:.1f} MiB of text; bare ONNX fp32 encoder loop {bare:.1f} chunks/s"
+          + (f", bare bf16 {bare_bf16:.1f}" if bare_bf16 else "") + "\n")
+    print_table(["token vectors", "chunks", "ingest s", "chunks/s", "÷ bare fp32", "÷ bare bf16", "again, unchanged, s",
+                 "peak RSS MiB", "Chroma MiB", "BM25 MiB", "token vectors MiB", "bytes/token", "index bytes / text byte"],
+                [[r["codec"], r["chunks"], r["ingest_s"], r["chunks_per_s"], r["ingest_over_bare_fp32"],
+                  r.get("ingest_over_bare_bf16", "—"),
+                  r["reingest_unchanged_s"], r["peak_rss_mib"], r["chroma_mib"], r["lexical_mib"], r["token-vectors_mib"],
+                  r["token_store_bytes_per_token"], r["index_bytes_per_text_byte"]] for r in rows])
+
+
+if __name__ == "__main__":
+    main()
