@@ -230,24 +230,34 @@ def test_embeddings_are_normalised_and_batched_in_order(embedder):
     assert np.allclose(together, alone, atol=1e-4)
 
 
-def test_sphinx_source_copies_indexed_as_plain_text_are_redone(tmp_path, ingestor, monkeypatch):
-    """An index made when page.rst.txt was read as plain text re-reads it as reST once, then skips it."""
+def test_files_read_another_way_since_are_redone_once(tmp_path, ingestor, monkeypatch):
+    """An index made when page.rst.txt was read as plain text, and reST markup kept, reads it again
+    as rendered reST once, then skips it; a Markdown file, read as before, is not redone.
+    """
     import arag.ingestion.ingest as ingest_module
     import arag.ingestion.loaders as loaders
 
-    page = tmp_path / "docs" / "venv.rst.txt"
-    page.parent.mkdir()
-    page.write_text("Virtual Environments\n====================\n\nA virtual environment is a directory tree.\n")
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "venv.rst.txt").write_text("Virtual Environments\n====================\n\n"
+                                       "Create one with :mod:`venv`::\n\n   python3 -m venv tutorial-env\n")
+    (docs / "notes.md").write_text("# Notes\n\nKeep them short.\n")
     with monkeypatch.context() as old_version:
-        for module in (ingest_module, loaders):
-            old_version.setattr(module, "text_format", lambda path: "text")
-        first = ingestor.ingest([page.parent], progress=False)
-    assert first.added == 1
-    [meta] = [m for _, m in ingestor.store.iter_metadata()]
-    assert meta["title"] == "venv.rst"
-    second = ingestor.ingest([page.parent], progress=False)
-    assert (second.updated, second.unchanged) == (1, 0)
-    [meta] = [m for _, m in ingestor.store.iter_metadata()]
-    assert (meta["title"], meta["kind"]) == ("Virtual Environments", "rst")
-    third = ingestor.ingest([page.parent], progress=False)
-    assert (third.updated, third.unchanged) == (0, 1)
+        old_version.setattr(loaders, "text_format", lambda path: "text")
+        old_version.setattr(ingest_module, "reading_revision", lambda path: b"")
+        first = ingestor.ingest([docs], progress=False)
+    assert first.added == 2
+    titles = {m["title"] for _, m in ingestor.store.iter_metadata()}
+    assert "venv.rst" in titles
+    second = ingestor.ingest([docs], progress=False)
+    assert (second.updated, second.unchanged) == (1, 1)
+    by_title = {m["title"]: (m["kind"], doc) for doc, m in zip(*_documents(ingestor.store))}
+    kind, text = by_title["Virtual Environments"]
+    assert kind == "rst" and ":mod:" not in text and "`venv`:" in text and "    python3 -m venv tutorial-env" in text
+    third = ingestor.ingest([docs], progress=False)
+    assert (third.updated, third.unchanged) == (0, 2)
+
+
+def _documents(store: ChunkStore) -> tuple[list[str], list[dict]]:
+    got = store.collection.get(include=["documents", "metadatas"])
+    return got["documents"], got["metadatas"]

@@ -154,3 +154,88 @@ def test_real_tokenizer_budget(embedder):
     chunks = split_section(Section("", text), embedder.count_tokens, 64)
     assert len(chunks) > 5
     assert all(embedder.count_tokens(c.text) <= 64 for c in chunks)
+
+
+SPHINX_PAGE = """\
+.. _os-path:
+
+:mod:`os.path` --- Pathnames
+============================
+
+.. module:: os.path
+   :synopsis: Operations on pathnames.
+
+.. index:: single: path; operations
+   pair: module; posixpath
+
+.. This comment is for the page's editors.
+
+See :func:`~os.path.join` and the `Python
+Package Index <https://pypi.org>`_, or ``python
+-m pip``; :pep:`8` says how.  Read :ref:`tut-venv`.
+
+.. note::
+
+   All of these functions accept bytes.
+
+.. function:: join(path, *paths)
+   :noindex:
+
+   Join one or more path segments.  For example::
+
+      >>> join('a', 'b')
+      'a/b'
+
+   .. versionchanged:: 3.6
+      Accepts a path-like object.
+
+.. code-block:: bash
+
+   python3 -m venv env
+
+.. toctree::
+   :maxdepth: 2
+
+   first
+"""
+
+
+def test_rst_markup_is_rendered_to_what_a_reader_sees(tmp_path):
+    path = tmp_path / "os.path.rst"
+    path.write_text(SPHINX_PAGE)
+    [doc] = load_file(path, path.read_bytes())
+    assert doc.title == "`os.path` --- Pathnames"
+    [section] = doc.sections
+    assert section.text == (
+        "os.path\n"
+        "Operations on pathnames.\n"
+        "\n"
+        "See `join` and the Python\n"
+        "Package Index, or `python\n"
+        "-m pip`; PEP 8 says how.  Read tut venv.\n"
+        "\n"
+        "Note: All of these functions accept bytes.\n"
+        "\n"
+        "os.path.join(path, *paths)\n"
+        "Join one or more path segments.  For example:\n"
+        "\n"
+        "    >>> join('a', 'b')\n"
+        "    'a/b'\n"
+        "\n"
+        "Changed in version 3.6. Accepts a path-like object.\n"
+        "\n"
+        "    python3 -m venv env")
+
+
+def test_code_stays_with_the_sentence_that_introduces_it():
+    """A chunk does not end on "run:" while its command opens the next; a block over the budget is still split."""
+    intro = "word " * 30 + "run:"
+    text = f"{'filler ' * 60}\n\n{intro}\n\n    python3 -m venv env\n\n    source env/bin/activate\n\nAfter it."
+    count = lambda t: len(t.split())  # noqa: E731
+    chunks = split_section(Section("", text), count, 70)
+    holding = [c.text for c in chunks if "run:" in c.text]
+    assert len(holding) == 1 and holding[0].startswith("word")
+    assert "run:\n\n    python3 -m venv env\n\n    source env/bin/activate" in holding[0]
+    long_block = "Run:\n\n" + "\n\n".join("    step " + "x " * 30 for _ in range(4))
+    parts = split_section(Section("", long_block), count, 70)
+    assert len(parts) == 2 and all(c.tokens <= 70 for c in parts) and parts[1].text.startswith("    step")

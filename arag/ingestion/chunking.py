@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import re
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -53,14 +54,50 @@ def _pieces(paragraph: str, count: Callable[[str], int], budget: int) -> list[tu
     return units
 
 
+def paragraph_groups(text: str) -> list[list[str]]:
+    """Blank-line-separated paragraphs, grouped: a code block stays with the sentence that introduces it.
+
+    A code block is an indented paragraph (reST's literal blocks, as :mod:`arag.ingestion.rst`
+    writes them, and Markdown's indented code) or what lies between fences. Its paragraphs form
+    one group, with the paragraph before when that ends in a colon ("Run:"), so a chunk does not
+    end on the announcement while the command goes to the next. An indented paragraph is indented
+    by four spaces, every line alike.
+
+    Example:
+        >>> paragraph_groups("Run:\\n\\n      make demo\\n\\n      make test\\n\\nThen ask.")
+        [['Run:', '    make demo', '    make test'], ['Then ask.']]
+    """
+    groups: list[list[str]] = []
+    in_code = fenced = False
+    for raw in re.split(r"\n[ \t]*\n", text):
+        if not raw.strip():
+            continue
+        raw = raw.strip("\n")
+        indented = raw[:1] in (" ", "\t")
+        code = fenced or indented or raw.lstrip().startswith(("```", "~~~"))
+        if sum(line.lstrip().startswith(("```", "~~~")) for line in raw.splitlines()) % 2:
+            fenced = not fenced
+        paragraph = textwrap.indent(textwrap.dedent(raw).rstrip(), "    ") if indented else raw.strip()
+        if code and groups and (in_code or groups[-1][-1].endswith(":")):
+            groups[-1].append(paragraph)
+        else:
+            groups.append([paragraph])
+        in_code = code
+    return groups
+
+
 def split_section(section: Section, count: Callable[[str], int], budget: int) -> list[Chunk]:
-    paragraphs = [p.strip() for p in re.split(r"\n[ \t]*\n", section.text) if p.strip()]
     chunks: list[Chunk] = []
     current: list[str] = []
     used = 0
+    units: list[str] = []
+    for group in paragraph_groups(section.text):
+        joined = "\n\n".join(group)
+        # A group over the budget is split as its paragraphs would be.
+        units.extend(group if len(group) > 1 and count(joined) > budget else [joined])
     # A paragraph break costs nothing for a WordPiece tokenizer, so sizes simply add up.
-    for paragraph in paragraphs:
-        for text, n in _pieces(paragraph, count, budget):
+    for unit in units:
+        for text, n in _pieces(unit, count, budget):
             if current and used + n > budget:
                 chunks.append(Chunk(section.heading, "\n\n".join(current), used))
                 current, used = [], 0

@@ -28,7 +28,7 @@ from arag.index.lexical import LexicalIndex
 from arag.index.store import ChunkRecord, ChunkStore, IndexMismatch, embedder_for, open_client
 from arag.index.token_store import text_key, token_store_for
 from arag.ingestion.chunking import Chunk, chunk_sections, split_section
-from arag.ingestion.loaders import SUPPORTED_SUFFIXES, IngestError, Section, load_file, text_format
+from arag.ingestion.loaders import SUPPORTED_SUFFIXES, IngestError, Section, load_file, reading_revision
 from arag.settings import Settings
 from arag.tables.catalog import TABLE_SUFFIXES, TableCatalog, TableError
 
@@ -349,10 +349,7 @@ class Ingestor:
     def _queue(self, path: Path, salt: bytes, tags: dict, existing, pending: list, report: IngestReport) -> None:
         """Queue a changed or new document's chunks for writing; count an unchanged one."""
         data = path.read_bytes()
-        if path.suffix.lower() == ".txt" and (markup := text_format(path)) != "text":
-            # Earlier versions read such copies (page.rst.txt) as plain text: the format in the hash redoes them once.
-            salt += markup.encode()
-        file_hash = hashlib.sha256(data + salt).hexdigest()[:32]
+        file_hash = hashlib.sha256(data + salt + reading_revision(path)).hexdigest()[:32]
         state = existing.get(str(path))
         if state is not None and state.complete_at(file_hash):
             report.unchanged += 1

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
 
+from arag.ingestion.rst import render_inline, render_rst_body
+
 TEXT_SUFFIXES = {".md": "markdown", ".markdown": "markdown", ".txt": "text", ".text": "text", ".rst": "rst"}
 HTML_SUFFIXES = {".html", ".htm"}
 SUPPORTED_SUFFIXES = frozenset(TEXT_SUFFIXES) | HTML_SUFFIXES | {".pdf", ".jsonl"}
@@ -32,6 +34,22 @@ def text_format(path: Path) -> str:
         return TEXT_SUFFIXES[suffixes[0]]
     return TEXT_SUFFIXES[suffixes[-1]]
 
+
+
+#: Formats whose reading changed after indexes were written with them, and a mark of the change:
+#: it goes into a file's hash, so files read the old way are read again (reST: markup rendered).
+READING_REVISIONS = {"rst": b"rendered"}
+
+
+def reading_revision(path: Path) -> bytes:
+    """What, besides its bytes, tags and chunking, a text file's chunks depend on: b"" where nothing changed."""
+    suffix = path.suffix.lower()
+    if suffix not in TEXT_SUFFIXES:
+        return b""
+    kind = text_format(path)
+    # A .txt copy of a markup file was once read as plain text.
+    copy = kind.encode() if kind != TEXT_SUFFIXES[suffix] else b""
+    return copy + READING_REVISIONS.get(kind, b"")
 
 class IngestError(Exception):
     """A file that cannot be ingested; ``str()`` is one line saying what and where."""
@@ -94,10 +112,9 @@ _RST_ADORNMENT = re.compile(r"^([=\-~^\"'`#*+:.])\1{2,}\s*$")
 
 
 def parse_rst(text: str) -> tuple[str | None, list[Section]]:
-    """Split reStructuredText at underlined (or over- and underlined) section titles.
+    """Split reStructuredText at underlined (or over- and underlined) section titles; the first is the title.
 
-    Explicit targets and comments (lines starting with ``..`` and no directive body) are
-    dropped; the first section title is the document title.
+    Each section's body is rendered to the text a reader sees (:mod:`arag.ingestion.rst`).
     """
     lines = text.splitlines()
     title = None
@@ -114,13 +131,13 @@ def parse_rst(text: str) -> tuple[str | None, list[Section]]:
         else:
             found, skip = None, 1
         if found is not None:
-            sections.append(Section(heading, "\n".join(body)))
-            heading, body = found, []
-            title = title or found
-        elif not re.match(r"^\.\. (_[^:]*:|index::|\|)", line):
+            sections.append(Section(heading, render_rst_body(body)))
+            heading, body = render_inline(found), []
+            title = title or heading
+        else:
             body.append(line)
         i += skip
-    sections.append(Section(heading, "\n".join(body)))
+    sections.append(Section(heading, render_rst_body(body)))
     return title, [s for s in sections if s.text.strip()]
 
 
