@@ -26,6 +26,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from hotpotqa import REPO, machine, percentile  # noqa: E402
+from tutorial_qa import QUESTIONS as GOLD_QUESTIONS  # noqa: E402
+from tutorial_qa import TITLES  # noqa: E402
 
 QUESTIONS = [
     "Which command creates a virtual environment?",
@@ -78,7 +80,28 @@ def cold_ask(env: dict, question: str, profile: str) -> dict:
             "first_token_s": round(first_token or 0.0, 2)}
 
 
-def bench_preset(preset: str, data_dir: Path, models_dir: Path, profile: str, repeat_cold: int = 1) -> dict:
+def gold_answers(graph) -> dict:
+    """The 14 questions of ``bench/tutorial_qa.py`` (short answers stated on one page each) asked of the
+    same index: how many answers hold a gold answer, token F1, and how many cite the page that states it.
+    """
+    from arag.evaluation.metrics import contains_answer, token_f1
+
+    rows = []
+    for question, answers, page in GOLD_QUESTIONS:
+        out = graph.invoke({"question": question})
+        calls = max(1, out["llm_calls"])
+        rows.append({"question": question, "gold": answers, "answer": out["answer"],
+                     "holds_answer": contains_answer(out["answer"], answers), "f1": round(token_f1(out["answer"], answers), 3),
+                     "cites_page": any(c.get("title") == TITLES[page] for c in out["citations"]),
+                     "prompt_tokens": sum(e.get("prompt_tokens", 0) for e in out["trace"]) / calls})
+    return {"questions": len(rows), "answers_holding_gold": sum(r["holds_answer"] for r in rows),
+            "mean_f1": round(statistics.mean(r["f1"] for r in rows), 3),
+            "citing_the_page": sum(r["cites_page"] for r in rows),
+            "prompt_tokens_per_call": round(statistics.mean(r["prompt_tokens"] for r in rows)), "rows": rows}
+
+
+def bench_preset(preset: str, data_dir: Path, models_dir: Path, profile: str, repeat_cold: int = 1,
+                 gold: bool = False) -> dict:
     from arag.ingestion.ingest import Ingestor
     from arag.runtime.components import Components
     from arag.settings import Settings
@@ -106,6 +129,7 @@ def bench_preset(preset: str, data_dir: Path, models_dir: Path, profile: str, re
             "completion_tokens": sum(e.get("completion_tokens", 0) for e in out["trace"]) / calls,
             "cited": bool(out["citations"]), "answer": out["answer"],
         })
+    checked = gold_answers(graph) if gold else None
     env = {**os.environ, "ARAG_DATA_DIR": str(data_dir), "ARAG_MODELS_DIR": str(settings.models_path), "ARAG_LLM": f"llamacpp:{preset}"}
     runs = sorted((cold_ask(env, QUESTIONS[0], profile) for _ in range(repeat_cold)), key=lambda r: r["total_s"])
     cold_cli = runs[len(runs) // 2]
@@ -128,6 +152,7 @@ def bench_preset(preset: str, data_dir: Path, models_dir: Path, profile: str, re
         "cold_cli_first_token_s": cold_cli["first_token_s"],
         "cold_cli_runs": runs,
         "questions": rows,
+        **({"gold": checked} if checked else {}),
     }
 
 
@@ -136,6 +161,8 @@ def main() -> None:
     parser.add_argument("--presets", default="local-1.5b,local-0.5b,local-270m")
     parser.add_argument("--profile", default="fast", choices=["naive", "fast", "agentic"])
     parser.add_argument("--repeat-cold", type=int, default=1, help="cold asks per preset (the median is kept)")
+    parser.add_argument("--gold", action="store_true",
+                        help="also ask bench/tutorial_qa.py's 14 questions and check their answers against its gold ones")
     parser.add_argument("--models-dir", type=Path, default=None, help="assembled GGUF models (default: the per-user cache)")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "ask_latency.json")
     args = parser.parse_args()
@@ -143,7 +170,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for preset in args.presets.split(","):
             print(f"benchmarking {preset} …", file=sys.stderr)
-            results.append(bench_preset(preset, Path(tmp) / preset, args.models_dir, args.profile, args.repeat_cold))
+            results.append(bench_preset(preset, Path(tmp) / preset, args.models_dir, args.profile, args.repeat_cold, args.gold))
     report = {"machine": machine(), "date": time.strftime("%Y-%m-%d"), "results": results}
     if args.out == parser.get_default("out") and args.profile != "fast":
         args.out = args.out.with_name(f"ask_latency_{args.profile}.json")
@@ -160,6 +187,12 @@ def main() -> None:
               f"{r['ask_p95_s']} | {r['prompt_tokens_per_call']} | {r['completion_tokens_per_call']} | "
               f"{r['cited_share']:.0%} | {r['cold_cli_ask_s']} | {r['cold_cli_llm_call_starts_s']} | "
               f"{r['cold_cli_first_token_s']} |")
+    for r in results:
+        if "gold" in r:
+            g = r["gold"]
+            print(f"\n{r['preset']}, tutorial_qa's {g['questions']} questions: {g['answers_holding_gold']} answers hold a gold "
+                  f"answer, mean F1 {g['mean_f1']}, {g['citing_the_page']} cite the page that states it, "
+                  f"{g['prompt_tokens_per_call']} prompt tokens a call")
 
 
 if __name__ == "__main__":

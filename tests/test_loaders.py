@@ -227,6 +227,14 @@ def test_rst_markup_is_rendered_to_what_a_reader_sees(tmp_path):
         "    python3 -m venv env")
 
 
+def test_an_rst_index_page_is_its_title(tmp_path):
+    """A page of a title and a table of contents only is not an error: its title is its text."""
+    path = tmp_path / "index.rst.txt"
+    path.write_text("#####\n  FAQ\n#####\n\n.. toctree::\n   :maxdepth: 1\n\n   general.rst\n")
+    [doc] = load_file(path, path.read_bytes())
+    assert (doc.title, [(s.heading, s.text) for s in doc.sections]) == ("FAQ", [("FAQ", "FAQ")])
+
+
 def test_code_stays_with_the_sentence_that_introduces_it():
     """A chunk does not end on "run:" while its command opens the next; a block over the budget is still split."""
     intro = "word " * 30 + "run:"

@@ -138,7 +138,9 @@ def parse_rst(text: str) -> tuple[str | None, list[Section]]:
             body.append(line)
         i += skip
     sections.append(Section(heading, render_rst_body(body)))
-    return title, [s for s in sections if s.text.strip()]
+    kept = [s for s in sections if s.text.strip()]
+    # A page of nothing but its title and a table of contents (a Sphinx index page) is its title.
+    return title, kept or ([Section(title, title)] if title else [])
 
 
 class _HTMLText(HTMLParser):
