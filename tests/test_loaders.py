@@ -247,3 +247,10 @@ def test_code_stays_with_the_sentence_that_introduces_it():
     long_block = "Run:\n\n" + "\n\n".join("    step " + "x " * 30 for _ in range(4))
     parts = split_section(Section("", long_block), count, 70)
     assert len(parts) == 2 and all(c.tokens <= 70 for c in parts) and parts[1].text.startswith("    step")
+
+
+def test_deeply_nested_rst_directives_are_read_without_recursing_without_end(tmp_path):
+    path = tmp_path / "deep.rst"
+    path.write_text("".join(" " * depth + ".. note::\n\n" for depth in range(3000)) + " " * 3000 + "deep words\n")
+    [doc] = load_file(path, path.read_bytes())
+    assert "deep words" in doc.sections[0].text
