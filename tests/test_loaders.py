@@ -6,7 +6,7 @@ import pytest
 from documents import HTML, MARKDOWN, encrypted_pdf_bytes, pdf_bytes, write_corpus
 
 from arag.ingestion.chunking import chunk_sections, split_section
-from arag.ingestion.loaders import IngestError, Section, load_file
+from arag.ingestion.loaders import IngestError, Section, load_file, parse_rst
 
 
 def test_markdown_sections_and_title(tmp_path):
@@ -254,3 +254,18 @@ def test_deeply_nested_rst_directives_are_read_without_recursing_without_end(tmp
     path.write_text("".join(" " * depth + ".. note::\n\n" for depth in range(3000)) + " " * 3000 + "deep words\n")
     [doc] = load_file(path, path.read_bytes())
     assert "deep words" in doc.sections[0].text
+
+
+def test_only_a_double_colon_announces_code_and_a_list_items_block_ends_at_its_text():
+    """A literal block follows "::" and is what lies deeper than the text that announced it.
+
+    After a bullet that is the text's column. An indented block after a single colon is a quotation
+    or a nested list, not code.
+    """
+    page = ("Lists\n=====\n\n"
+            "* Use :func:`getattr`::\n\n     getattr(foo, 'bar')()\n\n  Note that :func:`getattr` works on modules.\n\n"
+            "* Functions:\n\n    * :c:func:`Py_Initialize`\n")
+    title, sections = parse_rst(page)
+    assert title == "Lists"
+    assert sections[0].text == ("* Use `getattr`:\n\n    getattr(foo, 'bar')()\n\n  Note that `getattr` works on modules.\n\n"
+                                "* Functions:\n\n    * `Py_Initialize`")

@@ -57,6 +57,7 @@ MAX_NESTING = 40
 _ROLE = re.compile(r":([\w:+-]+):`([^`]+)`")
 _LINK = re.compile(r"`([^`<]*?)\s*<[^`>]*>`__?|`([^`]+)`__?(?![\w`])")
 _LITERAL = re.compile(r"``([^`]+?)``")
+_LIST_ITEM = re.compile(r"\s*(?:[*+\-\u2022]|\d+[.)]|#\.|\(?[A-Za-z0-9]{1,3}\))\s+")
 
 
 def render_rst_body(lines: list[str]) -> str:
@@ -91,21 +92,28 @@ def _render(lines: list[str], module: list[str] | None = None, depth: int = 0) -
         if out and out[-1][0]:
             out.append(("", False))
 
+    announced: int | None = None  # the text indentation of a paragraph that ended in "::"
     i = 0
     while i < len(lines):
         line = lines[i]
         stripped = line.strip()
         if not _EXPLICIT.match(stripped):
-            if _indent(line) and out and not out[-1][0] and _announces_code(out):
-                block, i = _block(lines, i, 0)
+            if announced is not None and out and not out[-1][0] and _indent(line) > announced:
+                # A literal block: what is indented deeper than the text of the paragraph that announced it.
+                block, i = _block(lines, i, announced)
                 out.extend((code, True) for code in _code(block))
-            elif stripped != "::":
+                announced = None
+                continue
+            if stripped.endswith("::"):  # "Example::", or "::" alone, announces a literal block
+                announced = _text_indent(line)
+            elif stripped:
+                announced = None
+            if stripped != "::":
                 out.append((_literal_marker(line.rstrip()), False))
-                i += 1
-            else:
-                i += 1
+            i += 1
             continue
         # Explicit markup, at the margin or nested in a list: its block is what is indented deeper.
+        announced = None
         block, i = _block(lines, i + 1, _indent(line))
         directive = _DIRECTIVE.match(stripped)
         if directive is None:  # a comment, a link target, a substitution or a footnote: only footnotes are read
@@ -179,12 +187,10 @@ def _literal_marker(line: str) -> str:
     return line
 
 
-def _announces_code(out: list[tuple[str, bool]]) -> bool:
-    """Whether the paragraph before the blank line that ends ``out`` announced a literal block (ended in a colon)."""
-    for line, code in reversed(out[:-1]):
-        if line.strip():
-            return code or line.rstrip().endswith(":")
-    return False
+def _text_indent(line: str) -> int:
+    """Where a line's text starts: after its indentation and, in a list item, after the bullet or number."""
+    item = _LIST_ITEM.match(line)
+    return item.end() if item else _indent(line)
 
 
 def _block(lines: list[str], start: int, indent: int) -> tuple[list[str], int]:
