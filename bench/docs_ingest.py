@@ -54,10 +54,6 @@ def run_ingest(data_dir: Path, folder: Path, codec: str) -> dict:
     return {"report": report, "seconds": seconds, "peak_rss_mib": int(peak.split("=")[1]) / 1024}
 
 
-def directory_bytes(path: Path) -> int:
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-
-
 def token_count(data_dir: Path) -> int:
     """Token vectors stored: int8 rows hold ``dim`` bytes a token, codebook rows the codebook's code bytes."""
     [path] = (data_dir / "token-vectors").glob("*.sqlite")
@@ -81,6 +77,7 @@ def chunk_texts(data_dir: Path) -> list[str]:
 
 def main() -> None:
     from arag.embeddings.embedder import Embedder, native_bf16
+    from arag.index.catalog import directory_bytes
     from arag.index.token_store import codec_options
     from arag.settings import Settings
 

@@ -113,6 +113,7 @@ def main() -> None:
 
     from tqdm import tqdm
 
+    from arag.index.catalog import directory_mb
     from arag.index.store import ChunkRecord, ChunkStore
     from arag.settings import Settings
 
@@ -157,7 +158,7 @@ def main() -> None:
             top = top[np.argsort(-scores[top])]
             exact_ms.append((time.perf_counter() - t0) * 1000)
             exact.append({f"c{i}" for i in top})
-        disk_mb = round(sum(f.stat().st_size for f in args.work_dir.rglob("*") if f.is_file()) / 2**20, 1)
+        disk_mb = directory_mb(args.work_dir)
         for search_ef in [int(e) for e in args.search_efs.split(",") if e] or [None]:
             if search_ef is None:
                 hnsw_ms, recalls = chroma_recall(store, queries, exact)

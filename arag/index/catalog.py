@@ -51,8 +51,13 @@ def delete_file(store: ChunkStore, file: str) -> int:
     return len(ids)
 
 
+def directory_bytes(path: Path) -> int:
+    """Bytes of the files under ``path`` (0 where it does not exist)."""
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.exists() else 0
+
+
 def directory_mb(path: Path) -> float:
-    return round(sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20, 1) if path.exists() else 0.0
+    return round(directory_bytes(path) / 2**20, 1)
 
 
 def collection_stats(store: ChunkStore, settings: Settings) -> dict:
