@@ -80,6 +80,11 @@ def cold_ask(env: dict, question: str, profile: str) -> dict:
             "first_token_s": round(first_token or 0.0, 2)}
 
 
+def per_call(out: dict, key: str) -> float:
+    """A run's ``key`` tokens (prompt or completion) over its LLM calls (at least one)."""
+    return sum(e.get(key, 0) for e in out["trace"]) / max(1, out["llm_calls"])
+
+
 def gold_answers(graph) -> dict:
     """The 14 questions of ``bench/tutorial_qa.py`` (short answers stated on one page each) asked of the
     same index: how many answers hold a gold answer, token F1, and how many cite the page that states it.
@@ -89,11 +94,10 @@ def gold_answers(graph) -> dict:
     rows = []
     for question, answers, page in GOLD_QUESTIONS:
         out = graph.invoke({"question": question})
-        calls = max(1, out["llm_calls"])
         rows.append({"question": question, "gold": answers, "answer": out["answer"],
                      "holds_answer": contains_answer(out["answer"], answers), "f1": round(token_f1(out["answer"], answers), 3),
                      "cites_page": any(c.get("title") == TITLES[page] for c in out["citations"]),
-                     "prompt_tokens": sum(e.get("prompt_tokens", 0) for e in out["trace"]) / calls})
+                     "prompt_tokens": per_call(out, "prompt_tokens")})
     return {"questions": len(rows), "answers_holding_gold": sum(r["holds_answer"] for r in rows),
             "mean_f1": round(statistics.mean(r["f1"] for r in rows), 3),
             "citing_the_page": sum(r["cites_page"] for r in rows),
@@ -122,11 +126,9 @@ def bench_preset(preset: str, data_dir: Path, models_dir: Path, profile: str, re
         started = time.perf_counter()
         out = graph.invoke({"question": question})
         seconds = time.perf_counter() - started
-        calls = max(1, out["llm_calls"])
         rows.append({
             "question": question, "seconds": round(seconds, 2), "llm_calls": out["llm_calls"],
-            "prompt_tokens": sum(e.get("prompt_tokens", 0) for e in out["trace"]) / calls,
-            "completion_tokens": sum(e.get("completion_tokens", 0) for e in out["trace"]) / calls,
+            "prompt_tokens": per_call(out, "prompt_tokens"), "completion_tokens": per_call(out, "completion_tokens"),
             "cited": bool(out["citations"]), "answer": out["answer"],
         })
     checked = gold_answers(graph) if gold else None

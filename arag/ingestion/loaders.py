@@ -35,7 +35,6 @@ def text_format(path: Path) -> str:
     return TEXT_SUFFIXES[suffixes[-1]]
 
 
-
 #: Formats whose reading changed after indexes were written with them, and a mark of the change:
 #: it goes into a file's hash, so files read the old way are read again (reST: markup rendered).
 READING_REVISIONS = {"rst": b"rendered"}
@@ -50,6 +49,7 @@ def reading_revision(path: Path) -> bytes:
     # A .txt copy of a markup file was once read as plain text.
     copy = kind.encode() if kind != TEXT_SUFFIXES[suffix] else b""
     return copy + READING_REVISIONS.get(kind, b"")
+
 
 class IngestError(Exception):
     """A file that cannot be ingested; ``str()`` is one line saying what and where."""
