@@ -85,22 +85,25 @@ def per_call(out: dict, key: str) -> float:
     return sum(e.get(key, 0) for e in out["trace"]) / max(1, out["llm_calls"])
 
 
-def gold_answers(graph) -> dict:
-    """The 14 questions of ``bench/tutorial_qa.py`` (short answers stated on one page each) asked of the
-    same index: how many answers hold a gold answer, token F1, and how many cite the page that states it.
+def gold_answers(graph, questions: list[tuple[str, list[str], str]], cites_page) -> dict:
+    """``(question, short answers, page that states it)`` asked of one index: how many answers hold a gold
+    answer, token F1, seconds, prompt tokens a call, and how many cite the page (``cites_page(citation, page)``).
     """
     from arag.evaluation.metrics import contains_answer, token_f1
 
     rows = []
-    for question, answers, page in GOLD_QUESTIONS:
+    for question, answers, page in questions:
+        started = time.perf_counter()
         out = graph.invoke({"question": question})
         rows.append({"question": question, "gold": answers, "answer": out["answer"],
+                     "seconds": round(time.perf_counter() - started, 2),
                      "holds_answer": contains_answer(out["answer"], answers), "f1": round(token_f1(out["answer"], answers), 3),
-                     "cites_page": any(c.get("title") == TITLES[page] for c in out["citations"]),
+                     "cites_page": any(cites_page(c, page) for c in out["citations"]),
                      "prompt_tokens": per_call(out, "prompt_tokens")})
-    return {"questions": len(rows), "answers_holding_gold": sum(r["holds_answer"] for r in rows),
+    return {"questions": len(rows), "answers_holding_gold": int(sum(r["holds_answer"] for r in rows)),
             "mean_f1": round(statistics.mean(r["f1"] for r in rows), 3),
             "citing_the_page": sum(r["cites_page"] for r in rows),
+            "ask_median_s": round(statistics.median(r["seconds"] for r in rows), 2),
             "prompt_tokens_per_call": round(statistics.mean(r["prompt_tokens"] for r in rows)), "rows": rows}
 
 
@@ -131,7 +134,7 @@ def bench_preset(preset: str, data_dir: Path, models_dir: Path, profile: str, re
             "prompt_tokens": per_call(out, "prompt_tokens"), "completion_tokens": per_call(out, "completion_tokens"),
             "cited": bool(out["citations"]), "answer": out["answer"],
         })
-    checked = gold_answers(graph) if gold else None
+    checked = gold_answers(graph, GOLD_QUESTIONS, lambda c, page: c.get("title") == TITLES[page]) if gold else None
     env = {**os.environ, "ARAG_DATA_DIR": str(data_dir), "ARAG_MODELS_DIR": str(settings.models_path), "ARAG_LLM": f"llamacpp:{preset}"}
     runs = sorted((cold_ask(env, QUESTIONS[0], profile) for _ in range(repeat_cold)), key=lambda r: r["total_s"])
     cold_cli = runs[len(runs) // 2]

@@ -8,6 +8,12 @@ Run (the Python 3.11 documentation's reST sources, 497 pages and 12 MB, from Deb
 
 Writes ``bench/results/docs_ingest.json`` and prints a Markdown table.
 
+With ``--questions FILE.jsonl`` (lines ``{"question", "answers", "page"}``: short answers stated on the
+page of that file name, e.g. ``bench/questions/nodejs-docs.jsonl`` for the Node.js 18 API docs' Markdown
+from Debian's ``nodejs-doc``), the first codec's index is then asked each question through the graph,
+with the default LLM: answers holding a gold answer, answers citing the page, median seconds, and prompt
+tokens a call (what a page's rendering saves every answer).
+
 For each codec (``ARAG_TOKEN_VECTOR_CODEC``), a new data directory and a new ``arag ingest FOLDER
 --json --quiet`` process, timed from its launch to its exit (imports and model loading included),
 with its peak resident memory (``/usr/bin/time``); then the same command again, nothing having changed (every file
@@ -34,6 +40,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ask_latency import gold_answers  # noqa: E402
 from hotpotqa import REPO, machine, print_table  # noqa: E402
 from ingest_speed import bare_encoder_chunks_per_s  # noqa: E402
 
@@ -75,6 +82,17 @@ def chunk_texts(data_dir: Path) -> list[str]:
     return [embedding_text(m["title"], m.get("heading", ""), doc) for doc, m in zip(got["documents"], got["metadatas"])]
 
 
+def ask_gold(data_dir: Path, questions: list[tuple[str, list[str], str]]) -> dict:
+    """The questions asked of the index in ``data_dir``, in one process (models loaded once, a warm-up question first)."""
+    from arag.runtime.components import Components
+    from arag.settings import Settings
+    from graphs import build_graph
+
+    graph = build_graph(components=Components(Settings(data_dir=data_dir)))
+    graph.invoke({"question": "warm-up: what is this documentation about?"})
+    return gold_answers(graph, questions, lambda citation, page: Path(citation.get("source", "")).name == page)
+
+
 def main() -> None:
     from arag.embeddings.embedder import Embedder, native_bf16
     from arag.index.catalog import directory_bytes
@@ -84,8 +102,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path, help="a folder of documents, e.g. the python3.11-doc package's html/_sources")
     parser.add_argument("--codecs", default=Settings().token_vector_codec, help="comma-separated token-vector codecs")
+    parser.add_argument("--questions", type=Path, default=None,
+                        help="JSONL of {question, answers, page}: asked of the first codec's index afterwards")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "docs_ingest.json")
     args = parser.parse_args()
+    questions = None
+    if args.questions:
+        questions = [(q["question"], q["answers"], q["page"])
+                     for q in map(json.loads, args.questions.read_text().splitlines()) if q]
     codecs = args.codecs.split(",")
     for codec in codecs:  # a typo fails now, not after the first ingest
         codec_options(codec)
@@ -97,7 +121,7 @@ def main() -> None:
     files = [f for f in folder.rglob("*") if f.is_file()]
     text_bytes = sum(f.stat().st_size for f in files)
     work = Path(tempfile.mkdtemp(prefix="arag-docs-ingest-"))
-    rows, texts = [], None
+    rows, texts, gold = [], None, None
     try:
         for codec in codecs:
             data_dir = work / codec
@@ -121,6 +145,9 @@ def main() -> None:
                    "index_bytes_per_text_byte": round(sum(parts.values()) / text_bytes, 1)}
             rows.append(row)
             print(json.dumps(row), file=sys.stderr)
+            if questions and gold is None:
+                gold = ask_gold(data_dir, questions)
+                print(json.dumps({k: v for k, v in gold.items() if k != "rows"}), file=sys.stderr)
         # bf16 only where the CPU multiplies it natively: elsewhere it is emulated, far slower than the
         # fp32 the ingest itself then uses, and would only lengthen the run.
         reference = Embedder(Embedder.from_settings(Settings(data_dir=work / "ref")).model_dir, backend="onnx",
@@ -137,7 +164,7 @@ def main() -> None:
     result = {"machine": machine(), "date": time.strftime("%Y-%m-%d"), "folder": str(folder), "files": len(files),
               "text_mib": round(text_bytes / 2**20, 1), "command": "python bench/docs_ingest.py " + " ".join(sys.argv[1:]),
               "bare_onnx_fp32_chunks_per_s": round(bare, 1), "bare_bf16_chunks_per_s": round(bare_bf16, 1) if bare_bf16 else None,
-              "rows": rows}
+              "rows": rows, **({"gold": gold} if gold else {})}
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     print(f"{len(files)} files, {text_bytes / 2**20:.1f} MiB of text; bare ONNX fp32 encoder loop {bare:.1f} chunks/s"
           + (f", bare bf16 {bare_bf16:.1f}" if bare_bf16 else "") + "\n")
@@ -147,6 +174,10 @@ def main() -> None:
                   r.get("ingest_over_bare_bf16", "—"),
                   r["reingest_unchanged_s"], r["peak_rss_mib"], r["chroma_mib"], r["lexical_mib"], r["token-vectors_mib"],
                   r["token_store_bytes_per_token"], r["index_bytes_per_text_byte"]] for r in rows])
+    if gold:
+        print(f"\n{gold['questions']} questions ({args.questions.name}) asked of the {rows[0]['codec']} index: "
+              f"{gold['answers_holding_gold']} answers hold a gold answer, {gold['citing_the_page']} cite its page; "
+              f"median {gold['ask_median_s']} s, {gold['prompt_tokens_per_call']} prompt tokens a call")
 
 
 if __name__ == "__main__":

@@ -26,6 +26,101 @@ def test_markdown_heading_inside_code_fence_is_text(tmp_path):
     assert "# not a heading" in doc.sections[0].text
 
 
+MARKDOWN_PAGE = """---
+title: Harbour guide
+tags: [sea]
+---
+Harbour guide <!-- YAML
+added: v1.2
+-->
+=============
+
+![The harbour at dawn](img/dawn.png "dawn") Boats moor at the [`quay`][] and the [old pier](https://x.org/pier_(old) "Pier").
+See [tides] or <https://tides.example> for times; arrays like [0, 1] stay. A star: \\*not emphasis\\*.
+<a id="berths"></a>Berths cost <b>12</b> a night.
+
+| Berth | Price |
+| :---- | ----: |
+| A | 12 |
+
+---
+
+Mooring
+-------
+
+> [!WARNING]
+> Keep clear of the ferry lane.
+
+!!! tip "Good to know"
+    The office opens at 8.
+
+Run:
+```sh
+# not a heading <!-- kept in code -->
+moor --berth A
+```
+
+    indented code
+
+* a list item
+
+    continued item text, not code
+
+[`quay`]: #quay
+[tides]: https://tides.example/table "Tides"
+[^1]: A footnote's text is kept.
+"""
+
+
+def test_markdown_is_read_as_rendered(tmp_path):
+    path = tmp_path / "guide.md"
+    path.write_text(MARKDOWN_PAGE)
+    [doc] = load_file(path, path.read_bytes())
+    assert doc.title == "Harbour guide"
+    assert [s.heading for s in doc.sections] == ["Harbour guide", "Mooring"]
+    intro, mooring = (s.text for s in doc.sections)
+    assert intro == (
+        "The harbour at dawn Boats moor at the `quay` and the old pier.\n"
+        "See tides or https://tides.example for times; arrays like [0, 1] stay. A star: *not emphasis*.\n"
+        "Berths cost 12 a night.\n\n"
+        "| Berth | Price |\n| A | 12 |"
+    )
+    assert mooring == (
+        "Warning: Keep clear of the ferry lane.\n\n"
+        "Tip: Good to know The office opens at 8.\n\n"
+        "Run:\n\n"
+        "    # not a heading <!-- kept in code -->\n    moor --berth A\n\n"
+        "    indented code\n\n"
+        "* a list item\n\n"
+        "    continued item text, not code\n\n"
+        "[^1]: A footnote's text is kept."
+    )
+
+
+def test_markdown_code_stays_with_its_announcement_and_markup_costs_no_tokens():
+    from arag.ingestion.chunking import paragraph_groups
+    from arag.ingestion.markdown import read_markdown
+
+    _, [(_, body)] = read_markdown("Install it:\n```bash\npip install arag\n```\nThen ask.\n")
+    assert paragraph_groups(body) == [["Install it:", "    pip install arag"], ["Then ask."]]
+
+
+@pytest.mark.parametrize(("page", "kept", "dropped"), [
+    ("# T\n\ntext <!-- never closed\n\n## Lost\n\nmore", "text", "more"),
+    ("# T\n\ntext\n\n```\nunclosed fence\n## still code", "    ## still code", "```"),
+    ("# T\n\n" + "".join(f"{'    ' * d}!!! note\n" for d in range(60)) + "    " * 60 + "deep words\n", "deep words", " " * 240 + "deep"),
+    ("# T\n\n" + "> " * 3000 + "deep quote\n", "deep quote", "> " * 2999),
+])
+def test_hostile_markdown_is_read_without_error(tmp_path, page, kept, dropped):
+    """Never-closed comments and fences end with the page; nesting past MAX_NESTING is read as it stands."""
+    path = tmp_path / "h.md"
+    path.write_text(page)
+    [doc] = load_file(path, path.read_bytes())
+    text = "\n".join(s.text for s in doc.sections)
+    assert (doc.title, [s.heading for s in doc.sections]) == ("T", ["T"])
+    assert kept in text and dropped not in text
+
+
 def test_html_drops_scripts_and_styles(tmp_path):
     path = tmp_path / "b.html"
     path.write_text(HTML)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
 
+from arag.ingestion.markdown import read_markdown
 from arag.ingestion.rst import render_inline, render_rst_body
 
 TEXT_SUFFIXES = {".md": "markdown", ".markdown": "markdown", ".txt": "text", ".text": "text", ".rst": "rst"}
@@ -36,8 +37,8 @@ def text_format(path: Path) -> str:
 
 
 #: Formats whose reading changed after indexes were written with them, and a mark of the change:
-#: it goes into a file's hash, so files read the old way are read again (reST: markup rendered).
-READING_REVISIONS = {"rst": b"rendered"}
+#: it goes into a file's hash, so files read the old way are read again (reST and Markdown: markup rendered).
+READING_REVISIONS = {"rst": b"rendered", "markdown": b"rendered"}
 
 
 def reading_revision(path: Path) -> bytes:
@@ -85,27 +86,10 @@ def decode_text(path: Path, data: bytes) -> str:
         raise IngestError(path, f"not UTF-8 text (invalid byte at offset {exc.start}); convert it to UTF-8") from None
 
 
-_ATX = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t#]*$")
-
-
 def parse_markdown(text: str) -> tuple[str | None, list[Section]]:
-    """Split at ATX headings (outside code fences); the first level-1 heading is the title."""
-    title = None
-    sections: list[Section] = []
-    heading, lines, fenced = "", [], False
-    for line in text.splitlines():
-        if line.lstrip().startswith(("```", "~~~")):
-            fenced = not fenced
-        match = None if fenced else _ATX.match(line)
-        if match:
-            sections.append(Section(heading, "\n".join(lines)))
-            heading, lines = match.group(2).strip(), []
-            if title is None and len(match.group(1)) == 1:
-                title = heading
-        else:
-            lines.append(line)
-    sections.append(Section(heading, "\n".join(lines)))
-    return title, [s for s in sections if s.text.strip()]
+    """Split at headings (outside code); bodies rendered as a reader sees them (:mod:`arag.ingestion.markdown`)."""
+    title, sections = read_markdown(text)
+    return title, [Section(heading, body) for heading, body in sections]
 
 
 _RST_ADORNMENT = re.compile(r"^([=\-~^\"'`#*+:.])\1{2,}\s*$")

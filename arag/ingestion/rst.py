@@ -74,7 +74,7 @@ def render_rst_body(lines: list[str]) -> str:
             out.extend(render_inline("\n".join(paragraph)).splitlines())
             paragraph = []
         out.append(line)
-    return _squeeze("\n".join(out))
+    return squeeze_blank_lines("\n".join(out))
 
 
 def _render(lines: list[str], module: list[str] | None = None, depth: int = 0) -> list[tuple[str, bool]]:
@@ -230,6 +230,6 @@ def _indent(line: str) -> int:
     return len(line) - len(line.lstrip(" \t"))
 
 
-def _squeeze(text: str) -> str:
+def squeeze_blank_lines(text: str) -> str:
     """At most one blank line between paragraphs, none at the ends."""
     return re.sub(r"\n[ \t]*\n(?:[ \t]*\n)+", "\n\n", text).strip("\n")
