@@ -344,6 +344,18 @@ def test_code_stays_with_the_sentence_that_introduces_it():
     assert len(parts) == 2 and all(c.tokens <= 70 for c in parts) and parts[1].text.startswith("    step")
 
 
+def test_code_over_the_budget_is_cut_between_its_lines():
+    """A long example is split into pieces that are still indented code, line by line as written."""
+    lines = [f"    step_{i}(x) {{ return x + {i}; }}" for i in range(20)] + ["    " + "long " * 50]
+    count = lambda t: len(t.split())  # noqa: E731
+    chunks = split_section(Section("", "Example:\n\n" + "\n".join(lines)), count, 40)
+    pieces = [line for c in chunks for line in c.text.split("\n") if line.strip() and line != "Example:"]
+    assert all(c.tokens <= 40 for c in chunks) and len(chunks) > 2
+    assert all(line.startswith("    ") for line in pieces)
+    assert pieces[:20] == lines[:20]  # every short line whole, in order
+    assert " ".join(pieces[20:]).split() == lines[20].split()  # the one line over the budget, by words
+
+
 def test_deeply_nested_rst_directives_are_read_without_recursing_without_end(tmp_path):
     path = tmp_path / "deep.rst"
     path.write_text("".join(" " * depth + ".. note::\n\n" for depth in range(3000)) + " " * 3000 + "deep words\n")

@@ -1,8 +1,9 @@
 """Structure-respecting chunking under a token budget.
 
 Chunks never cross a section (heading, page, record). Inside a section, paragraphs are
-packed greedily up to the budget; a paragraph over the budget is split at sentence ends,
-and a sentence over it into word windows, so no chunk exceeds the encoder's view.
+packed greedily up to the budget; a paragraph over the budget is split at sentence ends (code:
+between lines), and a sentence or line over it into word windows, so no chunk exceeds the
+encoder's view.
 
 Example:
     >>> from arag.ingestion.loaders import Section
@@ -31,26 +32,58 @@ class Chunk:
 
 
 def _pieces(paragraph: str, count: Callable[[str], int], budget: int) -> list[tuple[str, int]]:
-    """The paragraph as units of at most ``budget`` tokens each."""
+    """The paragraph as units of at most ``budget`` tokens each.
+
+    Prose is cut at sentence ends, code (a paragraph indented by four spaces) between lines, each
+    piece indented as the block was, so a long example stays code a reader can follow; a sentence or
+    a line that alone is over the budget is cut into word windows.
+    """
     n = count(paragraph)
     if n <= budget:
         return [(paragraph, n)]
+    if paragraph.startswith("    "):
+        return _code_pieces(paragraph, count, budget)
     units: list[tuple[str, int]] = []
     for sentence in _SENTENCE_END.split(paragraph):
         m = count(sentence)
-        if m <= budget:
-            units.append((sentence, m))
+        units.extend([(sentence, m)] if m <= budget else _word_windows(sentence, count, budget))
+    return units
+
+
+def _code_pieces(block: str, count: Callable[[str], int], budget: int) -> list[tuple[str, int]]:
+    """An indented code block cut between its lines into pieces of at most ``budget`` tokens."""
+    units: list[tuple[str, int]] = []
+    lines: list[str] = []
+    used = 0
+    for line in block.split("\n"):
+        # Line breaks and indentation cost a WordPiece tokenizer nothing, so sizes simply add up.
+        m = count(line)
+        if lines and used + m > budget:
+            units.append(("\n".join(lines), used))
+            lines, used = [], 0
+        if m > budget:
+            units.extend(("    " + piece, size) for piece, size in _word_windows(line, count, budget))
             continue
-        words = sentence.split()
-        start = 0
-        while start < len(words):
-            # Shrink the window until it fits; word pieces per word vary with vocabulary.
-            size = max(1, min(len(words) - start, budget))
-            while size > 1 and count(" ".join(words[start:start + size])) > budget:
-                size = max(1, size * 3 // 4)
-            piece = " ".join(words[start:start + size])
-            units.append((piece, count(piece)))
-            start += size
+        lines.append(line)
+        used += m
+    if lines:
+        units.append(("\n".join(lines), used))
+    return units
+
+
+def _word_windows(text: str, count: Callable[[str], int], budget: int) -> list[tuple[str, int]]:
+    """``text`` as runs of whole words of at most ``budget`` tokens each (one word alone may be over)."""
+    words = text.split()
+    units: list[tuple[str, int]] = []
+    start = 0
+    while start < len(words):
+        # Shrink the window until it fits; word pieces per word vary with vocabulary.
+        size = max(1, min(len(words) - start, budget))
+        while size > 1 and count(" ".join(words[start:start + size])) > budget:
+            size = max(1, size * 3 // 4)
+        piece = " ".join(words[start:start + size])
+        units.append((piece, count(piece)))
+        start += size
     return units
 
 
