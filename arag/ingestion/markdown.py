@@ -34,9 +34,9 @@ from __future__ import annotations
 
 import re
 
-from arag.ingestion.rst import squeeze_blank_lines
+from arag.ingestion.rst import ADMONITION_PHRASES, squeeze_blank_lines
 
-#: Admonitions nested deeper than this are read as they stand (real pages nest two or three).
+#: Admonitions and quotes nested deeper than this are read as they stand (real pages nest two or three).
 MAX_NESTING = 40
 
 _FENCE = re.compile(r"^(\s*)(`{3,}|~{3,})(.*)$")
@@ -63,10 +63,9 @@ _TAG_NAMES = ("a|abbr|b|big|br|center|cite|code|dd|del|details|dfn|div|dl|dt|em|
 _TAG = re.compile(rf"</?(?:{_TAG_NAMES})(?:\s[^<>]*)?/?>", re.IGNORECASE)
 _COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
 _ESCAPE = re.compile(r"\\([!-/:-@\[-`{-~])")
-_PHRASES = {"note": "Note:", "tip": "Tip:", "hint": "Hint:", "important": "Important:", "warning": "Warning:",
-            "caution": "Caution:", "danger": "Danger:", "error": "Error:", "info": "Info:", "example": "Example:",
-            "abstract": "Summary:", "summary": "Summary:", "success": "Success:", "question": "Question:",
-            "failure": "Failure:", "bug": "Bug:", "quote": "Quote:", "attention": "Attention:", "seealso": "See also:"}
+#: Admonitions: reST's, and the kinds MkDocs Material adds.
+_PHRASES = {**ADMONITION_PHRASES, "info": "Info:", "example": "Example:", "abstract": "Summary:", "summary": "Summary:",
+            "success": "Success:", "question": "Question:", "failure": "Failure:", "bug": "Bug:", "quote": "Quote:"}
 
 Item = tuple[str, bool, int]  # a line, whether it is code, its heading level (0: not a heading)
 

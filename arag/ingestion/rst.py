@@ -38,7 +38,7 @@ _WRAPPERS = {"only", "container", "compound", "rst-class", "ifconfig"}
 #: Directives whose body is code, shown indented.
 _CODE = {"code-block", "sourcecode", "code", "doctest", "testcode", "testoutput", "parsed-literal", "productionlist"}
 #: Admonitions: the body follows a leading phrase.
-_PHRASES = {"note": "Note:", "warning": "Warning:", "seealso": "See also:", "tip": "Tip:", "important": "Important:",
+ADMONITION_PHRASES = {"note": "Note:", "warning": "Warning:", "seealso": "See also:", "tip": "Tip:", "important": "Important:",
             "caution": "Caution:", "attention": "Attention:", "hint": "Hint:", "danger": "Danger:", "error": "Error:",
             "impl-detail": "CPython implementation detail:", "availability": "Availability:"}
 #: Version notes: the phrase takes the version.
@@ -132,7 +132,7 @@ def _render(lines: list[str], module: list[str] | None = None, depth: int = 0) -
             out.extend((code, True) for code in _code(body))
         elif name in _WRAPPERS:
             out.extend(_render(body, module, depth + 1))
-        elif name in _VERSIONS or name in _PHRASES:
+        elif name in _VERSIONS or name in ADMONITION_PHRASES:
             # "Note: the body's first line", as Sphinx shows an admonition's title before its text.
             inner = _render(body, depth=depth + 1)
             lead = _phrase(name, argument)
@@ -158,8 +158,8 @@ def render_inline(text: str) -> str:
 
 def _phrase(name: str, argument: str) -> str:
     """An admonition's or version note's leading phrase: "Note:", "New in version 3.4." and the argument's words."""
-    if name in _PHRASES:
-        return " ".join(part for part in (_PHRASES[name], render_inline(argument)) if part)
+    if name in ADMONITION_PHRASES:
+        return " ".join(part for part in (ADMONITION_PHRASES[name], render_inline(argument)) if part)
     template = _VERSIONS[name]
     wanted = template.count("{}")
     words = argument.split(None, wanted)
