@@ -105,6 +105,17 @@ def test_markdown_code_stays_with_its_announcement_and_markup_costs_no_tokens():
     assert paragraph_groups(body) == [["Install it:", "    pip install arag"], ["Then ask."]]
 
 
+def test_markdown_html_block_text_is_prose_not_code():
+    """Text indented inside an HTML block (a README's centred tagline) is prose once its tags are gone."""
+    from arag.ingestion.chunking import paragraph_groups
+    from arag.ingestion.markdown import read_markdown
+
+    page = '<p align="center">\n    <em>Fast to learn, ready for production</em>\n</p>\n\n* item\n  * nested item\n'
+    _, [(_, body)] = read_markdown(page)
+    assert body == "Fast to learn, ready for production\n\n* item\n  * nested item"
+    assert paragraph_groups(body)[0] == ["Fast to learn, ready for production"]
+
+
 @pytest.mark.parametrize(("page", "kept", "dropped"), [
     ("# T\n\ntext <!-- never closed\n\n## Lost\n\nmore", "text", "more"),
     ("# T\n\ntext\n\n```\nunclosed fence\n## still code", "    ## still code", "```"),

@@ -127,7 +127,10 @@ def _render(lines: list[str], labels: frozenset[str], depth: int = 0) -> list[It
 
     def flush() -> None:
         if paragraph:
-            out.extend((line, False, 0) for line in render_inline("\n".join(paragraph), labels).splitlines())
+            # A line of tags only (<p align="center">) leaves nothing; outside a list, a paragraph's
+            # indentation means nothing (HTML indents its text) and would read as code.
+            lines = [line for line in render_inline("\n".join(paragraph), labels).splitlines() if line.strip()]
+            out.extend((line if in_list else line.lstrip(), False, 0) for line in lines)
             paragraph.clear()
 
     def blank() -> None:
