@@ -109,7 +109,7 @@ def main() -> None:
     questions = None
     if args.questions:
         questions = [(q["question"], q["answers"], q["page"])
-                     for q in map(json.loads, args.questions.read_text().splitlines()) if q]
+                     for q in map(json.loads, filter(str.strip, args.questions.read_text().splitlines()))]
     codecs = args.codecs.split(",")
     for codec in codecs:  # a typo fails now, not after the first ingest
         codec_options(codec)

@@ -138,6 +138,11 @@ def _render(lines: list[str], labels: frozenset[str], depth: int = 0) -> list[It
         if out and out[-1][0]:
             out.append(("", False, 0))
 
+    def code(block: list[str]) -> None:  # a paragraph of its own, indented by four spaces
+        blank()
+        out.extend(("    " + line if line.strip() else "", True, 0) for line in block)
+        blank()
+
     i = 0
     while i < len(lines):
         line = lines[i].expandtabs(4).rstrip()
@@ -145,9 +150,7 @@ def _render(lines: list[str], labels: frozenset[str], depth: int = 0) -> list[It
         fence = _opens_fence(line)
         if fence:
             block, i = _fenced(lines, i, fence)
-            blank()
-            out.extend(("    " + code if code.strip() else "", True, 0) for code in block)
-            blank()
+            code(block)
             continue
         if not stripped:
             blank()
@@ -200,9 +203,7 @@ def _render(lines: list[str], labels: frozenset[str], depth: int = 0) -> list[It
         indent = len(line) - len(line.lstrip())
         if indent >= 4 and not paragraph and not in_list:
             block, i = _indented(lines, i, 4)
-            blank()
-            out.extend(("    " + code if code.strip() else "", True, 0) for code in block)
-            blank()
+            code(block)
             continue
         if _LIST_ITEM.match(line):
             in_list = True
