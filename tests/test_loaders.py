@@ -142,6 +142,76 @@ def test_html_drops_scripts_and_styles(tmp_path):
     assert "Waggle dance" in [s.heading for s in doc.sections]
 
 
+SPHINX_HTML_PAGE = """<!DOCTYPE html><html><head><title>os.path — Common pathname manipulations — Docs 3.11</title>
+<script>var x = 1;</script></head><body>
+<div class="related" role="navigation"><ul><li><a href="index.html">index</a></li><li>modules |</li></ul></div>
+<div class="document"><div class="body" role="main">
+<section id="os-path"><h1>os.path — Common pathname manipulations<a class="headerlink" href="#os-path">¶</a></h1>
+<p>Use <code class="xref"><span class="pre">join()</span></code> to build paths:</p>
+<div class="highlight"><pre><span></span><span class="gp">&gt;&gt;&gt; </span>join(&quot;a&quot;,
+<span class="gp">... </span>     &quot;b&quot;)
+'a/b'
+</pre></div>
+<div class="admonition note"><p class="admonition-title">Note</p><p>All of these functions accept bytes.</p></div>
+<div class="toctree-wrapper compound"><ul><li><a href="a.html">Another page</a></li></ul></div>
+<table><thead><tr><th><p>Function</p></th><th><p>Returns</p></th></tr></thead>
+<tbody><tr><td><p><code>basename()</code></p></td><td><p>the final component</p></td></tr></tbody></table>
+<dl class="py function"><dt class="sig" id="os.path.exists"><span class="pre">os.path.exists</span>(<em>path</em>)
+<a class="headerlink" href="#x">¶</a></dt>
+<dd><p>Return <code>True</code> if path exists.</p><ul><li><p>first case</p></li><li>second case</li></ul></dd></dl>
+</section></div></div>
+<div class="sphinxsidebar" role="navigation"><h3>Table of Contents</h3><ul><li>os.path</li></ul></div>
+<div class="footer">© Copyright 2001-2026. Created using Sphinx.</div></body></html>"""
+
+
+def test_html_reads_a_pages_own_content_as_a_reader_sees_it(tmp_path):
+    """A documentation page: its main region only (no navigation, sidebar or footer), no permalink signs or
+    table-of-contents lists, code keeping its lines, an admonition's title leading its text, a table row a line.
+    """
+    path = tmp_path / "os.path.html"
+    path.write_text(SPHINX_HTML_PAGE)
+    [doc] = load_file(path, path.read_bytes())
+    assert doc.title == "os.path — Common pathname manipulations"
+    [(heading, text)] = [(s.heading, s.text) for s in doc.sections]
+    assert heading == doc.title
+    assert text == (
+        "Use `join()` to build paths:\n\n"
+        "    >>> join(\"a\",\n    ...      \"b\")\n    'a/b'\n\n"
+        "Note: All of these functions accept bytes.\n\n"
+        "Function | Returns\n`basename()` | the final component\n\n"
+        "os.path.exists(path)\n\n"
+        "Return `True` if path exists.\n\n"
+        "- first case\n\n- second case")
+
+
+def test_html_without_a_main_region_drops_the_site_around_it(tmp_path):
+    path = tmp_path / "page.html"
+    path.write_text("<html><head><title>Tides</title></head><body><header role='banner'>Ocean Site</header>"
+                    "<nav>Home About</nav><aside>Related: Waves</aside><div hidden>menu</div>"
+                    "<h2>Tides<a class='mark' href='#tides'>#</a></h2><p>The moon pulls the sea.</p>"
+                    "<h2>C#</h2><p>A language.</p><span aria-hidden='true'>icon</span>"
+                    "<footer>Contact us</footer></body></html>")
+    [doc] = load_file(path, path.read_bytes())
+    assert [(s.heading, s.text) for s in doc.sections] == [("Tides", "The moon pulls the sea."), ("C#", "A language.")]
+    assert doc.title == "Tides"
+
+
+def test_html_page_inside_a_region_left_open_is_not_lost(tmp_path):
+    """Navigation never closed would swallow the page: it is read again with less left out."""
+    path = tmp_path / "open.html"
+    path.write_text("<html><body><nav><ul><li>Home</ul><h1>Glaciers</h1><p>Ice flows downhill.</p></body></html>")
+    [doc] = load_file(path, path.read_bytes())
+    assert "Ice flows downhill." in doc.sections[-1].text and doc.title == "Glaciers"
+
+
+def test_html_main_region_of_only_a_table_of_contents_is_its_title(tmp_path):
+    path = tmp_path / "index.html"
+    path.write_text("<html><head><title>Library — Docs</title></head><body><div class='footer'>© Docs</div>"
+                    "<main><h1>Library</h1><div class='toctree-wrapper'><ul><li>os</li></ul></div></main></body></html>")
+    [doc] = load_file(path, path.read_bytes())
+    assert (doc.title, [(s.heading, s.text) for s in doc.sections]) == ("Library", [("Library", "Library")])
+
+
 def test_deeply_nested_html_is_parsed(tmp_path):
     path = tmp_path / "deep.html"
     path.write_text("<div>" * 5000 + "deep words" + "</div>" * 5000)

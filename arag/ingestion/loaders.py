@@ -12,9 +12,9 @@ import json
 import logging
 import re
 from dataclasses import dataclass, field
-from html.parser import HTMLParser
 from pathlib import Path
 
+from arag.ingestion.html import read_html
 from arag.ingestion.markdown import read_markdown
 from arag.ingestion.rst import render_inline, render_rst_body
 
@@ -37,13 +37,16 @@ def text_format(path: Path) -> str:
 
 
 #: Formats whose reading changed after indexes were written with them, and a mark of the change:
-#: it goes into a file's hash, so files read the old way are read again (reST and Markdown: markup rendered).
-READING_REVISIONS = {"rst": b"rendered", "markdown": b"rendered"}
+#: it goes into a file's hash, so files read the old way are read again (reST and Markdown: markup rendered;
+#: HTML: the page's own content, code keeping its lines).
+READING_REVISIONS = {"rst": b"rendered", "markdown": b"rendered", "html": b"content"}
 
 
 def reading_revision(path: Path) -> bytes:
-    """What, besides its bytes, tags and chunking, a text file's chunks depend on: b"" where nothing changed."""
+    """What, besides its bytes, tags and chunking, a file's chunks depend on: b"" where nothing changed."""
     suffix = path.suffix.lower()
+    if suffix in HTML_SUFFIXES:
+        return READING_REVISIONS["html"]
     if suffix not in TEXT_SUFFIXES:
         return b""
     kind = text_format(path)
@@ -127,80 +130,10 @@ def parse_rst(text: str) -> tuple[str | None, list[Section]]:
     return title, kept or ([Section(title, title)] if title else [])
 
 
-class _HTMLText(HTMLParser):
-    """Visible text of a page, split into sections at h1-h6; iterative, so deep nesting is harmless."""
-
-    BLOCK = {"p", "div", "br", "li", "tr", "section", "article", "blockquote", "pre", "table", "ul", "ol", "dd", "dt"}
-    SKIP = {"script", "style", "noscript", "template", "head", "svg"}
-
-    def __init__(self):
-        super().__init__(convert_charrefs=True)
-        self.title: str | None = None
-        self.sections: list[Section] = []
-        self._heading = ""
-        self._buf: list[str] = []
-        self._skip = 0
-        self._in_title = False
-        self._in_h: list[str] | None = None
-        self._title_buf: list[str] = []
-
-    def handle_starttag(self, tag, attrs):
-        if tag in self.SKIP and tag != "head":
-            self._skip += 1
-        elif tag == "title":
-            self._in_title = True
-        elif re.fullmatch(r"h[1-6]", tag):
-            self._flush()
-            self._in_h = []
-        elif tag in self.BLOCK:
-            self._buf.append("\n\n" if tag != "br" else "\n")
-
-    def handle_endtag(self, tag):
-        if tag in self.SKIP and tag != "head":
-            self._skip = max(0, self._skip - 1)
-        elif tag == "title":
-            self._in_title = False
-            self.title = " ".join("".join(self._title_buf).split()) or None
-        elif re.fullmatch(r"h[1-6]", tag) and self._in_h is not None:
-            self._heading = " ".join("".join(self._in_h).split())
-            if tag == "h1" and self.title is None:
-                self.title = self._heading
-            self._in_h = None
-        elif tag in self.BLOCK:
-            self._buf.append("\n\n")
-
-    def handle_data(self, data):
-        if self._skip:
-            return
-        if self._in_title:
-            self._title_buf.append(data)
-        elif self._in_h is not None:
-            self._in_h.append(data)
-        else:
-            self._buf.append(data)
-
-    def _flush(self):
-        text = "".join(self._buf)
-        if text.strip():
-            self.sections.append(Section(self._heading, text))
-        self._buf = []
-
-    def close(self):
-        super().close()
-        self._flush()
-
-
 def parse_html(text: str) -> tuple[str | None, list[Section]]:
-    parser = _HTMLText()
-    parser.feed(text)
-    parser.close()
-    sections = []
-    for s in parser.sections:
-        paragraphs = [" ".join(p.split()) for p in re.split(r"\n\s*\n", s.text)]
-        body = "\n\n".join(p for p in paragraphs if p)
-        if body:
-            sections.append(Section(s.heading, body))
-    return parser.title, sections
+    """The page's own content, without the site around it, code keeping its lines (:mod:`arag.ingestion.html`)."""
+    title, sections = read_html(text)
+    return title, [Section(heading, body) for heading, body in sections]
 
 
 def parse_pdf(path: Path, data: bytes) -> tuple[str | None, list[Section]]:
