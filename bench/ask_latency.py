@@ -99,7 +99,8 @@ def gold_answers(graph, questions: list[tuple[str, list[str], str]], cites_page)
                      "seconds": round(time.perf_counter() - started, 2),
                      "holds_answer": contains_answer(out["answer"], answers), "f1": round(token_f1(out["answer"], answers), 3),
                      "cites_page": any(cites_page(c, page) for c in out["citations"]),
-                     "prompt_tokens": per_call(out, "prompt_tokens")})
+                     "prompt_tokens": per_call(out, "prompt_tokens"), "completion_tokens": per_call(out, "completion_tokens"),
+                     "llm_calls": out["llm_calls"]})
     return {"questions": len(rows), "answers_holding_gold": int(sum(r["holds_answer"] for r in rows)),
             "mean_f1": round(statistics.mean(r["f1"] for r in rows), 3),
             "citing_the_page": sum(r["cites_page"] for r in rows),

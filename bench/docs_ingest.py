@@ -6,6 +6,13 @@ Run (the Python 3.11 documentation's reST sources, 497 pages and 12 MB, from Deb
     .venv/bin/python bench/docs_ingest.py /tmp/pydoc/usr/share/doc/python3.11/html/_sources \\
         [--codecs residual,residual-384x2,int8]
 
+The same package's HTML pages, as a person would point the tool at a documentation site (the pages
+only, without the ``_sources`` copies and ``_static`` files beside them)::
+
+    mkdir /tmp/pyhtml && cd /tmp/pydoc/usr/share/doc/python3.11/html && \\
+        find . -name '*.html' -not -path './_*' -exec cp -L --parents {} /tmp/pyhtml \\;
+    .venv/bin/python bench/docs_ingest.py /tmp/pyhtml --codecs residual --questions bench/questions/python-docs.jsonl
+
 Writes ``bench/results/docs_ingest.json`` and prints a Markdown table.
 
 With ``--questions FILE.jsonl`` (lines ``{"question", "answers", "page"}``: short answers stated on the

@@ -204,10 +204,12 @@ def test_html_page_inside_a_region_left_open_is_not_lost(tmp_path):
     assert "Ice flows downhill." in doc.sections[-1].text and doc.title == "Glaciers"
 
 
-def test_html_main_region_of_only_a_table_of_contents_is_its_title(tmp_path):
+def test_html_main_region_of_only_a_table_of_contents_or_an_index_is_its_title(tmp_path):
     path = tmp_path / "index.html"
     path.write_text("<html><head><title>Library — Docs</title></head><body><div class='footer'>© Docs</div>"
-                    "<main><h1>Library</h1><div class='toctree-wrapper'><ul><li>os</li></ul></div></main></body></html>")
+                    "<main><h1>Library</h1><div class='toctree-wrapper'><ul><li>os</li></ul></div>"
+                    "<table class='indextable'><tr><td><a href='os.html#os.walk'>walk() (in module os)</a></td></tr></table>"
+                    "</main></body></html>")
     [doc] = load_file(path, path.read_bytes())
     assert (doc.title, [(s.heading, s.text) for s in doc.sections]) == ("Library", [("Library", "Library")])
 

@@ -9,10 +9,11 @@ whitespace collapsed like prose, lose their lines.
 What is read: the page's main region (``<main>``, or elements marked ``role="main"``) where it
 has one, else its body less navigation (``nav``, ``aside``, ``footer``, and elements whose role is
 navigation, search, banner, content information or complementary). Dropped everywhere: scripts,
-styles, buttons and menus, hidden elements, headings' permalink anchors (``¶``) and Sphinx's
-table-of-contents lists (as the reST reader drops ``toctree``). A page where that leaves no text
-is read again with less taken out, so no page is lost to a region left open; a main region of
-nothing but a table of contents is the page's title, as the reST reader reads such a page.
+styles, buttons and menus, hidden elements, headings' permalink anchors (``¶``), Sphinx's
+table-of-contents lists (as the reST reader drops ``toctree``) and its index pages' link tables.
+A page where that leaves no text is read again with less taken out, so no page is lost to a
+region left open; a main region of nothing but such lists is the page's title, as the reST
+reader reads a page of nothing but a table of contents.
 
 How it is laid out, as the Markdown and reST readers write it: code (``<pre>``) keeps its lines,
 indented by four spaces; inline code is shown as `` `code` ``; list items start their own
@@ -41,12 +42,13 @@ _UNSEEN = {"script", "style", "noscript", "template", "svg", "button", "select",
 _CHROME = {"nav", "aside", "footer"}
 _CHROME_ROLES = {"navigation", "search", "banner", "contentinfo", "complementary"}
 #: Classes of elements that are links or lists a reader passes over: permalink signs after headings
-#: (Sphinx, MkDocs, VitePress), Sphinx's table-of-contents lists.
-_UNSEEN_CLASSES = {"headerlink", "header-anchor", "toctree-wrapper"}
+#: (Sphinx, MkDocs, VitePress); Sphinx's table-of-contents lists, and the tables and letter bars of its
+#: general and module indexes (link lists to every entry, which its reST sources do not hold).
+_UNSEEN_CLASSES = {"headerlink", "header-anchor", "toctree-wrapper", "indextable", "genindex-jumpbox", "modindex-jumpbox"}
 #: Elements that end a paragraph where they start and end.
-_BLOCKS = {"p", "div", "section", "article", "main", "header", "footer", "blockquote", "ul", "ol", "dl", "dt", "dd",
-           "table", "caption", "figure", "figcaption", "details", "summary", "form", "fieldset", "address", "hr",
-           "center", "body"}
+_BLOCKS = {"p", "div", "section", "article", "main", "header", "footer", "nav", "aside", "blockquote", "ul", "ol", "dl",
+           "dt", "dd", "table", "caption", "figure", "figcaption", "details", "summary", "form", "fieldset", "address",
+           "hr", "center", "body"}
 #: Elements with no end tag: never the start of a region.
 _VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source", "track", "wbr"}
 #: The text of a permalink beside a heading or an entry (Node.js "#", rustdoc "§"), whatever its class.
