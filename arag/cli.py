@@ -69,6 +69,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             "chunks_embedded": report.chunks_embedded, "chunks_reused": report.chunks_reused,
             "chunks_removed": report.chunks_removed, "seconds": round(report.seconds, 2),
             "failures": [{"path": f.path, "reason": f.reason} for f in report.failures],
+            "skipped": report.skipped,
         }))
     else:
         print(report.summary())

@@ -108,6 +108,23 @@ def test_bad_files_fail_alone_and_lose_nothing(tmp_path, ingestor):
     assert ingestor.store.count() == count + 1
 
 
+def test_a_sphinx_html_build_is_read_once_not_with_its_page_sources(tmp_path, ingestor):
+    """Sphinx writes each page's source beside the HTML (``_sources/page.rst.txt``): the folder's pages are
+    read and the copies skipped, which the report says; named itself, the ``_sources`` folder is read.
+    """
+    site = tmp_path / "html"
+    (site / "_sources").mkdir(parents=True)
+    (site / "objects.inv").write_bytes(b"# Sphinx inventory version 2\n")
+    (site / "tides.html").write_text("<nav>Home</nav><main><h1>Tides</h1><p>The moon pulls the sea.</p></main>")
+    (site / "_sources" / "tides.rst.txt").write_text("Tides\n=====\n\nThe moon pulls the sea.\n")
+    report = ingestor.ingest([site], progress=False)
+    assert (report.added, report.failures, report.skipped) == (1, [], [str(site.resolve() / "_sources")])
+    assert "skipped the page sources Sphinx copies" in report.summary()
+    assert [m["kind"] for _, m in ingestor.store.iter_metadata()] == ["html"]
+    sources = ingestor.ingest([site / "_sources"], progress=False)
+    assert (sources.added, sources.skipped) == (1, [])
+
+
 def test_file_over_size_limit_is_refused(tmp_path, settings, embedder):
     small = settings.model_copy(update={"max_file_mb": 0.001})
     big = tmp_path / "big.txt"

@@ -35,6 +35,10 @@ from arag.tables.catalog import TABLE_SUFFIXES, TableCatalog, TableError
 #: Every file type ingest takes: documents (chunked and embedded) and tables (registered for SQL).
 INGESTED_SUFFIXES = SUPPORTED_SUFFIXES | TABLE_SUFFIXES
 
+#: Files Sphinx writes at the top of the HTML it builds. Beside them, ``_sources/`` holds every page's
+#: source again (``page.rst.txt``): read with the pages, each page would be indexed twice.
+SPHINX_BUILD_MARKERS = ("objects.inv", "searchindex.js")
+
 #: Files grouped until this many chunks await embedding, so batches stay full and sorted.
 EMBED_GROUP = 256
 
@@ -51,6 +55,8 @@ class IngestReport:
     chunks_removed: int = 0
     tables: list[str] = field(default_factory=list)
     failures: list[IngestError] = field(default_factory=list)
+    #: Folders passed over: the page sources Sphinx copies beside the HTML pages being read.
+    skipped: list[str] = field(default_factory=list)
     seconds: float = 0.0
     #: Of ``seconds``, the time spent bringing the BM25 index up to date (hybrid search only).
     lexical_seconds: float = 0.0
@@ -70,6 +76,8 @@ class IngestReport:
             line += f" (BM25 index {self.lexical_seconds:.1f}s)"
         if self.tables:
             line += f"; tables registered for SQL: {', '.join(self.tables)}"
+        if self.skipped:
+            line += f"; skipped the page sources Sphinx copies beside its HTML pages: {', '.join(self.skipped)}"
         if self.failures:
             line += f"; {len(self.failures)} failed"
         return line
@@ -87,11 +95,16 @@ class _FileState:
         return self.hashes == {file_hash} and self.expected == {len(self.ids)}
 
 
-def discover(paths: Iterable[Path | str]) -> tuple[list[Path], list[IngestError], list[Path]]:
-    """Expand files and folders into supported files; return (files, errors, folder roots)."""
+def discover(paths: Iterable[Path | str]) -> tuple[list[Path], list[IngestError], list[Path], list[Path]]:
+    """Expand files and folders into supported files; return (files, errors, folder roots, folders skipped).
+
+    Inside a folder, the ``_sources`` copies beside a Sphinx HTML build are skipped (the pages are
+    read); named itself, a ``_sources`` folder is read.
+    """
     files: list[Path] = []
     errors: list[IngestError] = []
     roots: list[Path] = []
+    skipped: list[Path] = []
     for raw in paths:
         path = Path(raw).expanduser()
         if not path.exists():
@@ -102,6 +115,9 @@ def discover(paths: Iterable[Path | str]) -> tuple[list[Path], list[IngestError]
             roots.append(path)
             for dirpath, dirnames, filenames in os.walk(path):
                 dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+                if "_sources" in dirnames and any(marker in filenames for marker in SPHINX_BUILD_MARKERS):
+                    dirnames.remove("_sources")
+                    skipped.append(Path(dirpath) / "_sources")
                 for name in sorted(filenames):
                     candidate = Path(dirpath) / name
                     if candidate.suffix.lower() in INGESTED_SUFFIXES and not name.startswith("."):
@@ -111,7 +127,7 @@ def discover(paths: Iterable[Path | str]) -> tuple[list[Path], list[IngestError]
         else:
             files.append(path)
     unique = list(dict.fromkeys(files))
-    return unique, errors, roots
+    return unique, errors, roots, skipped
 
 
 def chunk_id(source: str, position: int, text_hash: str) -> str:
@@ -276,8 +292,9 @@ class Ingestor:
         # The file's hash covers what its chunks are made from: bytes, tags and strategy.
         salt = json.dumps([tags, self.strategy, self.settings.parent_tokens if self.strategy == "parent" else 0],
                           sort_keys=True).encode()
-        files, errors, roots = discover(paths)
+        files, errors, roots, skipped = discover(paths)
         report.failures.extend(errors)
+        report.skipped.extend(str(folder) for folder in skipped)
         existing, by_text = self._snapshot()
         max_bytes = int(self.settings.max_file_mb * 1024 * 1024)
 
