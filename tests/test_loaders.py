@@ -190,9 +190,11 @@ def test_html_without_a_main_region_drops_the_site_around_it(tmp_path):
                     "<nav>Home About</nav><aside>Related: Waves</aside><div hidden>menu</div>"
                     "<h2>Tides<a class='mark' href='#tides'>#</a></h2><p>The moon pulls the sea.</p>"
                     "<h2>C#</h2><p>A language.</p><span aria-hidden='true'>icon</span>"
+                    "<ol start='3'><li>Install it.<li>Run it.<ul><li>twice</ul></ol><ol start='²'><li>Stop.</ol>"
                     "<footer>Contact us</footer></body></html>")
     [doc] = load_file(path, path.read_bytes())
-    assert [(s.heading, s.text) for s in doc.sections] == [("Tides", "The moon pulls the sea."), ("C#", "A language.")]
+    assert [(s.heading, s.text) for s in doc.sections] == [
+        ("Tides", "The moon pulls the sea."), ("C#", "A language.\n\n3. Install it.\n\n4. Run it.\n\n- twice\n\n1. Stop.")]
     assert doc.title == "Tides"
 
 

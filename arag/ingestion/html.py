@@ -17,8 +17,8 @@ reader reads a page of nothing but a table of contents.
 
 How it is laid out, as the Markdown and reST readers write it: code (``<pre>``) keeps its lines,
 indented by four spaces; inline code is shown as `` `code` ``; list items start their own
-paragraph with "- "; table cells are separated by " | ", a row to a line; an admonition's title
-leads its text ("Note: ..."). The title is the first level-1 heading read (else the first heading)
+paragraph with "- ", or their number in an ordered list; table cells are separated by " | ", a
+row to a line; an admonition's title leads its text ("Note: ..."). The title is the first level-1 heading read (else the first heading)
 where ``<title>`` begins with it, so that the site's name is left out ("Built-in Functions — Python
 3.11.2 documentation" is titled "Built-in Functions"), else ``<title>``, else that heading.
 
@@ -113,6 +113,7 @@ class _Page(HTMLParser):
         self._cells = 0
         self._links: list[tuple[list[str], int]] = []  # open links: the text they write into, where they start
         self._in_cell = False  # inside a table cell, paragraphs and line breaks are spaces: a row stays one line
+        self._lists: list[int | None] = []  # open lists: the next item's number (ordered), or None
 
     # --- regions ---------------------------------------------------------------------------
 
@@ -218,13 +219,20 @@ class _Page(HTMLParser):
             self._line.append(" ")
         elif tag == "li":
             self._end_paragraph()
-            self._lead = "- "
+            number = self._lists[-1] if self._lists else None
+            self._lead = "- " if number is None else f"{number}. "
+            if number is not None:
+                self._lists[-1] = number + 1
         elif tag == "br":
             self._end_line()
         elif tag == "code":
             self._line.append("`")
         elif tag in _BLOCKS:
             self._end_paragraph()
+            if tag in ("ol", "ul"):
+                start = attributes.get("start", "1").strip()
+                numbered = start.isascii() and start.isdigit() and len(start) <= 9
+                self._lists.append(None if tag == "ul" else int(start) if numbered else 1)
             if tag == "p" and "admonition-title" in attributes.get("class", "").split():
                 self._admonition_title = []
 
@@ -273,6 +281,8 @@ class _Page(HTMLParser):
                 self._lead += " "
         elif tag in _BLOCKS or tag in ("li", "pre"):
             self._end_paragraph()
+            if tag in ("ol", "ul") and self._lists:
+                self._lists.pop()
 
     def handle_startendtag(self, tag, attrs):
         self.handle_starttag(tag, attrs)
