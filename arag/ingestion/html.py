@@ -97,9 +97,9 @@ class _Page(HTMLParser):
         self.sections: list[tuple[str, str]] = []
         #: Whether the page's main region was found (where the scope looks for one).
         self.entered_main = False
-        self._regions: list[list] = []  # [tag, "main" or "skip", open elements of that tag]
-        self._skipping = 0
-        self._in_main = 0
+        # Open regions, [tag, "main" or "skip", open elements of that tag]: at most a main region and a
+        # region left out inside it, since nothing opens inside a region left out, nor a main inside a main.
+        self._regions: list[list] = []
         self._title: list[str] | None = None
         self._heading_text: list[str] | None = None
         self._heading_level = ""
@@ -126,22 +126,23 @@ class _Page(HTMLParser):
             return False
         return tag in _CHROME or (attrs.get("role") or "").strip().lower() in _CHROME_ROLES
 
+    def _inside(self, kind: str) -> bool:
+        return any(region[1] == kind for region in self._regions)
+
     def _reading(self) -> bool:
-        return not self._skipping and (self.scope != MAIN_ONLY or self._in_main > 0)
+        return not self._inside("skip") and (self.scope != MAIN_ONLY or self._inside("main"))
 
     def _open_region(self, tag: str, attrs: dict) -> None:
         for region in self._regions:
             if region[0] == tag:
                 region[2] += 1
-        if tag in _VOID or self._skipping:
+        if tag in _VOID or self._inside("skip"):
             return
         if self._left_out(tag, attrs):
             self._regions.append([tag, "skip", 1])
-            self._skipping += 1
-        elif self.scope == MAIN_ONLY and not self._in_main and (
+        elif self.scope == MAIN_ONLY and not self._inside("main") and (
                 tag == "main" or (attrs.get("role") or "").strip().lower() == "main"):
             self._regions.append([tag, "main", 1])
-            self._in_main += 1
             self.entered_main = True
 
     def _close_region(self, tag: str) -> None:
@@ -150,18 +151,13 @@ class _Page(HTMLParser):
                 region[2] -= 1
         for index, region in enumerate(self._regions):
             if region[2] <= 0:  # it ends, and with it every region opened inside it and left open
-                for _, kind, _ in self._regions[index:]:
-                    if kind == "skip":
-                        self._skipping -= 1
-                    else:
-                        self._in_main -= 1
                 del self._regions[index:]
                 break
 
     # --- layout ----------------------------------------------------------------------------
 
     def _end_line(self) -> None:
-        line = " ".join("".join(self._line).split())
+        line = _words(self._line)
         self._line = []
         self._cells = 0
         if line:
@@ -184,7 +180,7 @@ class _Page(HTMLParser):
 
     def handle_starttag(self, tag, attrs):
         attributes = {name: value or "" for name, value in attrs}
-        if tag == "title" and self.title is None and not self._skipping:  # not an icon's <title> in an <svg>
+        if tag == "title" and self.title is None and not self._inside("skip"):  # not an icon's <title> in an <svg>
             self._title = []
             return
         self._open_region(tag, attributes)
@@ -238,7 +234,7 @@ class _Page(HTMLParser):
 
     def handle_endtag(self, tag):
         if tag == "title" and self._title is not None:
-            self.title = " ".join("".join(self._title).split()) or None
+            self.title = _words(self._title) or None
             self._title = None
             return
         reading = self._reading()
@@ -254,7 +250,7 @@ class _Page(HTMLParser):
                 self._end_code()
         elif self._heading_text is not None:
             if tag == self._heading_level:
-                self._heading = " ".join("".join(self._heading_text).split())
+                self._heading = _words(self._heading_text)
                 if self._heading:
                     self.first_heading = self.first_heading or self._heading
                     if tag == "h1":
@@ -273,7 +269,7 @@ class _Page(HTMLParser):
         elif self._in_cell and (tag in _BLOCKS or tag == "li"):
             self._line.append(" ")
         elif tag == "p" and self._admonition_title is not None:
-            phrase = " ".join("".join(self._admonition_title).split())
+            phrase = _words(self._admonition_title)
             self._admonition_title = None
             self._line = []
             if phrase:
@@ -317,6 +313,11 @@ class _Page(HTMLParser):
         if self._pre is not None:  # a <pre> never closed runs to the end of the page
             self._end_code()
         if self._heading_text is not None:  # nor a heading
-            self._heading = " ".join("".join(self._heading_text).split())
+            self._heading = _words(self._heading_text)
             self._heading_text = None
         self._end_section()
+
+
+def _words(pieces: list[str]) -> str:
+    """The text of ``pieces`` with its whitespace collapsed, as a browser shows it outside ``<pre>``."""
+    return " ".join("".join(pieces).split())
