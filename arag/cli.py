@@ -44,7 +44,7 @@ def _settings(args: argparse.Namespace, **extra):
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from arag.ingestion.ingest import Ingestor
+    from arag.ingestion.ingest import ExcludePatterns, Ingestor, check_tags
 
     settings = _settings(args)
     tags = {}
@@ -53,13 +53,14 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         if not sep:
             raise UsageError(f"--tag {item!r}: write NAME=VALUE, e.g. --tag team=hr")
         tags[name.strip()] = value.strip()
+    exclude = args.exclude or []
     try:
-        from arag.ingestion.ingest import check_tags
-
         check_tags(tags)
+        ExcludePatterns(exclude)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    report = Ingestor.from_settings(settings).ingest(args.paths, prune=args.prune, progress=not args.quiet, tags=tags)
+    report = Ingestor.from_settings(settings).ingest(args.paths, prune=args.prune, progress=not args.quiet, tags=tags,
+                                                     exclude=exclude)
     for failure in report.failures:
         print(f"arag: error: {failure}", file=sys.stderr)
     if args.json:
@@ -70,6 +71,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             "chunks_removed": report.chunks_removed, "seconds": round(report.seconds, 2),
             "failures": [{"path": f.path, "reason": f.reason} for f in report.failures],
             "skipped": report.skipped,
+            "excluded": report.excluded,
+            "unmatched_patterns": report.unmatched_patterns,
         }))
     else:
         print(report.summary())
@@ -489,7 +492,11 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Ingest Markdown, text, reST, HTML, PDF and JSONL ({id,title,text}) files. "
                        "Unchanged files are skipped, changed files replace their chunks.")
     p.add_argument("paths", nargs="+", metavar="PATH", help="files or folders (searched recursively)")
-    p.add_argument("--prune", action="store_true", help="remove chunks of files under the given folders that no longer exist")
+    p.add_argument("--prune", action="store_true",
+                   help="remove chunks of files under the given folders that no longer exist or are now excluded")
+    p.add_argument("--exclude", action="append", metavar="PATTERN",
+                   help="leave out files and folders found inside the folders given (repeatable): a name or glob "
+                   "matched at any depth ('drafts', '*.pdf'), or a path from the folder given ('archive/2019')")
     p.add_argument("--tag", action="append", metavar="NAME=VALUE",
                    help="metadata for these files that questions can filter by (repeatable), e.g. --tag team=hr")
     p.add_argument("--json", action="store_true", help="print the report as JSON")

@@ -41,6 +41,19 @@ def test_invalid_setting_exits_2(tmp_path):
     assert result.returncode == 2 and "invalid setting collection" in result.stderr
 
 
+def test_exclude_reports_what_it_left_out_and_refuses_an_empty_pattern(tmp_path):
+    write_corpus(tmp_path / "docs")
+    result = arag("ingest", "docs", "--json", "--exclude", "*.pdf", "--exclude", "nothing-here", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["added"] == 4 and report["unmatched_patterns"] == ["nothing-here"]
+    assert [os.path.basename(path) for path in report["excluded"]] == ["volcanoes.pdf"]
+    empty = arag("ingest", "docs", "--exclude", " ", cwd=tmp_path)
+    assert empty.returncode == 2
+    assert empty.stderr.strip() == ("arag: error: exclude pattern ' ': give a file or folder name or a glob, "
+                                    "e.g. 'drafts' or '*.pdf'")
+
+
 def test_missing_path_and_bad_file_exit_1_and_keep_the_index(tmp_path):
     write_corpus(tmp_path / "docs")
     ok = arag("ingest", "docs", "--json", cwd=tmp_path)

@@ -125,6 +125,55 @@ def test_a_sphinx_html_build_is_read_once_not_with_its_page_sources(tmp_path, in
     assert (sources.added, sources.skipped) == (1, [])
 
 
+def test_exclude_patterns_leave_out_names_globs_and_paths_and_prune_drops_what_they_now_leave_out(tmp_path, ingestor):
+    """A name matches at any depth, a glob any file, a path only from the folder given; a file named
+    itself is read; a pattern that matches nothing is reported; ``prune`` removes files now excluded
+    and Sphinx page sources indexed before, and keeps files outside the folders given.
+    """
+    docs = tmp_path / "docs"
+    notes = {
+        "guide.md": "# Guide\nThe guide explains tides.",
+        "drafts/idea.md": "# Idea\nA draft about comets.",
+        "team/drafts/plan.md": "# Plan\nA nested draft.",
+        "team/log.txt": "A plain log of the week.",
+        "archive/2019/old.md": "# Old\nNotes from 2019.",
+        "team/archive/2019/kept.md": "# Kept\nAnchored patterns miss this one.",
+    }
+    for name, text in notes.items():
+        (docs / name).parent.mkdir(parents=True, exist_ok=True)
+        (docs / name).write_text(text)
+    everything = ingestor.ingest([docs], progress=False)
+    assert everything.added == 6 and everything.excluded == []
+
+    report = ingestor.ingest([docs, docs / "team" / "log.txt"], prune=True, progress=False,
+                             exclude=["drafts", "*.txt", "/archive/2019", "misspelt"])
+    root = docs.resolve()
+    assert sorted(report.excluded) == sorted(str(root / p) for p in ("drafts", "team/drafts", "team/log.txt",
+                                                                     "archive/2019"))
+    assert report.unmatched_patterns == ["misspelt"]
+    assert "left out by exclude patterns: 3 folder(s), 1 file(s)" in report.summary()
+    assert "exclude pattern(s) matching nothing: 'misspelt'" in report.summary()
+    # log.txt is excluded inside the folder but named itself, so it stays; three files go.
+    assert (report.removed, report.unchanged) == (3, 3)
+    assert sorted(chunks_by_file(ingestor.store)) == sorted(
+        str(root / p) for p in ("guide.md", "team/log.txt", "team/archive/2019/kept.md"))
+
+    site = tmp_path / "html"
+    (site / "_sources").mkdir(parents=True)
+    (site / "searchindex.js").write_text("Search.setIndex({})")
+    (site / "tides.html").write_text("<main><h1>Tides</h1><p>The moon pulls the sea.</p></main>")
+    (site / "_sources" / "tides.rst.txt").write_text("Tides\n=====\n\nThe moon pulls the sea.\n")
+    ingestor.ingest([site / "_sources"], progress=False)
+    pruned = ingestor.ingest([site], prune=True, progress=False)
+    assert (pruned.added, pruned.removed) == (1, 1)
+    assert [m["kind"] for m in chunks_by_file(ingestor.store)[str(site.resolve() / "tides.html")]] == ["html"]
+    assert str(site.resolve() / "_sources" / "tides.rst.txt") not in chunks_by_file(ingestor.store)
+    assert str(root / "guide.md") in chunks_by_file(ingestor.store)
+
+    with pytest.raises(ValueError, match="exclude pattern '/'"):
+        ingestor.ingest([docs], progress=False, exclude=["/"])
+
+
 def test_file_over_size_limit_is_refused(tmp_path, settings, embedder):
     small = settings.model_copy(update={"max_file_mb": 0.001})
     big = tmp_path / "big.txt"

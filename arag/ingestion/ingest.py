@@ -19,7 +19,8 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
+from fnmatch import fnmatchcase
+from pathlib import Path, PurePosixPath
 
 from tqdm import tqdm
 
@@ -57,6 +58,10 @@ class IngestReport:
     failures: list[IngestError] = field(default_factory=list)
     #: Folders passed over: the page sources Sphinx copies beside the HTML pages being read.
     skipped: list[str] = field(default_factory=list)
+    #: Files and folders left out by the ``exclude`` patterns (a folder stands for all it holds).
+    excluded: list[str] = field(default_factory=list)
+    #: ``exclude`` patterns that matched nothing this run: a misspelt pattern leaves out nothing.
+    unmatched_patterns: list[str] = field(default_factory=list)
     seconds: float = 0.0
     #: Of ``seconds``, the time spent bringing the BM25 index up to date (hybrid search only).
     lexical_seconds: float = 0.0
@@ -78,6 +83,12 @@ class IngestReport:
             line += f"; tables registered for SQL: {', '.join(self.tables)}"
         if self.skipped:
             line += f"; skipped the page sources Sphinx copies beside its HTML pages: {', '.join(self.skipped)}"
+        if self.excluded:
+            folders = sum(1 for path in self.excluded if Path(path).is_dir())
+            line += (f"; left out by exclude patterns: {folders} folder(s), "
+                     f"{len(self.excluded) - folders} file(s)")
+        if self.unmatched_patterns:
+            line += f"; exclude pattern(s) matching nothing: {', '.join(map(repr, self.unmatched_patterns))}"
         if self.failures:
             line += f"; {len(self.failures)} failed"
         return line
@@ -95,39 +106,117 @@ class _FileState:
         return self.hashes == {file_hash} and self.expected == {len(self.ids)}
 
 
-def discover(paths: Iterable[Path | str]) -> tuple[list[Path], list[IngestError], list[Path], list[Path]]:
-    """Expand files and folders into supported files; return (files, errors, folder roots, folders skipped).
+class ExcludePatterns:
+    """Glob patterns for files and folders to leave out of the folders an ingest walks.
+
+    A pattern without ``/`` is matched against every file and folder name at any depth
+    (``drafts``, ``*.pdf``); one with ``/`` against the path from the folder given
+    (``archive/2019``, ``build/*.html``; a leading ``/`` only anchors it there). Matching is
+    case-sensitive and ``*`` also crosses ``/``. A folder left out is not walked. A path named
+    itself is always read, as a ``_sources`` folder named itself is.
+
+    Example:
+        >>> rules = ExcludePatterns(["drafts", "*.pdf", "/archive/2019"])
+        >>> [rules.match(PurePosixPath(p)) for p in ("notes/drafts", "a/b.pdf", "archive/2019", "x/archive/2019")]
+        ['drafts', '*.pdf', '/archive/2019', None]
+        >>> ExcludePatterns(["   "])
+        Traceback (most recent call last):
+        ...
+        ValueError: exclude pattern '   ': give a file or folder name or a glob, e.g. 'drafts' or '*.pdf'
+    """
+
+    def __init__(self, patterns: Iterable[str] = ()):
+        self.patterns: list[str] = []
+        self._rules: list[tuple[str, bool]] = []  # (glob, matched against the whole relative path)
+        for pattern in patterns:
+            glob = pattern.strip().removeprefix("./").rstrip("/")
+            anchored = glob.startswith("/")
+            glob = glob.lstrip("/")
+            if not glob or glob in {".", ".."}:
+                raise ValueError(f"exclude pattern {pattern!r}: give a file or folder name or a glob, "
+                                 "e.g. 'drafts' or '*.pdf'")
+            self.patterns.append(pattern)
+            self._rules.append((glob, anchored or "/" in glob))
+        self.used: set[str] = set()
+
+    def match(self, relative: PurePosixPath) -> str | None:
+        """The first pattern that leaves out this path (relative to the folder walked), else None."""
+        for pattern, (glob, whole_path) in zip(self.patterns, self._rules):
+            if fnmatchcase(str(relative) if whole_path else relative.name, glob):
+                self.used.add(pattern)
+                return pattern
+        return None
+
+    def leaves_out(self, path: Path, root: Path) -> bool:
+        """Whether ``path``, under the folder ``root``, lies in or is a file or folder left out."""
+        parts = path.relative_to(root).parts
+        return any(self.match(PurePosixPath(*parts[:depth])) for depth in range(1, len(parts) + 1))
+
+
+@dataclass
+class Discovery:
+    """What :func:`discover` found in the paths given."""
+
+    files: list[Path] = field(default_factory=list)
+    errors: list[IngestError] = field(default_factory=list)
+    #: The folders given, resolved: what ``prune`` may remove files under.
+    roots: list[Path] = field(default_factory=list)
+    #: ``_sources`` folders beside a Sphinx HTML build, not walked.
+    skipped: list[Path] = field(default_factory=list)
+    #: Files and folders left out by the exclude patterns.
+    excluded: list[Path] = field(default_factory=list)
+    exclude: ExcludePatterns = field(default_factory=ExcludePatterns)
+
+    def left_out(self, path: Path) -> bool:
+        """Whether a walk of the folders given now leaves ``path`` out (skipped or excluded)."""
+        if any(path.is_relative_to(folder) for folder in self.skipped):
+            return True
+        return any(path.is_relative_to(root) and self.exclude.leaves_out(path, root) for root in self.roots)
+
+
+def discover(paths: Iterable[Path | str], exclude: ExcludePatterns | None = None) -> Discovery:
+    """Expand files and folders into supported files, leaving out what ``exclude`` matches in folders.
 
     Inside a folder, the ``_sources`` copies beside a Sphinx HTML build are skipped (the pages are
     read); named itself, a ``_sources`` folder is read.
     """
-    files: list[Path] = []
-    errors: list[IngestError] = []
-    roots: list[Path] = []
-    skipped: list[Path] = []
+    exclude = exclude or ExcludePatterns()
+    found = Discovery(exclude=exclude)
+    files = found.files
     for raw in paths:
         path = Path(raw).expanduser()
         if not path.exists():
-            errors.append(IngestError(path, "no such file or directory"))
+            found.errors.append(IngestError(path, "no such file or directory"))
             continue
         path = path.resolve()
         if path.is_dir():
-            roots.append(path)
+            found.roots.append(path)
             for dirpath, dirnames, filenames in os.walk(path):
-                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+                here = PurePosixPath(*Path(dirpath).relative_to(path).parts)
+                kept = []
+                for name in sorted(d for d in dirnames if not d.startswith(".")):
+                    if exclude.match(here / name):
+                        found.excluded.append(Path(dirpath) / name)
+                    else:
+                        kept.append(name)
+                dirnames[:] = kept
                 if "_sources" in dirnames and any(marker in filenames for marker in SPHINX_BUILD_MARKERS):
                     dirnames.remove("_sources")
-                    skipped.append(Path(dirpath) / "_sources")
+                    found.skipped.append(Path(dirpath) / "_sources")
                 for name in sorted(filenames):
                     candidate = Path(dirpath) / name
-                    if candidate.suffix.lower() in INGESTED_SUFFIXES and not name.startswith("."):
+                    if candidate.suffix.lower() not in INGESTED_SUFFIXES or name.startswith("."):
+                        continue
+                    if exclude.match(here / name):
+                        found.excluded.append(candidate)
+                    else:
                         files.append(candidate)
         elif path.suffix.lower() not in INGESTED_SUFFIXES:
-            errors.append(IngestError(path, f"unsupported file type {path.suffix or '(none)'}"))
+            found.errors.append(IngestError(path, f"unsupported file type {path.suffix or '(none)'}"))
         else:
             files.append(path)
-    unique = list(dict.fromkeys(files))
-    return unique, errors, roots, skipped
+    found.files = list(dict.fromkeys(files))
+    return found
 
 
 def chunk_id(source: str, position: int, text_hash: str) -> str:
@@ -279,11 +368,15 @@ class Ingestor:
         progress: bool = True,
         on_progress: Callable[[int, int], None] | None = None,
         tags: dict[str, str] | None = None,
+        exclude: Iterable[str] = (),
     ) -> IngestReport:
-        """Add new files, replace changed ones, skip unchanged ones; optionally prune vanished ones.
+        """Add new files, replace changed ones, skip unchanged ones; optionally prune the rest.
 
         ``tags`` are stored with every chunk of these files, as metadata that questions can filter
         by (``{"team": "hr"}``); changing a file's tags rewrites its chunks (without embedding again).
+        ``exclude`` holds glob patterns for files and folders inside the folders given to leave out
+        (:class:`ExcludePatterns`). ``prune`` removes files under the folders given that no longer
+        exist or that this walk leaves out, so the index holds what a fresh ingest would.
         """
         started = time.perf_counter()
         report = IngestReport()
@@ -292,9 +385,13 @@ class Ingestor:
         # The file's hash covers what its chunks are made from: bytes, tags and strategy.
         salt = json.dumps([tags, self.strategy, self.settings.parent_tokens if self.strategy == "parent" else 0],
                           sort_keys=True).encode()
-        files, errors, roots, skipped = discover(paths)
-        report.failures.extend(errors)
-        report.skipped.extend(str(folder) for folder in skipped)
+        rules = ExcludePatterns(exclude)
+        found = discover(paths, rules)
+        files, roots = found.files, found.roots
+        report.failures.extend(found.errors)
+        report.skipped.extend(str(folder) for folder in found.skipped)
+        report.excluded.extend(str(path) for path in found.excluded)
+        report.unmatched_patterns.extend(p for p in rules.patterns if p not in rules.used)
         existing, by_text = self._snapshot()
         max_bytes = int(self.settings.max_file_mb * 1024 * 1024)
 
@@ -330,16 +427,21 @@ class Ingestor:
 
         if prune:
             seen = {str(p) for p in files}
+
+            def stale(name: str) -> bool:
+                if name in seen:
+                    return False
+                path = Path(name)
+                under_root = any(path.is_relative_to(root) for root in roots) or not roots
+                return under_root and (not path.exists() or found.left_out(path))
+
             for source in {t["source"] for t in self.tables.tables.values()}:
-                under_root = any(Path(source).is_relative_to(root) for root in roots) or not roots
-                if source not in seen and not Path(source).exists() and under_root:
+                if stale(source):
                     self.tables.remove_source(source)
             for name, state in existing.items():
                 if name.startswith("arag-tree://"):
                     continue  # summaries of the tree belong to no file (knowledge.tree)
-                gone = name not in seen and not Path(name).exists()
-                under_root = any(Path(name).is_relative_to(root) for root in roots) or not roots
-                if gone and under_root:
+                if stale(name):
                     self.store.delete_ids(state.ids)
                     report.removed += 1
                     report.chunks_removed += len(state.ids)
