@@ -206,6 +206,16 @@ def test_html_page_inside_a_region_left_open_is_not_lost(tmp_path):
     assert "Ice flows downhill." in doc.sections[-1].text and doc.title == "Glaciers"
 
 
+def test_html_paragraph_left_out_and_left_open_ends_where_a_browser_ends_it(tmp_path):
+    """A ``<p>`` ends at the next block, closed or not: a hidden one left open hides nothing after it."""
+    path = tmp_path / "loose.html"
+    path.write_text("<main><h1>Rivers</h1><p hidden>Old menu<div>Rivers run to the sea.</div>"
+                    "<p aria-hidden=true>icon<p>Deltas form at their mouths.</p></main>")
+    [doc] = load_file(path, path.read_bytes())
+    assert [(s.heading, s.text) for s in doc.sections] == [
+        ("Rivers", "Rivers run to the sea.\n\nDeltas form at their mouths.")]
+
+
 def test_html_main_region_of_only_a_table_of_contents_or_an_index_is_its_title(tmp_path):
     path = tmp_path / "index.html"
     path.write_text("<html><head><title>Library — Docs</title></head><body><div class='footer'>© Docs</div>"

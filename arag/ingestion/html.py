@@ -49,6 +49,10 @@ _UNSEEN_CLASSES = {"headerlink", "header-anchor", "toctree-wrapper", "indextable
 _BLOCKS = {"p", "div", "section", "article", "main", "header", "footer", "nav", "aside", "blockquote", "ul", "ol", "dl",
            "dt", "dd", "table", "caption", "figure", "figcaption", "details", "summary", "form", "fieldset", "address",
            "hr", "center", "body"}
+#: Start tags that end an open ``<p>`` (HTML's parsing rules), so a ``<p hidden>`` left open hides only itself.
+_ENDS_P = {"address", "article", "aside", "blockquote", "center", "details", "dialog", "dir", "div", "dl", "dd", "dt",
+           "fieldset", "figcaption", "figure", "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hgroup",
+           "hr", "li", "listing", "main", "menu", "nav", "ol", "p", "pre", "search", "section", "summary", "table", "ul"}
 #: Elements with no end tag: never the start of a region.
 _VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source", "track", "wbr"}
 #: The text of a permalink beside a heading or an entry (Node.js "#", rustdoc "§"), whatever its class.
@@ -133,6 +137,8 @@ class _Page(HTMLParser):
         return not self._inside("skip") and (self.scope != MAIN_ONLY or self._inside("main"))
 
     def _open_region(self, tag: str, attrs: dict) -> None:
+        if tag in _ENDS_P and any(region[0] == "p" for region in self._regions):
+            self._close_region("p")
         for region in self._regions:
             if region[0] == tag:
                 region[2] += 1
