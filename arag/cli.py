@@ -489,7 +489,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("ingest", help="add or update files and folders in the index",
-                       description="Ingest Markdown, text, reST, HTML, PDF and JSONL ({id,title,text}) files. "
+                       description="Ingest Markdown, text, reST, HTML, PDF, Word (.docx) and JSONL ({id,title,text}) files. "
                        "Unchanged files are skipped, changed files replace their chunks.")
     p.add_argument("paths", nargs="+", metavar="PATH", help="files or folders (searched recursively)")
     p.add_argument("--prune", action="store_true",

@@ -70,6 +70,42 @@ def encrypted_pdf_bytes() -> bytes:
     return out.getvalue()
 
 
+def word_document(path):
+    """A Word document written by python-docx from its bundled template (Word's own styles and numbering)."""
+    import docx  # python-docx, a test dependency
+    from docx.enum.style import WD_STYLE_TYPE
+    from docx.oxml import parse_xml
+    from docx.oxml.ns import nsdecls
+
+    document = docx.Document()
+    document.core_properties.title = "Harbour handbook"
+    document.sections[0].header.paragraphs[0].text = "Confidential draft"
+    document.add_heading("Harbour guide", 0)
+    document.styles.add_style("toc 1", WD_STYLE_TYPE.PARAGRAPH)
+    document.add_paragraph("Tides\t3", style="toc 1")
+    chapter = document.styles.add_style("Chapter", WD_STYLE_TYPE.PARAGRAPH)
+    chapter.base_style = document.styles["Heading 1"]
+    document.add_paragraph("Tides", style="Chapter")
+    intro = document.add_paragraph("High water comes ")
+    intro.add_run("twice a day.").add_break()
+    intro.add_run("Check the table:").add_tab()
+    intro._p.append(parse_xml(f'<w:hyperlink {nsdecls("w")} w:anchor="t"><w:r><w:t>tide table</w:t></w:r></w:hyperlink>'))
+    edited = document.add_paragraph("Moorings cost ")
+    edited._p.append(parse_xml(f'<w:del {nsdecls("w")} w:id="1" w:author="a"><w:r><w:delText>5</w:delText></w:r></w:del>'))
+    edited._p.append(parse_xml(f'<w:ins {nsdecls("w")} w:id="2" w:author="a"><w:r><w:t>7</w:t></w:r></w:ins>'))
+    edited.add_run(" pounds a night.")
+    document.add_heading("Steps", 2)
+    for step in ("Call the harbour master.", "Wait for a berth."):
+        document.add_paragraph(step, style="List Number")
+    document.add_paragraph("Bring fenders.", style="List Bullet")
+    table = document.add_table(rows=2, cols=2)
+    for (row, column), text in {(0, 0): "Berth", (0, 1): "Depth", (1, 0): "A", (1, 1): "4 m"}.items():
+        table.cell(row, column).text = text
+    inner = table.cell(1, 1).add_table(rows=1, cols=1)
+    inner.cell(0, 0).text = "at low water"
+    document.save(path)
+
+
 def write_corpus(folder: Path) -> dict[str, Path]:
     folder.mkdir(parents=True, exist_ok=True)
     paths = {

@@ -4,10 +4,12 @@ out of every output, and fuzzing of the parsers that read files and model replie
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,7 @@ from pydantic import BaseModel, Field
 from scripted_llm import ScriptedChatModel
 from tavily_double import TavilyDouble
 
+from arag.ingestion.docx import NAMESPACE as WORD
 from arag.ingestion.loaders import IngestError, load_file
 from arag.llms.structured import ask_json
 from arag.llms.usage import LLMUsage
@@ -112,7 +115,20 @@ def test_keys_never_appear_in_output_traces_or_logs(indexed, tmp_path):
 
 # --- fuzzing -------------------------------------------------------------------------------
 
-SUFFIXES = [".md", ".txt", ".rst", ".html", ".pdf", ".jsonl"]
+SUFFIXES = [".md", ".txt", ".rst", ".html", ".pdf", ".docx", ".jsonl"]
+WORD_PIECES = ["<w:p>", "</w:p>", "<w:r>", "</w:r>", "<w:t>tide</w:t>", "<w:tab/>", "<w:br/>", "<w:tbl>", "</w:tbl>",
+               "<w:tr>", "</w:tr>", "<w:tc>", "</w:tc>", "<w:sdt><w:sdtContent>", "</w:sdtContent></w:sdt>",
+               '<w:pPr><w:pStyle w:val="Heading1"/></w:pPr>', '<w:pPr><w:numPr><w:numId w:val="9"/></w:numPr></w:pPr>',
+               '<w:pPr><w:outlineLvl w:val="99999999999"/></w:pPr>', "<w:hyperlink>", "</w:hyperlink>", "&amp;", "<"]
+
+
+def word_archive(pieces: list[str]) -> bytes:
+    """A zip holding a document.xml made of ``pieces``, balanced or not."""
+    body = "".join(pieces)
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as out:
+        out.writestr("word/document.xml", f'<w:document xmlns:w="{WORD}"><w:body>{body}</w:body></w:document>')
+    return archive.getvalue()
 
 
 @hyp_settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -124,6 +140,7 @@ SUFFIXES = [".md", ".txt", ".rst", ".html", ".pdf", ".jsonl"]
     .map(lambda rows: "\n".join(json.dumps(r) for r in rows).encode()),
     st.recursive(st.text(alphabet="<>/ab h1p", max_size=20), lambda inner: st.tuples(inner, inner).map("".join),
                  max_leaves=30).map(lambda t: f"<html><body>{t}</body></html>".encode()),
+    st.lists(st.sampled_from(WORD_PIECES), max_size=40).map(word_archive),
 ))
 def test_file_parsers_refuse_bad_input_with_their_own_error_only(suffix, data):
     try:
@@ -133,6 +150,25 @@ def test_file_parsers_refuse_bad_input_with_their_own_error_only(suffix, data):
     else:
         for doc in docs:
             assert isinstance(doc.title, str) and all(isinstance(s.text, str) for s in doc.sections)
+
+
+@hyp_settings(max_examples=200, deadline=None)
+@given(pieces=st.lists(st.sampled_from(WORD_PIECES), max_size=60))
+def test_word_documents_of_any_shape_read_or_fail_with_the_files_own_error(pieces):
+    try:
+        [doc] = load_file(Path("fuzz.docx"), word_archive(pieces))
+    except IngestError as exc:
+        assert str(exc).startswith("fuzz.docx: ")
+    else:
+        assert "tide" in " ".join(s.text + s.heading for s in doc.sections)
+
+
+def test_a_word_document_nested_thousands_deep_is_read():
+    depth = 5000
+    nested = "<w:tbl><w:tr><w:tc>" * depth + "<w:p><w:r><w:t>tide</w:t></w:r></w:p>" + "</w:tc></w:tr></w:tbl>" * depth
+    controls = "<w:sdt><w:sdtContent>" * depth + "<w:p><w:r><w:t>ebb</w:t></w:r></w:p>" + "</w:sdtContent></w:sdt>" * depth
+    [doc] = load_file(Path("deep.docx"), word_archive([nested, controls]))
+    assert [s.text for s in doc.sections] == ["tide\n\nebb"]
 
 
 class Decision(BaseModel):

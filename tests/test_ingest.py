@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from documents import write_corpus
+from documents import word_document, write_corpus
 
 from arag.index.store import ChunkStore, IndexMismatch
 from arag.ingestion.ingest import Ingestor
@@ -217,6 +217,19 @@ def test_collection_survives_restart_and_searches(tmp_path, settings, embedder, 
     # Cosine distance, and the search breadth for its size rather than Chroma's narrower default.
     hnsw = reopened.collection.configuration["hnsw"]
     assert hnsw["space"] == "cosine" and hnsw["ef_search"] == 256 and settings.hnsw_search_ef == "auto"
+
+
+def test_a_word_document_is_ingested_found_and_skipped_when_unchanged(tmp_path, embedder, ingestor):
+    from arag.retrieval.retriever import DenseRetriever
+
+    path = tmp_path / "guide.docx"
+    word_document(path)
+    first = ingestor.ingest([tmp_path], progress=False)
+    assert (first.added, first.failures) == (1, [])
+    hits = DenseRetriever(embedder, ingestor.store).search("How much does a mooring cost a night?", k=1)
+    assert (hits[0]["title"], hits[0]["source"], hits[0]["heading"]) == ("Harbour handbook", str(path.resolve()), "Tides")
+    assert "7 pounds a night" in hits[0]["text"]
+    assert ingestor.ingest([tmp_path], progress=False).unchanged == 1
 
 
 def test_an_ingest_gives_a_collection_the_search_breadth_of_its_size(tmp_path, settings, embedder):

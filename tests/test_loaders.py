@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
-from documents import HTML, MARKDOWN, encrypted_pdf_bytes, pdf_bytes, write_corpus
+from documents import HTML, MARKDOWN, encrypted_pdf_bytes, pdf_bytes, word_document, write_corpus
 
 from arag.ingestion.chunking import chunk_sections, split_section
 from arag.ingestion.loaders import IngestError, Section, load_file, parse_rst
@@ -266,6 +268,53 @@ def test_text_files_are_read_by_their_suffixes(tmp_path, name, kind, title):
     path.write_text("Plain words without a heading.\n")
     [doc] = load_file(path, path.read_bytes())
     assert (doc.kind, doc.title) == (kind, title)
+
+
+def test_word_document_sections_lists_tables_and_title(tmp_path):
+    path = tmp_path / "guide.docx"
+    word_document(path)
+    [doc] = load_file(path, path.read_bytes())
+    assert (doc.title, doc.kind) == ("Harbour handbook", "docx")
+    assert [(s.heading, s.text) for s in doc.sections] == [
+        ("Tides", "High water comes twice a day.\nCheck the table: tide table\n\nMoorings cost 7 pounds a night."),
+        ("Steps", "1. Call the harbour master.\n\n2. Wait for a berth.\n\n- Bring fenders.\n\n"
+                  "Berth | Depth\nA | 4 m at low water"),
+    ]
+
+
+@pytest.mark.parametrize(("data", "reason"), [
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(500), "encrypted or old-format (.doc) Word file"),
+    (b"PK\x03\x04 not really a zip", "not a Word document (not a zip archive"),
+    ("zip", "not a Word document (no word/document.xml)"),
+    ("<w:document><w:body><w:p>", "corrupt Word document (word/document.xml: "),
+    ('<!DOCTYPE d [<!ENTITY a "aaaa">]><d>&a;</d>', "declares a DOCTYPE or entities"),
+])
+def test_bad_word_documents_are_refused_with_the_reason(tmp_path, data, reason):
+    import io
+    import zipfile
+
+    if isinstance(data, str):
+        archive = io.BytesIO()
+        with zipfile.ZipFile(archive, "w") as out:
+            out.writestr("word/document.xml" if data != "zip" else "word/other.xml", data)
+        data = archive.getvalue()
+    path = tmp_path / "bad.docx"
+    path.write_bytes(data)
+    with pytest.raises(IngestError, match=re.escape(reason)):
+        load_file(path, data)
+
+
+def test_a_word_document_with_only_a_title_and_headings_names_its_title(tmp_path):
+    """With no title set in its properties, the document's Title paragraph names it."""
+    import docx
+    document = docx.Document()
+    document.add_heading("Lock keeping", 0)
+    document.add_heading("Gates", 1)
+    document.add_paragraph("Open the upper gate last.")
+    path = tmp_path / "locks.docx"
+    document.save(path)
+    [doc] = load_file(path, path.read_bytes())
+    assert (doc.title, [(s.heading, s.text) for s in doc.sections]) == ("Lock keeping", [("Gates", "Open the upper gate last.")])
 
 
 def test_pdf_text_and_title(tmp_path):

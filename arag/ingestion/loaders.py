@@ -1,7 +1,7 @@
 """Readers that turn files into titled, sectioned documents.
 
-Supported: Markdown, reStructuredText, plain text, HTML, PDF, and JSONL records
-``{"id", "title", "text"}``.
+Supported: Markdown, reStructuredText, plain text, HTML, PDF, Word (``.docx``), and JSONL
+records ``{"id", "title", "text"}``.
 Every failure is an :class:`IngestError` naming the file and, where it helps, the line.
 """
 
@@ -14,13 +14,14 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from arag.ingestion.docx import DocxError, read_docx
 from arag.ingestion.html import read_html
 from arag.ingestion.markdown import read_markdown
 from arag.ingestion.rst import render_inline, render_rst_body
 
 TEXT_SUFFIXES = {".md": "markdown", ".markdown": "markdown", ".txt": "text", ".text": "text", ".rst": "rst"}
 HTML_SUFFIXES = {".html", ".htm"}
-SUPPORTED_SUFFIXES = frozenset(TEXT_SUFFIXES) | HTML_SUFFIXES | {".pdf", ".jsonl"}
+SUPPORTED_SUFFIXES = frozenset(TEXT_SUFFIXES) | HTML_SUFFIXES | {".pdf", ".docx", ".jsonl"}
 
 
 def text_format(path: Path) -> str:
@@ -163,6 +164,15 @@ def parse_pdf(path: Path, data: bytes) -> tuple[str | None, list[Section]]:
     return title, sections
 
 
+def parse_docx(path: Path, data: bytes) -> tuple[str | None, list[Section]]:
+    """A Word document's text, each heading starting a section (:mod:`arag.ingestion.docx`)."""
+    try:
+        title, sections = read_docx(data)
+    except DocxError as exc:
+        raise IngestError(path, str(exc)) from None
+    return title, [Section(heading, body) for heading, body in sections]
+
+
 def parse_jsonl(path: Path, text: str) -> list[SourceDocument]:
     docs: list[SourceDocument] = []
     seen: set[str] = set()
@@ -197,6 +207,9 @@ def load_file(path: Path, data: bytes) -> list[SourceDocument]:
             raise IngestError(path, "not a PDF (missing %PDF header)")
         title, sections = parse_pdf(path, data)
         kind = "pdf"
+    elif suffix == ".docx":
+        title, sections = parse_docx(path, data)
+        kind = "docx"
     else:
         text = decode_text(path, data)
         if suffix == ".jsonl":

@@ -59,9 +59,12 @@ def show_stats(shell) -> None:
 
 def add_documents(shell) -> None:
     st.subheader("Add documents")
-    uploads = st.file_uploader("Upload files (Markdown, text, reST, HTML, PDF, JSONL; CSV and SQLite tables)",
+    from arag.ingestion.loaders import SUPPORTED_SUFFIXES
+    from arag.tables.catalog import TABLE_SUFFIXES
+
+    uploads = st.file_uploader("Upload files (Markdown, text, reST, HTML, PDF, Word, JSONL; CSV and SQLite tables)",
                                accept_multiple_files=True, key="uploads",
-                               type=["md", "markdown", "txt", "rst", "html", "htm", "pdf", "jsonl", "csv", "sqlite", "db"])
+                               type=sorted(suffix.lstrip(".") for suffix in SUPPORTED_SUFFIXES | TABLE_SUFFIXES))
     if st.button("Ingest uploaded files", disabled=not uploads, key="ingest_uploads"):
         folder = shell.settings.data_dir / "uploads"
         folder.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,332 @@
+"""Word documents (``.docx``) read as their text, each heading starting a section.
+
+A ``.docx`` file is a zip of XML parts. ``word/document.xml`` holds the body: paragraphs, tables
+and content controls, in reading order. A paragraph's style says what it is. Its name in
+``word/styles.xml`` is English whatever the document's language ("heading 1", "Title", "toc 2"),
+and a custom style inherits from the style it is based on. So headings are found by style name,
+else by outline level, as Word's navigation pane finds them.
+
+What is read:
+- paragraphs, with tabs and line breaks as spaces and new lines;
+- text inserted under tracked changes (text deleted under them is not the document's);
+- hyperlinks' words and fields' results;
+- table rows as ``cell | cell`` lines, as the HTML reader writes them.
+
+List items start with "- ", or with their number where the list counts in decimal, as the
+Markdown and HTML readers write them.
+
+What is left out:
+- a table of contents Word generates (paragraphs styled "toc N" or "TOC Heading"), as the reST
+  and HTML readers drop theirs;
+- headers, footers, footnotes and comments: they are separate parts;
+- text boxes and shapes, whose text Word stores twice (in the drawing and in its fallback).
+
+The title is the document's own (File > Properties), else its first paragraph styled "Title",
+else its first level-1 heading.
+
+Example:
+    >>> import io, zipfile
+    >>> body = ('<w:p><w:pPr><w:pStyle w:val="Heading1"/></w:pPr><w:r><w:t>Tides</w:t></w:r></w:p>'
+    ...         '<w:p><w:r><w:t xml:space="preserve">The moon </w:t></w:r><w:r><w:t>pulls.</w:t></w:r></w:p>')
+    >>> document = f'<w:document xmlns:w="{NAMESPACE}"><w:body>{body}</w:body></w:document>'
+    >>> styles = (f'<w:styles xmlns:w="{NAMESPACE}"><w:style w:type="paragraph" w:styleId="Heading1">'
+    ...           '<w:name w:val="heading 1"/></w:style></w:styles>')
+    >>> data = io.BytesIO()
+    >>> with zipfile.ZipFile(data, "w") as archive:
+    ...     archive.writestr("word/document.xml", document)
+    ...     archive.writestr("word/styles.xml", styles)
+    >>> read_docx(data.getvalue())
+    ('Tides', [('Tides', 'The moon pulls.')])
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+from collections.abc import Iterator
+from xml.etree import ElementTree
+
+NAMESPACE = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
+_W = "{" + NAMESPACE + "}"
+_DC_TITLE = "{http://purl.org/dc/elements/1.1/}title"
+_RELATIONSHIP = "{http://schemas.openxmlformats.org/package/2006/relationships}Relationship"
+
+#: The most bytes one XML part may unpack to. A thousand-page document's body is tens of MiB; a
+#: zip that unpacks to gigabytes is an attack on the reader.
+MAX_PART_BYTES = 128 * 2**20
+#: Block containers read through to the paragraphs and tables they hold: content controls,
+#: custom XML, and paragraphs moved or inserted under tracked changes.
+_CONTAINERS = {_W + "sdt", _W + "sdtContent", _W + "customXml", _W + "ins", _W + "moveTo"}
+#: Inline containers read through to the runs they hold (links, fields, tracked insertions).
+_INLINE_CONTAINERS = {_W + "hyperlink", _W + "fldSimple", _W + "ins", _W + "moveTo", _W + "smartTag",
+                      _W + "customXml", _W + "sdt", _W + "sdtContent", _W + "bdo", _W + "dir"}
+#: What a table cell's paragraphs are read through: tables nested in it, flattened into its line.
+_CELL_CONTENT = _CONTAINERS | {_W + "tbl", _W + "tr", _W + "tc"}
+_HEADING_NAME = re.compile(r"heading ([1-9])")
+_TABLE_OF_CONTENTS_NAME = re.compile(r"toc( [1-9]| heading)")
+#: A level for the "Title" style, above any heading's.
+TITLE_LEVEL = 0
+
+
+class DocxError(ValueError):
+    """The bytes are not a Word document this reader can read; the message says why."""
+
+
+def read_docx(data: bytes) -> tuple[str | None, list[tuple[str, str]]]:
+    """The title and the ``(heading, body)`` sections of a Word document."""
+    if data.startswith(b"\xd0\xcf\x11\xe0"):  # an OLE compound file: the old .doc format, or an encrypted .docx
+        raise DocxError("an encrypted or old-format (.doc) Word file; save it as an unencrypted .docx")
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            name = _main_part_name(archive)
+            document = _part(archive, name)
+            if document is None:
+                raise DocxError(f"not a Word document (no {name})")
+            folder = name.rpartition("/")[0]
+            styles = _part(archive, f"{folder}/styles.xml")
+            numbering = _part(archive, f"{folder}/numbering.xml")
+            core = _part(archive, "docProps/core.xml")
+    except zipfile.BadZipFile as exc:
+        raise DocxError(f"not a Word document (not a zip archive: {exc})") from None
+    reader = _Reader(_Styles(styles), _Numbering(numbering))
+    reader.read(document)
+    own_title = core.findtext(_DC_TITLE) if core is not None else None
+    title = " ".join((own_title or "").split()) or reader.first_title or reader.first_h1
+    return title or None, reader.sections
+
+
+def _main_part_name(archive: zipfile.ZipFile) -> str:
+    """Where the document's body is: the package's officeDocument relationship, else Word's usual place."""
+    relationships = _part(archive, "_rels/.rels")
+    for relationship in relationships.iter(_RELATIONSHIP) if relationships is not None else ():
+        if relationship.get("Type", "").endswith("/officeDocument") and relationship.get("TargetMode") != "External":
+            target = relationship.get("Target", "").lstrip("/")
+            if target and ".." not in target.split("/"):
+                return target
+    return "word/document.xml"
+
+
+def _part(archive: zipfile.ZipFile, name: str) -> ElementTree.Element | None:
+    """A part of the archive, parsed; None where the document has no such part."""
+    try:
+        with archive.open(name) as stream:
+            raw = stream.read(MAX_PART_BYTES + 1)
+    except KeyError:
+        return None
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError, OSError, RuntimeError,
+            ValueError) as exc:  # RuntimeError: an entry encrypted with a zip password
+        raise DocxError(f"corrupt Word document ({name}: {exc})") from None
+    if len(raw) > MAX_PART_BYTES:
+        raise DocxError(f"{name} unpacks to more than {MAX_PART_BYTES // 2**20} MiB")
+    if b"<!DOCTYPE" in raw or b"<!ENTITY" in raw:  # Word writes neither; entities are how XML attacks expand
+        raise DocxError(f"{name} declares a DOCTYPE or entities, which Word documents never hold")
+    try:
+        return ElementTree.fromstring(raw)
+    except ElementTree.ParseError as exc:
+        raise DocxError(f"corrupt Word document ({name}: {exc})") from None
+
+
+class _Styles:
+    """What each paragraph style makes of a paragraph: a heading level, a table of contents, a list."""
+
+    def __init__(self, root: ElementTree.Element | None):
+        self._by_id: dict[str, ElementTree.Element] = {}
+        if root is not None:
+            for style in root.iter(_W + "style"):
+                if style.get(_W + "type", "paragraph") == "paragraph" and style.get(_W + "styleId"):
+                    self._by_id[style.get(_W + "styleId")] = style
+
+    def _chain(self, style_id: str | None) -> Iterator[ElementTree.Element]:
+        """The style and those it is based on, nearest first (a cycle is followed once)."""
+        seen: set[str] = set()
+        while style_id and style_id not in seen and style_id in self._by_id:
+            seen.add(style_id)
+            style = self._by_id[style_id]
+            yield style
+            based_on = style.find(_W + "basedOn")
+            style_id = based_on.get(_W + "val") if based_on is not None else None
+
+    def name(self, style_id: str | None) -> str:
+        style = next(self._chain(style_id), None)
+        name = style.find(_W + "name") if style is not None else None
+        return (name.get(_W + "val") or "").strip().lower() if name is not None else ""
+
+    def heading_level(self, style_id: str | None) -> int | None:
+        """0 for a title, 1-9 for a heading, None for a body paragraph."""
+        for style in self._chain(style_id):
+            name_element = style.find(_W + "name")
+            name = (name_element.get(_W + "val") or "").strip().lower() if name_element is not None else ""
+            if name == "title":
+                return TITLE_LEVEL
+            if found := _HEADING_NAME.fullmatch(name):
+                return int(found.group(1))
+            level = _outline_level(style.find(_W + "pPr"))
+            if level is not None:
+                return level or None  # an outline level of 9 ("body text") ends the search
+        return None
+
+    def numbering(self, style_id: str | None) -> tuple[str, int] | None:
+        for style in self._chain(style_id):
+            found = _numbering_of(style.find(_W + "pPr"))
+            if found is not None:
+                return found
+        return None
+
+
+class _Numbering:
+    """Which lists count in decimal, and the number each of their items has reached."""
+
+    def __init__(self, root: ElementTree.Element | None):
+        self._formats: dict[tuple[str, int], tuple[str, int]] = {}  # (list, level) -> (format, start)
+        self._counts: dict[tuple[str, int], int] = {}
+        if root is None:
+            return
+        abstract: dict[str, dict[int, tuple[str, int]]] = {}
+        for definition in root.iter(_W + "abstractNum"):
+            levels = abstract.setdefault(definition.get(_W + "abstractNumId", ""), {})
+            for level in definition.iter(_W + "lvl"):
+                number_format = level.find(_W + "numFmt")
+                start = level.find(_W + "start")
+                levels[_int(level.get(_W + "ilvl"))] = (
+                    number_format.get(_W + "val", "") if number_format is not None else "",
+                    _int(start.get(_W + "val"), 1) if start is not None else 1)
+        for instance in root.iter(_W + "num"):
+            base = instance.find(_W + "abstractNumId")
+            for level, shape in abstract.get(base.get(_W + "val", "") if base is not None else "", {}).items():
+                self._formats[(instance.get(_W + "numId", ""), level)] = shape
+
+    def lead(self, list_id: str, level: int) -> str:
+        """What an item of this list at this level starts with: its number, or "- "."""
+        number_format, start = self._formats.get((list_id, level), ("bullet", 1))
+        if number_format != "decimal":
+            return "- "
+        number = self._counts.get((list_id, level), start - 1) + 1
+        self._counts[(list_id, level)] = number
+        for key in [key for key in self._counts if key[0] == list_id and key[1] > level]:
+            del self._counts[key]  # a deeper level counts again from its start under the next item
+        return f"{number}. "
+
+
+class _Reader:
+    def __init__(self, styles: _Styles, numbering: _Numbering):
+        self.styles = styles
+        self.numbering = numbering
+        self.sections: list[tuple[str, str]] = []
+        self.first_title: str | None = None
+        self.first_h1: str | None = None
+        self._heading = ""
+        self._paragraphs: list[str] = []
+
+    def read(self, document: ElementTree.Element) -> None:
+        body = document.find(_W + "body")
+        for block in _children(body if body is not None else document, {_W + "p", _W + "tbl"}):
+            if block.tag == _W + "tbl":
+                self._paragraphs.append("\n".join(_table_rows(block)))
+                continue
+            properties = block.find(_W + "pPr")
+            style_element = properties.find(_W + "pStyle") if properties is not None else None
+            style = style_element.get(_W + "val") if style_element is not None else None
+            if _TABLE_OF_CONTENTS_NAME.fullmatch(self.styles.name(style)):
+                continue
+            text = _paragraph_text(block)
+            if not text.strip():
+                continue
+            own_level = _outline_level(properties)
+            level = (own_level or None) if own_level is not None else self.styles.heading_level(style)
+            if level is not None:
+                self._heading_starts(" ".join(text.split()), level)
+                continue
+            listed = _numbering_of(properties) or self.styles.numbering(style)
+            lead = self.numbering.lead(*listed) if listed and listed[0] != "0" else ""
+            self._paragraphs.append(lead + "\n".join(" ".join(line.split()) for line in text.splitlines() if line.strip()))
+        self._end_section()
+
+    def _heading_starts(self, heading: str, level: int) -> None:
+        self._end_section()
+        self._heading = heading
+        if level == TITLE_LEVEL:
+            self.first_title = self.first_title or heading
+        elif level == 1:
+            self.first_h1 = self.first_h1 or heading
+
+    def _end_section(self) -> None:
+        paragraphs = [p for p in self._paragraphs if p.strip()]
+        self._paragraphs = []
+        if paragraphs:
+            self.sections.append((self._heading, "\n\n".join(paragraphs)))
+
+
+def _children(container: ElementTree.Element, wanted: set[str],
+              through: set[str] = _CONTAINERS) -> Iterator[ElementTree.Element]:
+    """The ``wanted`` elements of a container in reading order, read through ``through`` (no recursion)."""
+    stack = [iter(container)]
+    while stack:
+        element = next(stack[-1], None)
+        if element is None:
+            stack.pop()
+        elif element.tag in wanted:
+            yield element
+        elif element.tag in through:
+            stack.append(iter(element))
+
+
+def _paragraph_text(paragraph: ElementTree.Element) -> str:
+    """A paragraph's text: its runs, through links, fields and insertions; tabs as spaces, breaks as new lines."""
+    pieces: list[str] = []
+    stack = [iter(paragraph)]
+    while stack:
+        element = next(stack[-1], None)
+        if element is None:
+            stack.pop()
+        elif element.tag == _W + "r":
+            for item in element:
+                if item.tag == _W + "t":
+                    pieces.append(item.text or "")
+                elif item.tag in (_W + "tab", _W + "ptab"):
+                    pieces.append(" ")
+                elif item.tag in (_W + "br", _W + "cr"):
+                    pieces.append("\n")
+                elif item.tag == _W + "noBreakHyphen":
+                    pieces.append("-")
+        elif element.tag in _INLINE_CONTAINERS:
+            stack.append(iter(element))
+    return "".join(pieces)
+
+
+def _table_rows(table: ElementTree.Element) -> list[str]:
+    """A table's rows, cells separated by " | "; a cell's paragraphs and nested tables as one line."""
+    rows = []
+    for row in _children(table, {_W + "tr"}):
+        cells = [" ".join(word for paragraph in _children(cell, {_W + "p"}, _CELL_CONTENT)
+                          for word in _paragraph_text(paragraph).split())
+                 for cell in _children(row, {_W + "tc"})]
+        if any(cells):
+            rows.append(" ".join(" | ".join(cells).split()))
+    return rows
+
+
+def _outline_level(properties: ElementTree.Element | None) -> int | None:
+    """A paragraph's own outline level as a heading level (1-9), 0 for body text, None if unset."""
+    element = properties.find(_W + "outlineLvl") if properties is not None else None
+    if element is None:
+        return None
+    level = _int(element.get(_W + "val"), 9)
+    return level + 1 if 0 <= level < 9 else 0
+
+
+def _numbering_of(properties: ElementTree.Element | None) -> tuple[str, int] | None:
+    """The list (its id) and level a paragraph's properties put it in, or None."""
+    numbering = properties.find(_W + "numPr") if properties is not None else None
+    if numbering is None:
+        return None
+    list_id = numbering.find(_W + "numId")
+    level = numbering.find(_W + "ilvl")
+    if list_id is None:
+        return None
+    return list_id.get(_W + "val", "0"), _int(level.get(_W + "val")) if level is not None else 0
+
+
+def _int(text: str | None, default: int = 0) -> int:
+    text = (text or "").strip()
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 9 else default
