@@ -15,6 +15,11 @@ only, without the ``_sources`` copies and ``_static`` files beside them)::
 
 Writes ``bench/results/docs_ingest.json`` and prints a Markdown table.
 
+Two PDF manuals from Debian's packages (running headers, page numbers, a table of contents, outlines)::
+
+    mkdir /tmp/pdfs && cp /usr/share/doc/libtasn1-doc/libtasn1.pdf /usr/share/doc/shared-mime-info/shared-mime-info-spec.pdf /tmp/pdfs
+    .venv/bin/python bench/docs_ingest.py /tmp/pdfs --codecs residual --questions bench/questions/pdf-manuals.jsonl
+
 With ``--questions FILE.jsonl`` (lines ``{"question", "answers", "page"}``: short answers stated on the
 page of that file name, e.g. ``bench/questions/nodejs-docs.jsonl`` for the Node.js 18 API docs' Markdown
 from Debian's ``nodejs-doc``), the first codec's index is then asked each question through the graph,

@@ -33,16 +33,20 @@ RECORDS = [
 ]
 
 
-def pdf_bytes(lines: list[str], title: str | None = None) -> bytes:
-    """A minimal valid PDF with one page of text in Helvetica (byte offsets computed)."""
-    content = "BT /F1 12 Tf 72 720 Td 14 TL " + " ".join(f"({line}) '" for line in lines) + " ET"
+def pdf_bytes(lines: list[str], title: str | None = None, more_pages: list[list[str]] = ()) -> bytes:
+    """A minimal valid PDF with pages of text in Helvetica, ``lines`` the first (byte offsets computed)."""
+    pages = [lines, *more_pages]
+    font = 3 + 2 * len(pages)  # the catalog, the page tree, then a page and its contents for each page
     objects = [
         "<< /Type /Catalog /Pages 2 0 R >>",
-        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>",
-        f"<< /Length {len(content)} >>\nstream\n{content}\nendstream",
-        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+        f"<< /Type /Pages /Kids [{' '.join(f'{3 + 2 * n} 0 R' for n in range(len(pages)))}] /Count {len(pages)} >>",
     ]
+    for n, page in enumerate(pages):
+        content = "BT /F1 12 Tf 72 720 Td 14 TL " + " ".join(f"({line}) '" for line in page) + " ET"
+        objects.append(f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents {4 + 2 * n} 0 R "
+                       f"/Resources << /Font << /F1 {font} 0 R >> >> >>")
+        objects.append(f"<< /Length {len(content)} >>\nstream\n{content}\nendstream")
+    objects.append("<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
     if title:
         objects.append(f"<< /Title ({title}) >>")
     out = io.BytesIO()
@@ -74,6 +78,7 @@ def word_document(path):
     """A Word document written by python-docx from its bundled template (Word's own styles and numbering)."""
     import docx  # python-docx, a test dependency
     from docx.enum.style import WD_STYLE_TYPE
+    from docx.opc.constants import RELATIONSHIP_TYPE as RT
     from docx.oxml import parse_xml
     from docx.oxml.ns import nsdecls
 
@@ -94,6 +99,11 @@ def word_document(path):
     edited._p.append(parse_xml(f'<w:del {nsdecls("w")} w:id="1" w:author="a"><w:r><w:delText>5</w:delText></w:r></w:del>'))
     edited._p.append(parse_xml(f'<w:ins {nsdecls("w")} w:id="2" w:author="a"><w:r><w:t>7</w:t></w:r></w:ins>'))
     edited.add_run(" pounds a night.")
+    edited._p.append(parse_xml(f'<w:r {nsdecls("w")}><w:footnoteReference w:id="1"/></w:r>'))
+    _add_part(document, "/word/footnotes.xml", "footnotes", RT.FOOTNOTES, (
+        f'<w:footnotes {nsdecls("w")}><w:footnote w:type="separator" w:id="-1"><w:p><w:r><w:separator/></w:r></w:p>'
+        '</w:footnote><w:footnote w:id="1"><w:p><w:r><w:footnoteRef/></w:r><w:r><w:t xml:space="preserve"> Winter '
+        'rates are half.</w:t></w:r></w:p></w:footnote></w:footnotes>'))
     document.add_heading("Steps", 2)
     for step in ("Call the harbour master.", "Wait for a berth."):
         document.add_paragraph(step, style="List Number")
@@ -104,6 +114,16 @@ def word_document(path):
     inner = table.cell(1, 1).add_table(rows=1, cols=1)
     inner.cell(0, 0).text = "at low water"
     document.save(path)
+
+
+def _add_part(document, name: str, kind: str, relationship: str, xml: str) -> None:
+    """A part python-docx has no API for (footnotes), added to the package and related as Word relates it."""
+    from docx.opc.packuri import PackURI
+    from docx.opc.part import Part
+
+    content_type = f"application/vnd.openxmlformats-officedocument.wordprocessingml.{kind}+xml"
+    part = Part(PackURI(name), content_type, xml.encode(), document.part.package)
+    document.part.relate_to(part, relationship)
 
 
 def write_corpus(folder: Path) -> dict[str, Path]:

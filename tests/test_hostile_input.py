@@ -23,6 +23,7 @@ from tavily_double import TavilyDouble
 
 from arag.ingestion.docx import NAMESPACE as WORD
 from arag.ingestion.loaders import IngestError, load_file
+from arag.ingestion.pdf import sections_of
 from arag.llms.structured import ask_json
 from arag.llms.usage import LLMUsage
 from arag.runtime.components import Components
@@ -161,6 +162,18 @@ def test_word_documents_of_any_shape_read_or_fail_with_the_files_own_error(piece
         assert str(exc).startswith("fuzz.docx: ")
     else:
         assert "tide" in " ".join(s.text + s.heading for s in doc.sections)
+
+
+@hyp_settings(max_examples=300, deadline=None)
+@given(pages=st.lists(st.text(alphabet="ab 1.-\nxiv", max_size=80), max_size=8),
+       outline=st.lists(st.tuples(st.text(alphabet="ab 1.", max_size=6), st.integers(-2, 9)), max_size=6))
+def test_pdf_pages_of_any_text_make_sections_of_their_own_words(pages, outline):
+    sections = sections_of(pages, outline)
+    lines = ["\n".join(line.strip() for line in page.splitlines() if line.strip()) for page in pages]
+    words = {word for page in lines for word in page.split() + page.replace("-\n", "").split()}
+    for heading, text in sections:
+        assert heading.startswith("page ") or "(page " in heading
+        assert text.strip() and set(text.split()) <= words
 
 
 def test_a_word_document_nested_thousands_deep_is_read():

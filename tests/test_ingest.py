@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from documents import word_document, write_corpus
+from documents import pdf_bytes, word_document, write_corpus
 
 from arag.index.store import ChunkStore, IndexMismatch
 from arag.ingestion.ingest import Ingestor
@@ -310,9 +310,9 @@ def test_embeddings_are_normalised_and_batched_in_order(embedder):
 
 
 def test_files_read_another_way_since_are_redone_once(tmp_path, ingestor, monkeypatch):
-    """An index made when page.rst.txt was read as plain text, reST and Markdown markup kept and HTML
-    read with the site around its content, reads those files again as rendered once, then skips them;
-    a plain text file is not redone.
+    """An index made when page.rst.txt was read as plain text, reST and Markdown markup kept, HTML
+    read with the site around its content and PDF pages with their frame, reads those files again as
+    rendered once, then skips them; a plain text file is not redone.
     """
     import arag.ingestion.ingest as ingest_module
     import arag.ingestion.loaders as loaders
@@ -324,22 +324,25 @@ def test_files_read_another_way_since_are_redone_once(tmp_path, ingestor, monkey
     (docs / "notes.md").write_text("# Notes\n\nKeep them [short](https://example.org/short).\n")
     (docs / "plain.txt").write_text("Plain words, read as they stand.\n")
     (docs / "tides.html").write_text("<nav>Home</nav><main><h1>Tides</h1><p>The moon pulls the sea.</p></main>")
+    (docs / "locks.pdf").write_bytes(pdf_bytes(["Lock Guide", "Open the upper gate last.", "1"], title="Locks", more_pages=[
+        ["Lock Guide", "Close the sluices first.", "2"], ["Lock Guide", "Wait for level water.", "3"]]))
     with monkeypatch.context() as old_version:
         old_version.setattr(loaders, "text_format", lambda path: "text")
         old_version.setattr(ingest_module, "reading_revision", lambda path: b"")
         first = ingestor.ingest([docs], progress=False)
-    assert first.added == 4
+    assert first.added == 5
     titles = {m["title"] for _, m in ingestor.store.iter_metadata()}
     assert "venv.rst" in titles
     second = ingestor.ingest([docs], progress=False)
-    assert (second.updated, second.unchanged) == (3, 1)
+    assert (second.updated, second.unchanged) == (4, 1)
     by_title = {m["title"]: (m["kind"], doc) for doc, m in zip(*_documents(ingestor.store))}
     kind, text = by_title["Virtual Environments"]
     assert kind == "rst" and ":mod:" not in text and "`venv`:" in text and "    python3 -m venv tutorial-env" in text
     assert by_title["Notes"] == ("markdown", "Keep them short.")
     assert by_title["Tides"] == ("html", "The moon pulls the sea.")
+    assert "Lock Guide" not in " ".join(text for text, meta in zip(*_documents(ingestor.store)) if meta["kind"] == "pdf")
     third = ingestor.ingest([docs], progress=False)
-    assert (third.updated, third.unchanged) == (0, 4)
+    assert (third.updated, third.unchanged) == (0, 5)
 
 
 def _documents(store: ChunkStore) -> tuple[list[str], list[dict]]:

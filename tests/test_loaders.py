@@ -276,7 +276,8 @@ def test_word_document_sections_lists_tables_and_title(tmp_path):
     [doc] = load_file(path, path.read_bytes())
     assert (doc.title, doc.kind) == ("Harbour handbook", "docx")
     assert [(s.heading, s.text) for s in doc.sections] == [
-        ("Tides", "High water comes twice a day.\nCheck the table: tide table\n\nMoorings cost 7 pounds a night."),
+        ("Tides", "High water comes twice a day.\nCheck the table: tide table\n\nMoorings cost 7 pounds a night.\n\n"
+                  "Footnote: Winter rates are half."),
         ("Steps", "1. Call the harbour master.\n\n2. Wait for a berth.\n\n- Bring fenders.\n\n"
                   "Berth | Depth\nA | 4 m at low water"),
     ]
@@ -323,6 +324,34 @@ def test_pdf_text_and_title(tmp_path):
     [doc] = load_file(path, path.read_bytes())
     assert doc.title == "Volcanoes"
     assert "Etna" in doc.sections[0].text and doc.sections[0].heading == "page 1"
+
+
+def test_pdf_pages_lose_their_running_header_page_numbers_and_contents_and_follow_the_outline(tmp_path):
+    import io
+
+    from pypdf import PdfReader, PdfWriter
+
+    contents = ["Harbour Manual", "Contents"] + [f"{n} Part {n} . . . . . . . . {n}" for n in range(1, 7)] + ["ii"]
+    pages = [
+        ["Harbour Manual", "Welcome to the harbour of Tromvik and its rules.", "1"],
+        ["Harbour Manual", "2 Berths", "Visiting boats moor at the north pier, where the", "harbour master gives each a berth on ar-",
+         "rival.", "3 Fees", "A night costs 240 kroner.", "2"],
+        ["Harbour Manual", "Fuel is sold at the east quay from May to Septem-", "ber, and paid for at the office.", "3"],
+    ]
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(pdf_bytes(contents, more_pages=pages))))
+    writer.add_outline_item("Berths", 2)  # the line reads "2 Berths": the section's number is not in the outline
+    writer.add_outline_item("3 Fees", 2)
+    path = tmp_path / "manual.pdf"
+    with path.open("wb") as out:
+        writer.write(out)
+    [doc] = load_file(path, path.read_bytes())
+    assert doc.title == "Harbour Manual"  # no title of its own: its running title
+    assert [(s.heading, s.text) for s in doc.sections] == [
+        ("page 2", "Welcome to the harbour of Tromvik and its rules."),
+        ("Berths (page 3)", "Visiting boats moor at the north pier, where the\nharbour master gives each a berth on arrival."),
+        ("3 Fees (page 3)", "A night costs 240 kroner."),
+        ("3 Fees (page 4)", "Fuel is sold at the east quay from May to September, and paid for at the office."),
+    ]
 
 
 def test_jsonl_records_become_documents(tmp_path):

@@ -10,7 +10,9 @@ What is read:
 - paragraphs, with tabs and line breaks as spaces and new lines;
 - text inserted under tracked changes (text deleted under them is not the document's);
 - hyperlinks' words and fields' results;
-- table rows as ``cell | cell`` lines, as the HTML reader writes them.
+- table rows as ``cell | cell`` lines, as the HTML reader writes them;
+- footnotes and endnotes, each as a paragraph ("Footnote: …") after the paragraph or table that
+  refers to it, so that a search finds a note with its context.
 
 List items start with "- ", or with their number where the list counts in decimal, as the
 Markdown and HTML readers write them.
@@ -18,7 +20,7 @@ Markdown and HTML readers write them.
 What is left out:
 - a table of contents Word generates (paragraphs styled "toc N" or "TOC Heading"), as the reST
   and HTML readers drop theirs;
-- headers, footers, footnotes and comments: they are separate parts;
+- headers, footers and comments: they are separate parts, beside the text rather than of it;
 - text boxes and shapes, whose text Word stores twice (in the drawing and in its fallback).
 
 The title is the document's own (File > Properties), else its first paragraph styled "Title",
@@ -63,6 +65,7 @@ _INLINE_CONTAINERS = {_W + "hyperlink", _W + "fldSimple", _W + "ins", _W + "move
                       _W + "customXml", _W + "sdt", _W + "sdtContent", _W + "bdo", _W + "dir"}
 #: What a table cell's paragraphs are read through: tables nested in it, flattened into its line.
 _CELL_CONTENT = _CONTAINERS | {_W + "tbl", _W + "tr", _W + "tc"}
+_NOTE_REFERENCES = {_W + "footnoteReference": "footnote", _W + "endnoteReference": "endnote"}
 _HEADING_NAME = re.compile(r"heading ([1-9])")
 _TABLE_OF_CONTENTS_NAME = re.compile(r"toc( [1-9]| heading)")
 #: A level for the "Title" style, above any heading's.
@@ -86,10 +89,12 @@ def read_docx(data: bytes) -> tuple[str | None, list[tuple[str, str]]]:
             folder = name.rpartition("/")[0]
             styles = _part(archive, f"{folder}/styles.xml")
             numbering = _part(archive, f"{folder}/numbering.xml")
+            notes = {**_notes(_part(archive, f"{folder}/footnotes.xml"), "footnote"),
+                     **_notes(_part(archive, f"{folder}/endnotes.xml"), "endnote")}
             core = _part(archive, "docProps/core.xml")
     except zipfile.BadZipFile as exc:
         raise DocxError(f"not a Word document (not a zip archive: {exc})") from None
-    reader = _Reader(_Styles(styles), _Numbering(numbering))
+    reader = _Reader(_Styles(styles), _Numbering(numbering), notes)
     reader.read(document)
     own_title = core.findtext(_DC_TITLE) if core is not None else None
     title = " ".join((own_title or "").split()) or reader.first_title or reader.first_h1
@@ -209,9 +214,10 @@ class _Numbering:
 
 
 class _Reader:
-    def __init__(self, styles: _Styles, numbering: _Numbering):
+    def __init__(self, styles: _Styles, numbering: _Numbering, notes: dict[tuple[str, str], str]):
         self.styles = styles
         self.numbering = numbering
+        self.notes = notes
         self.sections: list[tuple[str, str]] = []
         self.first_title: str | None = None
         self.first_h1: str | None = None
@@ -221,26 +227,34 @@ class _Reader:
     def read(self, document: ElementTree.Element) -> None:
         body = document.find(_W + "body")
         for block in _children(body if body is not None else document, {_W + "p", _W + "tbl"}):
-            if block.tag == _W + "tbl":
-                self._paragraphs.append("\n".join(_table_rows(block)))
-                continue
-            properties = block.find(_W + "pPr")
-            style_element = properties.find(_W + "pStyle") if properties is not None else None
-            style = style_element.get(_W + "val") if style_element is not None else None
-            if _TABLE_OF_CONTENTS_NAME.fullmatch(self.styles.name(style)):
-                continue
-            text = _paragraph_text(block)
-            if not text.strip():
-                continue
-            own_level = _outline_level(properties)
-            level = (own_level or None) if own_level is not None else self.styles.heading_level(style)
-            if level is not None:
-                self._heading_starts(" ".join(text.split()), level)
-                continue
-            listed = _numbering_of(properties) or self.styles.numbering(style)
-            lead = self.numbering.lead(*listed) if listed and listed[0] != "0" else ""
-            self._paragraphs.append(lead + "\n".join(" ".join(line.split()) for line in text.splitlines() if line.strip()))
+            references: list[tuple[str, str]] = []
+            self._read_block(block, references)
+            # A note follows the paragraph or table that refers to it, so it is found with its context.
+            for reference in dict.fromkeys(references):
+                if self.notes.get(reference):
+                    self._paragraphs.append(f"{reference[0].capitalize()}: {self.notes[reference]}")
         self._end_section()
+
+    def _read_block(self, block: ElementTree.Element, references: list[tuple[str, str]]) -> None:
+        if block.tag == _W + "tbl":
+            self._paragraphs.append("\n".join(_table_rows(block, references)))
+            return
+        properties = block.find(_W + "pPr")
+        style_element = properties.find(_W + "pStyle") if properties is not None else None
+        style = style_element.get(_W + "val") if style_element is not None else None
+        if _TABLE_OF_CONTENTS_NAME.fullmatch(self.styles.name(style)):
+            return
+        text = _paragraph_text(block, references)
+        if not text.strip():
+            return
+        own_level = _outline_level(properties)
+        level = (own_level or None) if own_level is not None else self.styles.heading_level(style)
+        if level is not None:
+            self._heading_starts(" ".join(text.split()), level)
+            return
+        listed = _numbering_of(properties) or self.styles.numbering(style)
+        lead = self.numbering.lead(*listed) if listed and listed[0] != "0" else ""
+        self._paragraphs.append(lead + "\n".join(" ".join(line.split()) for line in text.splitlines() if line.strip()))
 
     def _heading_starts(self, heading: str, level: int) -> None:
         self._end_section()
@@ -271,8 +285,11 @@ def _children(container: ElementTree.Element, wanted: set[str],
             stack.append(iter(element))
 
 
-def _paragraph_text(paragraph: ElementTree.Element) -> str:
-    """A paragraph's text: its runs, through links, fields and insertions; tabs as spaces, breaks as new lines."""
+def _paragraph_text(paragraph: ElementTree.Element, references: list[tuple[str, str]] | None = None) -> str:
+    """A paragraph's text: its runs, through links, fields and insertions; tabs as spaces, breaks as new lines.
+
+    The footnotes and endnotes it refers to are added to ``references`` as ("footnote", id) pairs.
+    """
     pieces: list[str] = []
     stack = [iter(paragraph)]
     while stack:
@@ -289,21 +306,35 @@ def _paragraph_text(paragraph: ElementTree.Element) -> str:
                     pieces.append("\n")
                 elif item.tag == _W + "noBreakHyphen":
                     pieces.append("-")
+                elif item.tag in _NOTE_REFERENCES and references is not None:
+                    references.append((_NOTE_REFERENCES[item.tag], item.get(_W + "id", "")))
         elif element.tag in _INLINE_CONTAINERS:
             stack.append(iter(element))
     return "".join(pieces)
 
 
-def _table_rows(table: ElementTree.Element) -> list[str]:
+def _table_rows(table: ElementTree.Element, references: list[tuple[str, str]] | None = None) -> list[str]:
     """A table's rows, cells separated by " | "; a cell's paragraphs and nested tables as one line."""
     rows = []
     for row in _children(table, {_W + "tr"}):
         cells = [" ".join(word for paragraph in _children(cell, {_W + "p"}, _CELL_CONTENT)
-                          for word in _paragraph_text(paragraph).split())
+                          for word in _paragraph_text(paragraph, references).split())
                  for cell in _children(row, {_W + "tc"})]
         if any(cells):
             rows.append(" ".join(" | ".join(cells).split()))
     return rows
+
+
+def _notes(root: ElementTree.Element | None, kind: str) -> dict[tuple[str, str], str]:
+    """The text of each footnote or endnote of a notes part, by (kind, id); Word's separator lines left out."""
+    notes = {}
+    for note in root.iter(_W + kind) if root is not None else ():
+        if note.get(_W + "type", "normal") != "normal":
+            continue
+        text = " ".join(word for paragraph in _children(note, {_W + "p"}, _CELL_CONTENT)
+                        for word in _paragraph_text(paragraph).split())
+        notes[(kind, note.get(_W + "id", ""))] = text
+    return notes
 
 
 def _outline_level(properties: ElementTree.Element | None) -> int | None:

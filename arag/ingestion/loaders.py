@@ -17,6 +17,7 @@ from pathlib import Path
 from arag.ingestion.docx import DocxError, read_docx
 from arag.ingestion.html import read_html
 from arag.ingestion.markdown import read_markdown
+from arag.ingestion.pdf import flatten_outline, running_title, sections_of
 from arag.ingestion.rst import render_inline, render_rst_body
 
 TEXT_SUFFIXES = {".md": "markdown", ".markdown": "markdown", ".txt": "text", ".text": "text", ".rst": "rst"}
@@ -39,8 +40,8 @@ def text_format(path: Path) -> str:
 
 #: Formats whose reading changed after indexes were written with them, and a mark of the change:
 #: it goes into a file's hash, so files read the old way are read again (reST and Markdown: markup rendered;
-#: HTML: the page's own content, code keeping its lines).
-READING_REVISIONS = {"rst": b"rendered", "markdown": b"rendered", "html": b"content"}
+#: HTML: the page's own content, code keeping its lines; PDF: running headers and page numbers left out).
+READING_REVISIONS = {"rst": b"rendered", "markdown": b"rendered", "html": b"content", "pdf": b"unframed"}
 
 
 def reading_revision(path: Path) -> bytes:
@@ -48,6 +49,8 @@ def reading_revision(path: Path) -> bytes:
     suffix = path.suffix.lower()
     if suffix in HTML_SUFFIXES:
         return READING_REVISIONS["html"]
+    if suffix == ".pdf":
+        return READING_REVISIONS["pdf"]
     if suffix not in TEXT_SUFFIXES:
         return b""
     kind = text_format(path)
@@ -150,11 +153,13 @@ def parse_pdf(path: Path, data: bytes) -> tuple[str | None, list[Section]]:
         title = None
         if reader.metadata is not None and reader.metadata.title:
             title = str(reader.metadata.title).strip() or None
-        sections = []
-        for number, page in enumerate(reader.pages, start=1):
-            text = page.extract_text() or ""
-            if text.strip():
-                sections.append(Section(f"page {number}", text))
+        pages = [page.extract_text() or "" for page in reader.pages]
+        try:
+            outline = list(flatten_outline(reader.outline, reader.get_destination_page_number))
+        except Exception:  # noqa: BLE001 - the outline only names sections: a broken one leaves the pages' text
+            outline = []
+        sections = [Section(heading, text) for heading, text in sections_of(pages, outline)]
+        title = title or running_title(pages)
     except IngestError:
         raise
     except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError, OSError) as exc:
