@@ -14,8 +14,8 @@ What is read:
 - footnotes and endnotes, each as a paragraph ("Footnote: …") after the paragraph or table that
   refers to it, so that a search finds a note with its context.
 
-List items start with "- ", or with their number where the list counts in decimal, as the
-Markdown and HTML readers write them.
+List items start with "- ", or with their number as the list level writes it ("3.", "(c)", "iv.",
+"2.1"), as the Markdown and HTML readers write theirs.
 
 What is left out:
 - a table of contents Word generates (paragraphs styled "toc N" or "TOC Heading"), as the reST
@@ -66,10 +66,34 @@ _INLINE_CONTAINERS = {_W + "hyperlink", _W + "fldSimple", _W + "ins", _W + "move
 #: What a table cell's paragraphs are read through: tables nested in it, flattened into its line.
 _CELL_CONTENT = _CONTAINERS | {_W + "tbl", _W + "tr", _W + "tc"}
 _NOTE_REFERENCES = {_W + "footnoteReference": "footnote", _W + "endnoteReference": "endnote"}
+_LEVEL_PLACE = re.compile(r"%([1-9])")
 _HEADING_NAME = re.compile(r"heading ([1-9])")
 _TABLE_OF_CONTENTS_NAME = re.compile(r"toc( [1-9]| heading)")
 #: A level for the "Title" style, above any heading's.
 TITLE_LEVEL = 0
+
+
+def _letters(number: int) -> str:
+    """1 -> a, 26 -> z, 27 -> aa, as Word counts in letters."""
+    return chr(ord("a") + (number - 1) % 26) * ((number - 1) // 26 + 1) if number > 0 else str(number)
+
+
+def _roman(number: int) -> str:
+    if not 0 < number < 4000:
+        return str(number)
+    out = ""
+    for value, numeral in ((1000, "m"), (900, "cm"), (500, "d"), (400, "cd"), (100, "c"), (90, "xc"), (50, "l"),
+                           (40, "xl"), (10, "x"), (9, "ix"), (5, "v"), (4, "iv"), (1, "i")):
+        count, number = divmod(number, value)
+        out += numeral * count
+    return out
+
+
+#: Word's number formats a list level may count in, and how each writes a number.
+_NUMBER_FORMATS = {
+    "decimal": str, "decimalZero": lambda n: f"{n:02d}", "lowerLetter": _letters,
+    "upperLetter": lambda n: _letters(n).upper(), "lowerRoman": _roman, "upperRoman": lambda n: _roman(n).upper(),
+}
 
 
 class DocxError(ValueError):
@@ -180,37 +204,58 @@ class _Styles:
 
 
 class _Numbering:
-    """Which lists count in decimal, and the number each of their items has reached."""
+    """How each list level writes its items' numbers, and the number each has reached.
+
+    A level's text (``w:lvlText``) places the numbers of its own and its parent levels: "%1." reads
+    "3.", "(%1)" "(c)" in a level counting in letters, "%1.%2" "2.4". Bullets read "- ".
+
+    Example:
+        >>> shapes = [("upperRoman", "%1."), ("lowerLetter", "(%2)"), ("decimal", "%1.%2.%3")]
+        >>> levels = "".join(f'<w:lvl w:ilvl="{i}"><w:start w:val="1"/><w:numFmt w:val="{f}"/><w:lvlText w:val="{t}"/></w:lvl>'
+        ...                  for i, (f, t) in enumerate(shapes))
+        >>> numbering = _Numbering(ElementTree.fromstring(f'<w:numbering xmlns:w="{NAMESPACE}"><w:abstractNum '
+        ...     f'w:abstractNumId="3">{levels}</w:abstractNum><w:num w:numId="7"><w:abstractNumId w:val="3"/></w:num></w:numbering>'))
+        >>> [numbering.lead("7", level) for level in (0, 1, 1, 0, 1, 2)]
+        ['I. ', '(a) ', '(b) ', 'II. ', '(a) ', 'II.a.1 ']
+    """
 
     def __init__(self, root: ElementTree.Element | None):
-        self._formats: dict[tuple[str, int], tuple[str, int]] = {}  # (list, level) -> (format, start)
+        # (list, level) -> (number format, start, level text)
+        self._levels: dict[tuple[str, int], tuple[str, int, str]] = {}
         self._counts: dict[tuple[str, int], int] = {}
         if root is None:
             return
-        abstract: dict[str, dict[int, tuple[str, int]]] = {}
+        abstract: dict[str, dict[int, tuple[str, int, str]]] = {}
         for definition in root.iter(_W + "abstractNum"):
-            levels = abstract.setdefault(definition.get(_W + "abstractNumId", ""), {})
+            shapes = abstract.setdefault(definition.get(_W + "abstractNumId", ""), {})
             for level in definition.iter(_W + "lvl"):
-                number_format = level.find(_W + "numFmt")
-                start = level.find(_W + "start")
-                levels[_int(level.get(_W + "ilvl"))] = (
-                    number_format.get(_W + "val", "") if number_format is not None else "",
-                    _int(start.get(_W + "val"), 1) if start is not None else 1)
+                number_format, start, text = (level.find(_W + name) for name in ("numFmt", "start", "lvlText"))
+                ilvl = _int(level.get(_W + "ilvl"))
+                shapes[ilvl] = (number_format.get(_W + "val", "") if number_format is not None else "",
+                                _int(start.get(_W + "val"), 1) if start is not None else 1,
+                                text.get(_W + "val", "") if text is not None else f"%{ilvl + 1}.")
         for instance in root.iter(_W + "num"):
             base = instance.find(_W + "abstractNumId")
             for level, shape in abstract.get(base.get(_W + "val", "") if base is not None else "", {}).items():
-                self._formats[(instance.get(_W + "numId", ""), level)] = shape
+                self._levels[(instance.get(_W + "numId", ""), level)] = shape
 
     def lead(self, list_id: str, level: int) -> str:
-        """What an item of this list at this level starts with: its number, or "- "."""
-        number_format, start = self._formats.get((list_id, level), ("bullet", 1))
-        if number_format != "decimal":
-            return "- "
+        """What an item of this list at this level starts with: its number as the level writes it, or "- "."""
+        number_format, start, text = self._levels.get((list_id, level), ("bullet", 1, ""))
         number = self._counts.get((list_id, level), start - 1) + 1
         self._counts[(list_id, level)] = number
         for key in [key for key in self._counts if key[0] == list_id and key[1] > level]:
             del self._counts[key]  # a deeper level counts again from its start under the next item
-        return f"{number}. "
+        if number_format not in _NUMBER_FORMATS or "%" not in text:
+            return "- "
+
+        def number_of(match: re.Match) -> str:
+            at = int(match.group(1)) - 1
+            shape = self._levels.get((list_id, at), ("decimal", 1, ""))
+            count = self._counts.get((list_id, at), shape[1])
+            return _NUMBER_FORMATS.get(shape[0], str)(count)
+
+        return _LEVEL_PLACE.sub(number_of, text).strip() + " "
 
 
 class _Reader:
