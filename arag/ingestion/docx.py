@@ -173,19 +173,15 @@ class _Styles:
             seen.add(style_id)
             style = self._by_id[style_id]
             yield style
-            based_on = style.find(_W + "basedOn")
-            style_id = based_on.get(_W + "val") if based_on is not None else None
+            style_id = _value(style, "basedOn")
 
     def name(self, style_id: str | None) -> str:
-        style = next(self._chain(style_id), None)
-        name = style.find(_W + "name") if style is not None else None
-        return (name.get(_W + "val") or "").strip().lower() if name is not None else ""
+        return _style_name(self._by_id.get(style_id or ""))
 
     def heading_level(self, style_id: str | None) -> int | None:
         """0 for a title, 1-9 for a heading, None for a body paragraph."""
         for style in self._chain(style_id):
-            name_element = style.find(_W + "name")
-            name = (name_element.get(_W + "val") or "").strip().lower() if name_element is not None else ""
+            name = _style_name(style)
             if name == "title":
                 return TITLE_LEVEL
             if found := _HEADING_NAME.fullmatch(name):
@@ -229,14 +225,12 @@ class _Numbering:
         for definition in root.iter(_W + "abstractNum"):
             shapes = abstract.setdefault(definition.get(_W + "abstractNumId", ""), {})
             for level in definition.iter(_W + "lvl"):
-                number_format, start, text = (level.find(_W + name) for name in ("numFmt", "start", "lvlText"))
                 ilvl = _int(level.get(_W + "ilvl"))
-                shapes[ilvl] = (number_format.get(_W + "val", "") if number_format is not None else "",
-                                _int(start.get(_W + "val"), 1) if start is not None else 1,
-                                text.get(_W + "val", "") if text is not None else f"%{ilvl + 1}.")
+                text = _value(level, "lvlText")
+                shapes[ilvl] = (_value(level, "numFmt") or "", _int(_value(level, "start"), 1),
+                                f"%{ilvl + 1}." if text is None else text)
         for instance in root.iter(_W + "num"):
-            base = instance.find(_W + "abstractNumId")
-            for level, shape in abstract.get(base.get(_W + "val", "") if base is not None else "", {}).items():
+            for level, shape in abstract.get(_value(instance, "abstractNumId") or "", {}).items():
                 self._levels[(instance.get(_W + "numId", ""), level)] = shape
 
     def lead(self, list_id: str, level: int) -> str:
@@ -285,8 +279,7 @@ class _Reader:
             self._paragraphs.append("\n".join(_table_rows(block, references)))
             return
         properties = block.find(_W + "pPr")
-        style_element = properties.find(_W + "pStyle") if properties is not None else None
-        style = style_element.get(_W + "val") if style_element is not None else None
+        style = _value(properties, "pStyle")
         if _TABLE_OF_CONTENTS_NAME.fullmatch(self.styles.name(style)):
             return
         text = _paragraph_text(block, references)
@@ -384,23 +377,29 @@ def _notes(root: ElementTree.Element | None, kind: str) -> dict[tuple[str, str],
 
 def _outline_level(properties: ElementTree.Element | None) -> int | None:
     """A paragraph's own outline level as a heading level (1-9), 0 for body text, None if unset."""
-    element = properties.find(_W + "outlineLvl") if properties is not None else None
-    if element is None:
+    value = _value(properties, "outlineLvl")
+    if value is None:
         return None
-    level = _int(element.get(_W + "val"), 9)
+    level = _int(value, 9)
     return level + 1 if 0 <= level < 9 else 0
 
 
 def _numbering_of(properties: ElementTree.Element | None) -> tuple[str, int] | None:
     """The list (its id) and level a paragraph's properties put it in, or None."""
     numbering = properties.find(_W + "numPr") if properties is not None else None
-    if numbering is None:
-        return None
-    list_id = numbering.find(_W + "numId")
-    level = numbering.find(_W + "ilvl")
-    if list_id is None:
-        return None
-    return list_id.get(_W + "val", "0"), _int(level.get(_W + "val")) if level is not None else 0
+    list_id = _value(numbering, "numId", missing="0")
+    return None if list_id is None else (list_id, _int(_value(numbering, "ilvl")))
+
+
+def _value(parent: ElementTree.Element | None, tag: str, missing: str = "") -> str | None:
+    """The ``w:val`` of ``parent``'s ``w:<tag>`` child (``missing`` where it has none), None where there is no such child."""
+    element = parent.find(_W + tag) if parent is not None else None
+    return None if element is None else element.get(_W + "val", missing)
+
+
+def _style_name(style: ElementTree.Element | None) -> str:
+    """A style's name as Word stores it, lower-cased: "heading 1", "title", "toc 2"."""
+    return (_value(style, "name") or "").strip().lower()
 
 
 def _int(text: str | None, default: int = 0) -> int:

@@ -47,12 +47,8 @@ READING_REVISIONS = {"rst": b"rendered", "markdown": b"rendered", "html": b"cont
 def reading_revision(path: Path) -> bytes:
     """What, besides its bytes, tags and chunking, a file's chunks depend on: b"" where nothing changed."""
     suffix = path.suffix.lower()
-    if suffix in HTML_SUFFIXES:
-        return READING_REVISIONS["html"]
-    if suffix == ".pdf":
-        return READING_REVISIONS["pdf"]
-    if suffix not in TEXT_SUFFIXES:
-        return b""
+    if suffix not in TEXT_SUFFIXES:  # a file's kind is its suffix's name, HTML's two suffixes aside
+        return READING_REVISIONS.get("html" if suffix in HTML_SUFFIXES else suffix.lstrip("."), b"")
     kind = text_format(path)
     # A .txt copy of a markup file was once read as plain text.
     copy = kind.encode() if kind != TEXT_SUFFIXES[suffix] else b""
