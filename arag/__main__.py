@@ -2,7 +2,7 @@
 
 import sys
 
-from arag.cli import main
+from arag.cli import run
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run())

@@ -10,6 +10,7 @@ should not pay seconds of torch, Chroma and LangGraph imports that only ``ask`` 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import math
 import os
@@ -651,5 +652,20 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def run() -> int:
+    """The ``arag`` program (its console script and ``python -m arag``): :func:`main` on ``sys.argv``.
+
+    What is left when a command ends lives until the process ends, and the interpreter's shutdown
+    would walk all of it again in its last garbage collections: the loaded models, Chroma, the
+    tokenizers and every imported module, about half a second of a cold ``arag ask`` on 2 cores.
+    Freezing moves those objects out of the collector's sight; atexit handlers (the LLM's close,
+    logging's flush) still run and every file the commands wrote is already closed. Kept out of
+    :func:`main`, which tests and embedding programs call in a process that goes on.
+    """
+    code = main()
+    gc.freeze()
+    return code
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run())

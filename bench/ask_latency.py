@@ -43,9 +43,10 @@ QUESTIONS = [
 ]
 
 
-def cold_ask(env: dict, question: str, profile: str) -> dict:
-    """A new ``arag ask`` process, timed from its launch: when its last step before the LLM ends (the
-    last progress line before the answer), when the first answer token appears, when it exits.
+def cold_ask(env: dict, question: str, profile: str, root: Path = REPO) -> dict:
+    """A new ``arag ask`` process of the source tree ``root``, timed from its launch: when its last
+    step before the LLM ends (the last progress line before the answer), when the first answer token
+    appears, when it exits, and how long it took to exit after its last output (``exit_s``).
 
     Its standard output is a pseudo-terminal, so it streams the answer token by token as it
     does for a person at a terminal.
@@ -55,10 +56,10 @@ def cold_ask(env: dict, question: str, profile: str) -> dict:
 
     controller, terminal = pty.openpty()
     started = time.perf_counter()
-    child = subprocess.Popen([sys.executable, "-m", "arag", "ask", question, "--profile", profile], env=env, cwd=REPO,
+    child = subprocess.Popen([sys.executable, "-m", "arag", "ask", question, "--profile", profile], env=env, cwd=root,
                              stdout=terminal, stderr=subprocess.PIPE)
     os.close(terminal)
-    last_progress = first_token = None
+    last_progress = first_token = last_output = None
     streams = {controller: "answer", child.stderr.fileno(): "progress"}
     while streams:
         ready, _, _ = select.select(list(streams), [], [], 1.0)
@@ -69,15 +70,18 @@ def cold_ask(env: dict, question: str, profile: str) -> dict:
                 data = b""
             if not data:
                 del streams[fd]
-            elif streams[fd] == "progress" and first_token is None:
+                continue
+            last_output = time.perf_counter() - started
+            if streams[fd] == "progress" and first_token is None:
                 last_progress = time.perf_counter() - started
             elif streams[fd] == "answer" and first_token is None and data.strip():
                 first_token = time.perf_counter() - started
     if child.wait() != 0:
         raise SystemExit(f"arag ask failed with status {child.returncode}")
+    total = time.perf_counter() - started
     os.close(controller)
-    return {"total_s": round(time.perf_counter() - started, 2), "llm_call_starts_s": round(last_progress or 0.0, 2),
-            "first_token_s": round(first_token or 0.0, 2)}
+    return {"total_s": round(total, 2), "llm_call_starts_s": round(last_progress or 0.0, 2),
+            "first_token_s": round(first_token or 0.0, 2), "exit_s": round(total - (last_output or total), 3)}
 
 
 def per_call(out: dict, key: str) -> float:

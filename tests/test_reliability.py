@@ -4,6 +4,7 @@ ingestion, failing hosted LLMs, unreachable services, concurrent threads.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -146,16 +147,28 @@ def _double_reply(body: dict) -> str:
     return "It was built in 1887 [1]." if "built" in last else "Mara Olsen designed it [1]."
 
 
-def test_two_app_processes_continue_one_thread_through_postgresql(tmp_path, settings, embedder):
+@contextlib.contextmanager
+def _thread_database(kind: str, folder: Path):
+    """The URL of the database that keeps conversation threads: the default SQLite file (none set), or PostgreSQL."""
+    if kind == "sqlite":
+        yield None
+        return
+    with postgres_server(folder) as url:
+        yield url.replace("arag@", "arag:s3cret-pw@")  # trust authentication ignores it; it must never be shown
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_two_app_processes_continue_one_thread(tmp_path, settings, embedder, kind):
+    # Each `arag ask` is a whole program run (its exit skips the interpreter's last collections):
+    # what the first process wrote must be there for the second.
     from arag.sessions.checkpoints import open_thread_store
     from arag.settings import Settings
 
     notes = write_notes(tmp_path / "notes")
     ingest(settings, embedder, notes)
-    with postgres_server(tmp_path / "pg") as url, OpenAIDouble(reply=_double_reply) as llm:
-        database = url.replace("arag@", "arag:s3cret-pw@")  # trust authentication ignores it; it must never be shown
-        env = {"ARAG_DATABASE_URL": database, "ARAG_LLM": "openai:double", "ARAG_LLM_BASE_URL": f"{llm.url}/v1",
-               "ARAG_MODELS_DIR": str(settings.models_path)}
+    with _thread_database(kind, tmp_path / "pg") as database, OpenAIDouble(reply=_double_reply) as llm:
+        env = {"ARAG_LLM": "openai:double", "ARAG_LLM_BASE_URL": f"{llm.url}/v1", "ARAG_MODELS_DIR": str(settings.models_path),
+               **({"ARAG_DATABASE_URL": database} if database else {})}
         first = cli("--data-dir", str(settings.data_dir), "ask", "Who designed the Harbour Lighthouse?", "--thread", "shared",
                     "--json", env=env)
         assert first.returncode == 0, first.stderr[-2000:]
@@ -169,7 +182,7 @@ def test_two_app_processes_continue_one_thread_through_postgresql(tmp_path, sett
         assert "Who designed the Harbour Lighthouse?" in rewrite.body["messages"][-1]["content"]  # the first process's turn
         turns = open_thread_store(Settings(data_dir=settings.data_dir, database_url=database)).turns("shared")
         assert [t["question"] for t in turns] == ["Who designed the Harbour Lighthouse?", "When was it built?"]
-        assert not settings.checkpoint_path.exists()  # nothing fell back to SQLite
+        assert settings.checkpoint_path.exists() == (kind == "sqlite")  # PostgreSQL kept it all: nothing fell back to SQLite
         assert "s3cret-pw" not in first.stdout + second.stdout + first.stderr + second.stderr
 
 
