@@ -134,6 +134,7 @@ def test_graph_page_highlights_the_path_and_shows_each_nodes_state(web_env):
 
 
 def test_knowledge_page_ingests_uploads_safely_lists_and_removes(web_env, tmp_path):
+    from arag.ingestion.loaders import INGESTED_SUFFIXES
     from ui.views.knowledge import safe_upload_name
 
     assert safe_upload_name("../../etc/passwd") == "passwd"
@@ -146,6 +147,9 @@ def test_knowledge_page_ingests_uploads_safely_lists_and_removes(web_env, tmp_pa
     assert not at.exception and not at.error, [e.value for e in at.error]
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Files"] == "2" and int(metrics["Chunks"]) >= 2
+    # The upload box takes every file type `arag ingest` reads, documents and tables alike.
+    accepted = set(at.get("file_uploader")[0].proto.type)  # Streamlit keeps each with its dot
+    assert accepted == set(INGESTED_SUFFIXES) and {".docx", ".pdf", ".csv", ".sqlite"} <= accepted
     extra = tmp_path / "more"
     extra.mkdir()
     (extra / "tides.md").write_text("# Tides\n\nTides rise twice a day because of the moon.")

@@ -29,12 +29,9 @@ from arag.index.lexical import LexicalIndex
 from arag.index.store import ChunkRecord, ChunkStore, IndexMismatch, embedder_for, open_client
 from arag.index.token_store import text_key, token_store_for
 from arag.ingestion.chunking import Chunk, chunk_sections, split_section
-from arag.ingestion.loaders import SUPPORTED_SUFFIXES, IngestError, Section, load_file, reading_revision
+from arag.ingestion.loaders import INGESTED_SUFFIXES, IngestError, Section, load_file, reading_revision
 from arag.settings import Settings
 from arag.tables.catalog import TABLE_SUFFIXES, TableCatalog, TableError
-
-#: Every file type ingest takes: documents (chunked and embedded) and tables (registered for SQL).
-INGESTED_SUFFIXES = SUPPORTED_SUFFIXES | TABLE_SUFFIXES
 
 #: Files Sphinx writes at the top of the HTML it builds. Beside them, ``_sources/`` holds every page's
 #: source again (``page.rst.txt``): read with the pages, each page would be indexed twice.

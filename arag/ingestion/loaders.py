@@ -19,10 +19,15 @@ from arag.ingestion.html import read_html
 from arag.ingestion.markdown import read_markdown
 from arag.ingestion.pdf import flatten_outline, running_title, sections_of
 from arag.ingestion.rst import render_inline, render_rst_body
+from arag.tables.catalog import TABLE_SUFFIXES
 
 TEXT_SUFFIXES = {".md": "markdown", ".markdown": "markdown", ".txt": "text", ".text": "text", ".rst": "rst"}
 HTML_SUFFIXES = {".html", ".htm"}
 SUPPORTED_SUFFIXES = frozenset(TEXT_SUFFIXES) | HTML_SUFFIXES | {".pdf", ".docx", ".jsonl"}
+#: Every file type ingest takes: documents (read here, chunked and embedded) and tables (registered
+#: for SQL). Kept here, beside the readers, so the web app's upload box can name them without
+#: importing ingestion's index and encoder.
+INGESTED_SUFFIXES = SUPPORTED_SUFFIXES | TABLE_SUFFIXES
 
 
 def text_format(path: Path) -> str:

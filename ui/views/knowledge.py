@@ -59,12 +59,11 @@ def show_stats(shell) -> None:
 
 def add_documents(shell) -> None:
     st.subheader("Add documents")
-    from arag.ingestion.loaders import SUPPORTED_SUFFIXES
-    from arag.tables.catalog import TABLE_SUFFIXES
+    from arag.ingestion.loaders import INGESTED_SUFFIXES
 
     uploads = st.file_uploader("Upload files (Markdown, text, reST, HTML, PDF, Word, JSONL; CSV and SQLite tables)",
                                accept_multiple_files=True, key="uploads",
-                               type=sorted(suffix.lstrip(".") for suffix in SUPPORTED_SUFFIXES | TABLE_SUFFIXES))
+                               type=sorted(INGESTED_SUFFIXES))  # with their dots: Streamlit reads a bare "text" as any text/* file
     if st.button("Ingest uploaded files", disabled=not uploads, key="ingest_uploads"):
         folder = shell.settings.data_dir / "uploads"
         folder.mkdir(parents=True, exist_ok=True)
