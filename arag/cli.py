@@ -134,9 +134,11 @@ def _print_answer(result: dict, streamed: bool) -> None:
     for note in result.get("notes", []):
         print(f"Note: {note}")
     if result["citations"]:
+        from arag.text import citation_name
+
         print("\nSources:")
         for c in result["citations"]:
-            print(f"  [{c['n']}] {c['title']} — {c['source']}")
+            print(f"  [{c['n']}] {citation_name(c)} — {c['source']}")
     print(f"\n({result['llm_calls']} LLM call(s), {result['seconds']:.1f} s)", file=sys.stderr)
 
 
@@ -490,8 +492,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("ingest", help="add or update files and folders in the index",
-                       description="Ingest Markdown, text, reST, HTML, PDF, Word (.docx) and JSONL ({id,title,text}) files. "
-                       "Unchanged files are skipped, changed files replace their chunks.")
+                       description="Ingest Markdown, text, reST, HTML, PDF, Word (.docx), PowerPoint (.pptx) and JSONL "
+                       "({id,title,text}) files. Unchanged files are skipped, changed files replace their chunks.")
     p.add_argument("paths", nargs="+", metavar="PATH", help="files or folders (searched recursively)")
     p.add_argument("--prune", action="store_true",
                    help="remove chunks of files under the given folders that no longer exist or are now excluded")

@@ -111,6 +111,19 @@ def format_sources(documents: list[dict]) -> str:
     return "\n\n".join(blocks)
 
 
+def citation_name(citation: dict) -> str:
+    """How a citation is shown to a person: its document's title, then the section it quotes where that says more.
+
+    Example:
+        >>> citation_name({"title": "Harbour handbook", "heading": "Slide 3: Prices"})
+        'Harbour handbook — Slide 3: Prices'
+        >>> citation_name({"title": "Lighthouses", "heading": "Lighthouses"})
+        'Lighthouses'
+    """
+    title, heading = citation.get("title") or "", citation.get("heading") or ""
+    return f"{title} — {heading}" if heading and heading != title else title
+
+
 def strip_citations(answer: str) -> str:
     """The answer without its ``[n]`` markers.
 

@@ -116,6 +116,64 @@ def word_document(path):
     document.save(path)
 
 
+def slide_deck(path):
+    """A PowerPoint presentation written by python-pptx from its bundled template (PowerPoint's own layouts).
+
+    Slides: a title slide; bullets with a sub-bullet, speaker notes and the date, footer and slide-number
+    placeholders of the slide frame; a table with a merged cell, a grouped text box with a line break and
+    a shape written twice for two readers (markup compatibility); a slide with no text; a hidden slide.
+    """
+    from pptx import Presentation  # python-pptx, a test dependency
+    from pptx.oxml import parse_xml
+    from pptx.util import Inches
+
+    deck = Presentation()
+    deck.core_properties.title = "Harbour handbook"
+    cover = deck.slides.add_slide(deck.slide_layouts[0])
+    cover.shapes.title.text = "Harbour guide"
+    cover.placeholders[1].text = "Visiting boats, 2026"
+    tides = deck.slides.add_slide(deck.slide_layouts[1])
+    tides.shapes.title.text = "Tides"
+    body = tides.placeholders[1].text_frame
+    body.text = "High water comes twice a day."
+    springs = body.add_paragraph()
+    springs.text = "Spring tides follow the full moon."
+    springs.level = 1
+    tides.notes_slide.notes_text_frame.text = "Point at the tide table."
+    for n, (kind, text) in enumerate((("dt", "7 December 2026"), ("ftr", "Harbour office"), ("sldNum", "2")), start=10):
+        tides.shapes._spTree.append(parse_xml(
+            f'<p:sp {_PPTX_NAMESPACES}><p:nvSpPr><p:cNvPr id="{n}" name="{kind}"/><p:cNvSpPr/><p:nvPr><p:ph type="{kind}"/>'
+            f'</p:nvPr></p:nvSpPr><p:spPr/><p:txBody><a:bodyPr/><a:p><a:r><a:t>{text}</a:t></a:r></a:p></p:txBody></p:sp>'))
+    prices = deck.slides.add_slide(deck.slide_layouts[5])
+    prices.shapes.title.text = "Prices"
+    table = prices.shapes.add_table(3, 2, Inches(1), Inches(2), Inches(4), Inches(1.5)).table
+    for (row, column), text in {(0, 0): "Boat", (0, 1): "Night", (1, 0): "12 m", (1, 1): "380 kroner",
+                                (2, 0): "Electricity included"}.items():
+        table.cell(row, column).text = text
+    table.cell(2, 0).merge(table.cell(2, 1))
+    group = prices.shapes.add_group_shape()
+    group.shapes.add_textbox(Inches(1), Inches(4), Inches(3), Inches(1)).text_frame.text = "Pay in cash\vat the kiosk."
+    prices.shapes._spTree.append(parse_xml(
+        f'<mc:AlternateContent {_PPTX_NAMESPACES}><mc:Choice Requires="p14">{_text_shape(20, "Showers are free.")}</mc:Choice>'
+        f'<mc:Fallback>{_text_shape(21, "Showers are free.")}</mc:Fallback></mc:AlternateContent>'))
+    deck.slides.add_slide(deck.slide_layouts[6])  # a blank slide: no text at all
+    backup = deck.slides.add_slide(deck.slide_layouts[5])
+    backup.shapes.title.text = "Winter rates"
+    backup.shapes.add_textbox(Inches(1), Inches(2), Inches(3), Inches(1)).text_frame.text = "Half price from November."
+    backup._element.set("show", "0")
+    deck.save(path)
+
+
+_PPTX_NAMESPACES = ('xmlns:p="http://schemas.openxmlformats.org/presentationml/2006/main" '
+                    'xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/main" '
+                    'xmlns:mc="http://schemas.openxmlformats.org/markup-compatibility/2006"')
+
+
+def _text_shape(shape_id: int, text: str) -> str:
+    return (f'<p:sp {_PPTX_NAMESPACES}><p:nvSpPr><p:cNvPr id="{shape_id}" name="Text {shape_id}"/><p:cNvSpPr txBox="1"/>'
+            f'<p:nvPr/></p:nvSpPr><p:spPr/><p:txBody><a:bodyPr/><a:p><a:r><a:t>{text}</a:t></a:r></a:p></p:txBody></p:sp>')
+
+
 def _add_part(document, name: str, kind: str, relationship: str, xml: str) -> None:
     """A part python-docx has no API for (footnotes), added to the package and related as Word relates it."""
     from docx.opc.packuri import PackURI

@@ -24,6 +24,7 @@ from tavily_double import TavilyDouble
 from arag.ingestion.docx import NAMESPACE as WORD
 from arag.ingestion.loaders import IngestError, load_file
 from arag.ingestion.pdf import sections_of
+from arag.ingestion.pptx import DRAWING, PRESENTATION
 from arag.llms.structured import ask_json
 from arag.llms.usage import LLMUsage
 from arag.runtime.components import Components
@@ -116,7 +117,7 @@ def test_keys_never_appear_in_output_traces_or_logs(indexed, tmp_path):
 
 # --- fuzzing -------------------------------------------------------------------------------
 
-SUFFIXES = [".md", ".txt", ".rst", ".html", ".pdf", ".docx", ".jsonl"]
+SUFFIXES = [".md", ".txt", ".rst", ".html", ".pdf", ".docx", ".pptx", ".jsonl"]
 WORD_PIECES = ["<w:p>", "</w:p>", "<w:r>", "</w:r>", "<w:t>tide</w:t>", "<w:tab/>", "<w:br/>", "<w:tbl>", "</w:tbl>",
                "<w:tr>", "</w:tr>", "<w:tc>", "</w:tc>", "<w:sdt><w:sdtContent>", "</w:sdtContent></w:sdt>",
                '<w:pPr><w:pStyle w:val="Heading1"/></w:pPr>', '<w:pPr><w:numPr><w:numId w:val="9"/></w:numPr></w:pPr>',
@@ -132,6 +133,26 @@ def word_archive(pieces: list[str]) -> bytes:
     return archive.getvalue()
 
 
+SLIDE_PIECES = ["<p:sp>", "</p:sp>", "<p:txBody>", "</p:txBody>", "<a:p>", "</a:p>", "<a:r><a:t>tide</a:t></a:r>", "<a:br/>",
+                "<p:grpSp>", "</p:grpSp>", "<p:graphicFrame><a:tbl><a:tr><a:tc>", "</a:tc></a:tr></a:tbl></p:graphicFrame>",
+                '<p:nvSpPr><p:nvPr><p:ph type="title"/></p:nvPr></p:nvSpPr>', '<p:nvSpPr><p:nvPr><p:ph/></p:nvPr></p:nvSpPr>',
+                "<mc:AlternateContent><mc:Choice>", "</mc:Choice></mc:AlternateContent>", "&amp;", "<"]
+
+
+def deck_archive(pieces: list[str], slide_ids: str = '<p:sldId r:id="s1"/>') -> bytes:
+    """A zip holding a presentation whose one slide's shape tree is made of ``pieces``, balanced or not."""
+    names = (f'xmlns:p="{PRESENTATION}" xmlns:a="{DRAWING}" xmlns:mc="http://schemas.openxmlformats.org/markup-compatibility/2006" '
+             'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"')
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as out:
+        out.writestr("ppt/presentation.xml", f"<p:presentation {names}><p:sldIdLst>{slide_ids}</p:sldIdLst></p:presentation>")
+        out.writestr("ppt/_rels/presentation.xml.rels",
+                     '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship '
+                     'Id="s1" Type="http://x/relationships/slide" Target="slides/slide1.xml"/></Relationships>')
+        out.writestr("ppt/slides/slide1.xml", f"<p:sld {names}><p:cSld><p:spTree>{''.join(pieces)}</p:spTree></p:cSld></p:sld>")
+    return archive.getvalue()
+
+
 @hyp_settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(suffix=st.sampled_from(SUFFIXES), data=st.one_of(
     st.binary(max_size=2000),
@@ -142,6 +163,7 @@ def word_archive(pieces: list[str]) -> bytes:
     st.recursive(st.text(alphabet="<>/ab h1p", max_size=20), lambda inner: st.tuples(inner, inner).map("".join),
                  max_leaves=30).map(lambda t: f"<html><body>{t}</body></html>".encode()),
     st.lists(st.sampled_from(WORD_PIECES), max_size=40).map(word_archive),
+    st.lists(st.sampled_from(SLIDE_PIECES), max_size=40).map(deck_archive),
 ))
 def test_file_parsers_refuse_bad_input_with_their_own_error_only(suffix, data):
     try:
@@ -164,6 +186,17 @@ def test_word_documents_of_any_shape_read_or_fail_with_the_files_own_error(piece
         assert "tide" in " ".join(s.text + s.heading for s in doc.sections)
 
 
+@hyp_settings(max_examples=200, deadline=None)
+@given(pieces=st.lists(st.sampled_from(SLIDE_PIECES), max_size=60))
+def test_slide_decks_of_any_shape_read_or_fail_with_the_files_own_error(pieces):
+    try:
+        [doc] = load_file(Path("fuzz.pptx"), deck_archive(pieces))
+    except IngestError as exc:
+        assert str(exc).startswith("fuzz.pptx: ")
+    else:
+        assert "tide" in " ".join(s.text + s.heading for s in doc.sections)
+
+
 @hyp_settings(max_examples=300, deadline=None)
 @given(pages=st.lists(st.text(alphabet="ab 1.-\nxiv", max_size=80), max_size=8),
        outline=st.lists(st.tuples(st.text(alphabet="ab 1.", max_size=6), st.integers(-2, 9)), max_size=6))
@@ -182,6 +215,16 @@ def test_a_word_document_nested_thousands_deep_is_read():
     controls = "<w:sdt><w:sdtContent>" * depth + "<w:p><w:r><w:t>ebb</w:t></w:r></w:p>" + "</w:sdtContent></w:sdt>" * depth
     [doc] = load_file(Path("deep.docx"), word_archive([nested, controls]))
     assert [s.text for s in doc.sections] == ["tide\n\nebb"]
+
+
+def test_a_slide_nested_thousands_deep_and_listed_thousands_of_times_is_read():
+    depth = 5000
+    groups = "<p:grpSp>" * depth + "<p:sp><p:txBody><a:p><a:r><a:t>tide</a:t></a:r></a:p></p:txBody></p:sp>" + "</p:grpSp>" * depth
+    [doc] = load_file(Path("deep.pptx"), deck_archive([groups]))
+    assert [(s.heading, s.text) for s in doc.sections] == [("Slide 1", "tide")]
+    # A slide list naming that part thousands of times has it read once, not parsed again for each listing.
+    [doc] = load_file(Path("many.pptx"), deck_archive([groups], slide_ids='<p:sldId r:id="s1"/>' * 3000))
+    assert [(s.heading, s.text) for s in doc.sections] == [("Slide 1", "tide")]
 
 
 class Decision(BaseModel):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from documents import pdf_bytes, word_document, write_corpus
+from documents import pdf_bytes, slide_deck, word_document, write_corpus
 
 from arag.index.store import ChunkStore, IndexMismatch
 from arag.ingestion.ingest import Ingestor
@@ -219,16 +219,21 @@ def test_collection_survives_restart_and_searches(tmp_path, settings, embedder, 
     assert hnsw["space"] == "cosine" and hnsw["ef_search"] == 256 and settings.hnsw_search_ef == "auto"
 
 
-def test_a_word_document_is_ingested_found_and_skipped_when_unchanged(tmp_path, embedder, ingestor):
+@pytest.mark.parametrize(("write", "name", "question", "heading", "words"), [
+    (word_document, "guide.docx", "How much does a mooring cost a night?", "Tides", "7 pounds a night"),
+    (slide_deck, "guide.pptx", "What does a night cost for a 12 m boat?", "Slide 3: Prices", "12 m | 380 kroner"),
+])
+def test_an_office_document_is_ingested_found_and_skipped_when_unchanged(tmp_path, embedder, ingestor, write, name,
+                                                                          question, heading, words):
     from arag.retrieval.retriever import DenseRetriever
 
-    path = tmp_path / "guide.docx"
-    word_document(path)
+    path = tmp_path / name
+    write(path)
     first = ingestor.ingest([tmp_path], progress=False)
     assert (first.added, first.failures) == (1, [])
-    hits = DenseRetriever(embedder, ingestor.store).search("How much does a mooring cost a night?", k=1)
-    assert (hits[0]["title"], hits[0]["source"], hits[0]["heading"]) == ("Harbour handbook", str(path.resolve()), "Tides")
-    assert "7 pounds a night" in hits[0]["text"]
+    hits = DenseRetriever(embedder, ingestor.store).search(question, k=1)
+    assert (hits[0]["title"], hits[0]["source"], hits[0]["heading"]) == ("Harbour handbook", str(path.resolve()), heading)
+    assert words in hits[0]["text"]
     assert ingestor.ingest([tmp_path], progress=False).unchanged == 1
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from documents import HTML, MARKDOWN, encrypted_pdf_bytes, pdf_bytes, word_document, write_corpus
+from documents import HTML, MARKDOWN, encrypted_pdf_bytes, pdf_bytes, slide_deck, word_document, write_corpus
 
 from arag.ingestion.chunking import chunk_sections, split_section
 from arag.ingestion.loaders import IngestError, Section, load_file, parse_rst
@@ -283,23 +283,44 @@ def test_word_document_sections_lists_tables_and_title(tmp_path):
     ]
 
 
-@pytest.mark.parametrize(("data", "reason"), [
-    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(500), "encrypted or old-format (.doc) Word file"),
-    (b"PK\x03\x04 not really a zip", "not a Word document (not a zip archive"),
-    ("zip", "not a Word document (no word/document.xml)"),
-    ("<w:document><w:body><w:p>", "corrupt Word document (word/document.xml: "),
-    ('<!DOCTYPE d [<!ENTITY a "aaaa">]><d>&a;</d>', "declares a DOCTYPE or entities"),
+def test_slide_deck_one_section_a_slide_without_its_frame(tmp_path):
+    path = tmp_path / "guide.pptx"
+    slide_deck(path)
+    [doc] = load_file(path, path.read_bytes())
+    assert (doc.title, doc.kind) == ("Harbour handbook", "pptx")
+    assert [(s.heading, s.text) for s in doc.sections] == [
+        ("Slide 1: Harbour guide", "Visiting boats, 2026"),
+        ("Slide 2: Tides", "High water comes twice a day.\nSpring tides follow the full moon.\n\n"
+                           "Notes: Point at the tide table."),
+        ("Slide 3: Prices", "Boat | Night\n12 m | 380 kroner\nElectricity included\n\nPay in cash\nat the kiosk.\n\n"
+                            "Showers are free."),
+        ("Slide 5: Winter rates", "Half price from November."),  # slide 4 has no text; slide 5 is hidden, and read
+    ]
+
+
+@pytest.mark.parametrize(("suffix", "data", "reason"), [
+    (".docx", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(500), "encrypted or old-format (.doc) Word file"),
+    (".docx", b"PK\x03\x04 not really a zip", "not a Word document (not a zip archive"),
+    (".docx", "zip", "not a Word document (no word/document.xml)"),
+    (".docx", "<w:document><w:body><w:p>", "corrupt Word document (word/document.xml: "),
+    (".docx", '<!DOCTYPE d [<!ENTITY a "aaaa">]><d>&a;</d>', "declares a DOCTYPE or entities"),
+    (".pptx", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(500), "encrypted or old-format (.ppt) PowerPoint file"),
+    (".pptx", b"PK\x03\x04 not really a zip", "not a PowerPoint presentation (not a zip archive"),
+    (".pptx", "zip", "not a PowerPoint presentation (no ppt/presentation.xml)"),
+    (".pptx", "<p:presentation><p:sldIdLst>", "corrupt PowerPoint presentation (ppt/presentation.xml: "),
+    (".pptx", '<!DOCTYPE d [<!ENTITY a "aaaa">]><d>&a;</d>', "declares a DOCTYPE or entities"),
 ])
-def test_bad_word_documents_are_refused_with_the_reason(tmp_path, data, reason):
+def test_bad_office_documents_are_refused_with_the_reason(tmp_path, suffix, data, reason):
     import io
     import zipfile
 
     if isinstance(data, str):
+        main = {".docx": "word/document.xml", ".pptx": "ppt/presentation.xml"}[suffix]
         archive = io.BytesIO()
         with zipfile.ZipFile(archive, "w") as out:
-            out.writestr("word/document.xml" if data != "zip" else "word/other.xml", data)
+            out.writestr(main if data != "zip" else "other.xml", data)
         data = archive.getvalue()
-    path = tmp_path / "bad.docx"
+    path = tmp_path / f"bad{suffix}"
     path.write_bytes(data)
     with pytest.raises(IngestError, match=re.escape(reason)):
         load_file(path, data)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO, unavailable
+from documents import slide_deck
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
@@ -184,6 +185,21 @@ def test_two_app_processes_continue_one_thread(tmp_path, settings, embedder, kin
         assert [t["question"] for t in turns] == ["Who designed the Harbour Lighthouse?", "When was it built?"]
         assert settings.checkpoint_path.exists() == (kind == "sqlite")  # PostgreSQL kept it all: nothing fell back to SQLite
         assert "s3cret-pw" not in first.stdout + second.stdout + first.stderr + second.stderr
+
+
+def test_a_plain_answer_lists_its_sources_by_document_and_slide(tmp_path, settings, embedder):
+    deck = tmp_path / "deck" / "harbour.pptx"
+    deck.parent.mkdir()
+    slide_deck(deck)
+    ingest(settings, embedder, deck.parent)
+    with OpenAIDouble(reply=lambda body: "380 kroner a night [1].") as llm:
+        done = cli("--data-dir", str(settings.data_dir), "ask", "What does a night cost for a 12 m boat?",
+                   env={"ARAG_LLM": "openai:double", "ARAG_LLM_BASE_URL": f"{llm.url}/v1",
+                        "ARAG_MODELS_DIR": str(settings.models_path)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    answer, _, sources = done.stdout.partition("\n\nSources:\n")
+    assert answer.strip() == "380 kroner a night [1]."
+    assert sources.splitlines()[0] == f"  [1] Harbour handbook — Slide 3: Prices — {deck.resolve()}"
 
 
 # --- ingestion killed at random points ---------------------------------------------------

@@ -43,20 +43,15 @@ Example:
 
 from __future__ import annotations
 
-import io
 import re
-import zipfile
 from collections.abc import Iterator
 from xml.etree import ElementTree
 
+from arag.ingestion.ooxml import Package, PackageError
+
 NAMESPACE = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
 _W = "{" + NAMESPACE + "}"
-_DC_TITLE = "{http://purl.org/dc/elements/1.1/}title"
-_RELATIONSHIP = "{http://schemas.openxmlformats.org/package/2006/relationships}Relationship"
 
-#: The most bytes one XML part may unpack to. A thousand-page document's body is tens of MiB; a
-#: zip that unpacks to gigabytes is an attack on the reader.
-MAX_PART_BYTES = 128 * 2**20
 #: Block containers read through to the paragraphs and tables they hold: content controls,
 #: custom XML, and paragraphs moved or inserted under tracked changes.
 _CONTAINERS = {_W + "sdt", _W + "sdtContent", _W + "customXml", _W + "ins", _W + "moveTo"}
@@ -96,64 +91,22 @@ _NUMBER_FORMATS = {
 }
 
 
-class DocxError(ValueError):
-    """The bytes are not a Word document this reader can read; the message says why."""
-
-
 def read_docx(data: bytes) -> tuple[str | None, list[tuple[str, str]]]:
-    """The title and the ``(heading, body)`` sections of a Word document."""
-    if data.startswith(b"\xd0\xcf\x11\xe0"):  # an OLE compound file: the old .doc format, or an encrypted .docx
-        raise DocxError("an encrypted or old-format (.doc) Word file; save it as an unencrypted .docx")
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            name = _main_part_name(archive)
-            document = _part(archive, name)
-            if document is None:
-                raise DocxError(f"not a Word document (no {name})")
-            folder = name.rpartition("/")[0]
-            styles = _part(archive, f"{folder}/styles.xml")
-            numbering = _part(archive, f"{folder}/numbering.xml")
-            notes = {**_notes(_part(archive, f"{folder}/footnotes.xml"), "footnote"),
-                     **_notes(_part(archive, f"{folder}/endnotes.xml"), "endnote")}
-            core = _part(archive, "docProps/core.xml")
-    except zipfile.BadZipFile as exc:
-        raise DocxError(f"not a Word document (not a zip archive: {exc})") from None
+    """The title and the ``(heading, body)`` sections of a Word document; raises :class:`PackageError`."""
+    with Package(data, "Word document") as package:
+        name = package.main_part_name("word/document.xml")
+        document = package.part(name)
+        if document is None:
+            raise PackageError(f"not a Word document (no {name})")
+        folder = name.rpartition("/")[0]
+        styles = package.part(f"{folder}/styles.xml")
+        numbering = package.part(f"{folder}/numbering.xml")
+        notes = {**_notes(package.part(f"{folder}/footnotes.xml"), "footnote"),
+                 **_notes(package.part(f"{folder}/endnotes.xml"), "endnote")}
+        own_title = package.title()
     reader = _Reader(_Styles(styles), _Numbering(numbering), notes)
     reader.read(document)
-    own_title = core.findtext(_DC_TITLE) if core is not None else None
-    title = " ".join((own_title or "").split()) or reader.first_title or reader.first_h1
-    return title or None, reader.sections
-
-
-def _main_part_name(archive: zipfile.ZipFile) -> str:
-    """Where the document's body is: the package's officeDocument relationship, else Word's usual place."""
-    relationships = _part(archive, "_rels/.rels")
-    for relationship in relationships.iter(_RELATIONSHIP) if relationships is not None else ():
-        if relationship.get("Type", "").endswith("/officeDocument") and relationship.get("TargetMode") != "External":
-            target = relationship.get("Target", "").lstrip("/")
-            if target and ".." not in target.split("/"):
-                return target
-    return "word/document.xml"
-
-
-def _part(archive: zipfile.ZipFile, name: str) -> ElementTree.Element | None:
-    """A part of the archive, parsed; None where the document has no such part."""
-    try:
-        with archive.open(name) as stream:
-            raw = stream.read(MAX_PART_BYTES + 1)
-    except KeyError:
-        return None
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError, OSError, RuntimeError,
-            ValueError) as exc:  # RuntimeError: an entry encrypted with a zip password
-        raise DocxError(f"corrupt Word document ({name}: {exc})") from None
-    if len(raw) > MAX_PART_BYTES:
-        raise DocxError(f"{name} unpacks to more than {MAX_PART_BYTES // 2**20} MiB")
-    if b"<!DOCTYPE" in raw or b"<!ENTITY" in raw:  # Word writes neither; entities are how XML attacks expand
-        raise DocxError(f"{name} declares a DOCTYPE or entities, which Word documents never hold")
-    try:
-        return ElementTree.fromstring(raw)
-    except ElementTree.ParseError as exc:
-        raise DocxError(f"corrupt Word document ({name}: {exc})") from None
+    return own_title or reader.first_title or reader.first_h1 or None, reader.sections
 
 
 class _Styles:

@@ -1,7 +1,7 @@
 """Readers that turn files into titled, sectioned documents.
 
-Supported: Markdown, reStructuredText, plain text, HTML, PDF, Word (``.docx``), and JSONL
-records ``{"id", "title", "text"}``.
+Supported: Markdown, reStructuredText, plain text, HTML, PDF, Word (``.docx``), PowerPoint
+(``.pptx``) and JSONL records ``{"id", "title", "text"}``.
 Every failure is an :class:`IngestError` naming the file and, where it helps, the line.
 """
 
@@ -14,16 +14,18 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from arag.ingestion.docx import DocxError, read_docx
+from arag.ingestion.docx import read_docx
 from arag.ingestion.html import read_html
 from arag.ingestion.markdown import read_markdown
+from arag.ingestion.ooxml import PackageError
 from arag.ingestion.pdf import flatten_outline, running_title, sections_of
+from arag.ingestion.pptx import read_pptx
 from arag.ingestion.rst import render_inline, render_rst_body
 from arag.tables.catalog import TABLE_SUFFIXES
 
 TEXT_SUFFIXES = {".md": "markdown", ".markdown": "markdown", ".txt": "text", ".text": "text", ".rst": "rst"}
 HTML_SUFFIXES = {".html", ".htm"}
-SUPPORTED_SUFFIXES = frozenset(TEXT_SUFFIXES) | HTML_SUFFIXES | {".pdf", ".docx", ".jsonl"}
+SUPPORTED_SUFFIXES = frozenset(TEXT_SUFFIXES) | HTML_SUFFIXES | {".pdf", ".docx", ".pptx", ".jsonl"}
 #: Every file type ingest takes: documents (read here, chunked and embedded) and tables (registered
 #: for SQL). Kept here, beside the readers, so the web app's upload box can name them without
 #: importing ingestion's index and encoder.
@@ -170,11 +172,14 @@ def parse_pdf(path: Path, data: bytes) -> tuple[str | None, list[Section]]:
     return title, sections
 
 
-def parse_docx(path: Path, data: bytes) -> tuple[str | None, list[Section]]:
-    """A Word document's text, each heading starting a section (:mod:`arag.ingestion.docx`)."""
+def parse_office(path: Path, data: bytes) -> tuple[str | None, list[Section]]:
+    """A Word document's text, each heading starting a section (:mod:`arag.ingestion.docx`), or a
+    PowerPoint presentation's, a section a slide (:mod:`arag.ingestion.pptx`).
+    """
+    read = read_pptx if path.suffix.lower() == ".pptx" else read_docx
     try:
-        title, sections = read_docx(data)
-    except DocxError as exc:
+        title, sections = read(data)
+    except PackageError as exc:
         raise IngestError(path, str(exc)) from None
     return title, [Section(heading, body) for heading, body in sections]
 
@@ -213,9 +218,9 @@ def load_file(path: Path, data: bytes) -> list[SourceDocument]:
             raise IngestError(path, "not a PDF (missing %PDF header)")
         title, sections = parse_pdf(path, data)
         kind = "pdf"
-    elif suffix == ".docx":
-        title, sections = parse_docx(path, data)
-        kind = "docx"
+    elif suffix in (".docx", ".pptx"):
+        title, sections = parse_office(path, data)
+        kind = suffix[1:]
     else:
         text = decode_text(path, data)
         if suffix == ".jsonl":

@@ -7,6 +7,7 @@ import re
 
 import streamlit as st
 
+from arag.text import citation_name
 from ui.shell import open_page, readable, sidebar_settings
 
 #: Trace details worth a word in the live status, per node.
@@ -47,8 +48,7 @@ def show_sources(result: dict, turn: int) -> None:
     with st.expander(f"Sources ({len(citations)})", expanded=True):
         for c in citations:
             where = c.get("source", "")
-            heading = c.get("heading") if c.get("heading") not in (None, "", c.get("title")) else None
-            title = c.get("title", "") + (f" — {heading}" if heading else "")
+            title = citation_name(c)
             scores = []
             if c.get("relevance") is not None:
                 scores.append(f"relevance {c['relevance']:.2f}")

@@ -61,7 +61,7 @@ def add_documents(shell) -> None:
     st.subheader("Add documents")
     from arag.ingestion.loaders import INGESTED_SUFFIXES
 
-    uploads = st.file_uploader("Upload files (Markdown, text, reST, HTML, PDF, Word, JSONL; CSV and SQLite tables)",
+    uploads = st.file_uploader("Upload files (Markdown, text, reST, HTML, PDF, Word, PowerPoint, JSONL; CSV and SQLite tables)",
                                accept_multiple_files=True, key="uploads",
                                type=sorted(INGESTED_SUFFIXES))  # with their dots: Streamlit reads a bare "text" as any text/* file
     if st.button("Ingest uploaded files", disabled=not uploads, key="ingest_uploads"):
