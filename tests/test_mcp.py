@@ -47,7 +47,7 @@ def check(tools, found, asked, resources, corpus) -> None:
     assert tools == ["search_documents", "ask"]
     passages = found["result"] if isinstance(found, dict) and "result" in found else found
     assert len(passages) == 3 and passages[0]["title"] == "Lighthouses"
-    assert {"source", "title", "chunk_id", "relevance", "text"} <= set(passages[0])
+    assert {"source", "title", "heading", "chunk_id", "relevance", "text"} <= set(passages[0])
     assert passages == sorted(passages, key=lambda p: -p["relevance"])
     assert asked["answer"] == ANSWER and asked["citations"][0]["n"] == 1 and asked["llm_calls"] >= 1
     assert {r.name for r in resources} >= {"Lighthouses", "Volcanoes"} and len(resources) == len(corpus)

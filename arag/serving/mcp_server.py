@@ -59,7 +59,7 @@ def build_server(components: Components) -> MCPServer:
 
     @server.tool()
     def search_documents(query: str, k: int = 5) -> list[dict]:
-        """The k passages most relevant to the query, best first: source, title, chunk id, relevance (0-1), text."""
+        """The k passages most relevant to the query, best first: source, title, section heading, chunk id, relevance (0-1), text."""
         if not query.strip():
             raise ValueError("the query is empty")
         k = max(1, min(int(k), MAX_K))
@@ -69,8 +69,8 @@ def build_server(components: Components) -> MCPServer:
             raise RuntimeError(f"the document index could not be searched: {error}")
         judged = sorted(components.judge_for(settings).judge(query, hits, links=settings.link_expansion),
                         key=lambda c: -c["relevance"])
-        return [{"source": c.get("source", ""), "title": c["title"], "chunk_id": c["chunk_id"],
-                 "relevance": c["relevance"], "text": c["text"]} for c in judged[:k]]
+        return [{"source": c.get("source", ""), "title": c["title"], "heading": c.get("heading") or "",
+                 "chunk_id": c["chunk_id"], "relevance": c["relevance"], "text": c["text"]} for c in judged[:k]]
 
     @server.tool()
     def ask(question: str, profile: str = "default") -> dict:
@@ -81,8 +81,8 @@ def build_server(components: Components) -> MCPServer:
             raise ValueError(f"unknown profile {profile!r}; use one of {', '.join(PROFILES)}")
         configurable = {"answer_style": "sentence"} | ({"profile": profile} if profile != "default" else {})
         state = graph.invoke({"question": question}, {"configurable": configurable})
-        citations = [{"n": c["n"], "source": c.get("source", ""), "title": c["title"], "chunk_id": c["chunk_id"],
-                      "text": c["text"]} for c in state.get("citations", [])]
+        citations = [{"n": c["n"], "source": c.get("source", ""), "title": c["title"], "heading": c.get("heading") or "",
+                      "chunk_id": c["chunk_id"], "text": c["text"]} for c in state.get("citations", [])]
         return {"answer": state.get("answer", ""), "citations": citations,
                 "notes": list(dict.fromkeys(state.get("notes", []))), "llm_calls": state.get("llm_calls", 0)}
 

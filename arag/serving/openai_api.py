@@ -46,6 +46,7 @@ from starlette.routing import Route
 
 from arag.runtime.components import Components
 from arag.sessions.conversations import stream_turn
+from arag.text import citation_name
 from graphs import build_graph
 
 #: Model ids and the profile each runs (None: the settings as they are).
@@ -131,10 +132,10 @@ def _text(content) -> str:
 
 
 def sources_block(citations: list[dict]) -> str:
-    """The "Sources:" lines appended to an answer: ``[n] title — source``."""
+    """The "Sources:" lines appended to an answer: ``[n] title — section — source``, as ``arag ask`` prints them."""
     if not citations:
         return ""
-    lines = [f"[{c['n']}] {c.get('title') or c.get('source', '')}" + (f" — {c['source']}" if c.get("source") else "")
+    lines = [f"[{c['n']}] {citation_name(c) or c.get('source', '')}" + (f" — {c['source']}" if c.get("source") else "")
              for c in citations]
     return "\n\nSources:\n" + "\n".join(lines)
 
