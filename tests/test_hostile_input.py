@@ -175,24 +175,19 @@ def test_file_parsers_refuse_bad_input_with_their_own_error_only(suffix, data):
             assert isinstance(doc.title, str) and all(isinstance(s.text, str) for s in doc.sections)
 
 
-@hyp_settings(max_examples=200, deadline=None)
-@given(pieces=st.lists(st.sampled_from(WORD_PIECES), max_size=60))
-def test_word_documents_of_any_shape_read_or_fail_with_the_files_own_error(pieces):
-    try:
-        [doc] = load_file(Path("fuzz.docx"), word_archive(pieces))
-    except IngestError as exc:
-        assert str(exc).startswith("fuzz.docx: ")
-    else:
-        assert "tide" in " ".join(s.text + s.heading for s in doc.sections)
+#: The pieces an Office document of each kind is fuzzed with, and the package that holds them.
+OFFICE_FUZZ = {".docx": (WORD_PIECES, word_archive), ".pptx": (SLIDE_PIECES, deck_archive)}
 
 
+@pytest.mark.parametrize("suffix", sorted(OFFICE_FUZZ))
 @hyp_settings(max_examples=200, deadline=None)
-@given(pieces=st.lists(st.sampled_from(SLIDE_PIECES), max_size=60))
-def test_slide_decks_of_any_shape_read_or_fail_with_the_files_own_error(pieces):
+@given(data=st.data())
+def test_office_documents_of_any_shape_read_or_fail_with_the_files_own_error(suffix, data):
+    pieces, archive = OFFICE_FUZZ[suffix]
     try:
-        [doc] = load_file(Path("fuzz.pptx"), deck_archive(pieces))
+        [doc] = load_file(Path(f"fuzz{suffix}"), archive(data.draw(st.lists(st.sampled_from(pieces), max_size=60))))
     except IngestError as exc:
-        assert str(exc).startswith("fuzz.pptx: ")
+        assert str(exc).startswith(f"fuzz{suffix}: ")
     else:
         assert "tide" in " ".join(s.text + s.heading for s in doc.sections)
 

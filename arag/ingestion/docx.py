@@ -47,7 +47,7 @@ import re
 from collections.abc import Iterator
 from xml.etree import ElementTree
 
-from arag.ingestion.ooxml import Package, PackageError
+from arag.ingestion.ooxml import Package
 
 NAMESPACE = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
 _W = "{" + NAMESPACE + "}"
@@ -92,12 +92,9 @@ _NUMBER_FORMATS = {
 
 
 def read_docx(data: bytes) -> tuple[str | None, list[tuple[str, str]]]:
-    """The title and the ``(heading, body)`` sections of a Word document; raises :class:`PackageError`."""
+    """The title and the ``(heading, body)`` sections of a Word document; raises :class:`~arag.ingestion.ooxml.PackageError`."""
     with Package(data, "Word document") as package:
-        name = package.main_part_name("word/document.xml")
-        document = package.part(name)
-        if document is None:
-            raise PackageError(f"not a Word document (no {name})")
+        name, document = package.main_part("word/document.xml")
         folder = name.rpartition("/")[0]
         styles = package.part(f"{folder}/styles.xml")
         numbering = package.part(f"{folder}/numbering.xml")

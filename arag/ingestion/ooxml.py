@@ -11,8 +11,12 @@ Example:
     ...     archive.writestr("_rels/.rels", f'<Relationships xmlns="{RELATIONSHIPS}"><Relationship Id="r1" '
     ...                      'Type="http://x/officeDocument" Target="ppt/presentation.xml"/></Relationships>')
     >>> with Package(data.getvalue(), "PowerPoint presentation") as package:
-    ...     package.main_part_name("word/document.xml"), package.part("ppt/presentation.xml")
-    ('ppt/presentation.xml', None)
+    ...     package.relationships("")
+    {'r1': ('http://x/officeDocument', 'ppt/presentation.xml')}
+    >>> with Package(data.getvalue(), "PowerPoint presentation") as package:
+    ...     package.main_part("ppt/presentation.xml")
+    Traceback (most recent call last):
+    arag.ingestion.ooxml.PackageError: not a PowerPoint presentation (no ppt/presentation.xml)
 """
 
 from __future__ import annotations
@@ -96,12 +100,17 @@ class Package:
                 found[relationship.get("Id", "")] = (relationship.get("Type", ""), path)
         return found
 
-    def main_part_name(self, usual: str) -> str:
-        """Where the document's body is: the package's officeDocument relationship, else ``usual``."""
-        for kind, path in self.relationships("").values():
-            if kind.endswith("/officeDocument"):
-                return path
-        return usual
+    def main_part(self, usual: str) -> tuple[str, ElementTree.Element]:
+        """The document's main part (Word's body, PowerPoint's slide list), by name and parsed.
+
+        It is where the package's officeDocument relationship points, else at ``usual``; a package
+        without it is not a document of this kind.
+        """
+        name = next((path for kind, path in self.relationships("").values() if kind.endswith("/officeDocument")), usual)
+        root = self.part(name)
+        if root is None:
+            raise PackageError(f"not a {self.kind} (no {name})")
+        return name, root
 
     def title(self) -> str | None:
         """The title the document was given (File > Properties), if any."""

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from xml.etree import ElementTree
 
-from arag.ingestion.ooxml import RELATIONSHIP_ID, Package, PackageError
+from arag.ingestion.ooxml import RELATIONSHIP_ID, Package
 
 PRESENTATION = "http://schemas.openxmlformats.org/presentationml/2006/main"
 DRAWING = "http://schemas.openxmlformats.org/drawingml/2006/main"
@@ -49,12 +49,9 @@ _FRAME = {"dt", "ftr", "sldNum", "hdr", "sldImg"}
 
 
 def read_pptx(data: bytes) -> tuple[str | None, list[tuple[str, str]]]:
-    """The title and the ``(heading, body)`` sections, one a slide, of a presentation; raises :class:`PackageError`."""
+    """The title and the ``(heading, body)`` sections, a slide each; raises :class:`~arag.ingestion.ooxml.PackageError`."""
     with Package(data, "PowerPoint presentation") as package:
-        name = package.main_part_name("ppt/presentation.xml")
-        presentation = package.part(name)
-        if presentation is None:
-            raise PackageError(f"not a PowerPoint presentation (no {name})")
+        name, presentation = package.main_part("ppt/presentation.xml")
         slides = package.relationships(name)
         sections: list[tuple[str, str]] = []
         first_title = None
