@@ -115,4 +115,5 @@ class Package:
     def title(self) -> str | None:
         """The title the document was given (File > Properties), if any."""
         core = self.part("docProps/core.xml")
-        return " ".join((core.findtext(_DC_TITLE) or "").split()) or None if core is not None else None
+        title = core.findtext(_DC_TITLE) if core is not None else None
+        return " ".join((title or "").split()) or None
