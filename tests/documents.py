@@ -119,9 +119,10 @@ def word_document(path):
 def slide_deck(path):
     """A PowerPoint presentation written by python-pptx from its bundled template (PowerPoint's own layouts).
 
-    Slides: a title slide; bullets with a sub-bullet, speaker notes and the date, footer and slide-number
-    placeholders of the slide frame; a table with a merged cell, a grouped text box with a line break and
-    a shape written twice for two readers (markup compatibility); a slide with no text; a hidden slide.
+    Slides: a title slide; bullets with a sub-bullet and a paragraph without its bullet, speaker notes and
+    the date, footer and slide-number placeholders of the slide frame; a table with a merged cell, a
+    grouped text box with a bullet of its own and a line break, and a shape written twice for two readers
+    (markup compatibility); a slide with no text; a slide with a title alone; a hidden slide.
     """
     from pptx import Presentation  # python-pptx, a test dependency
     from pptx.oxml import parse_xml
@@ -137,8 +138,11 @@ def slide_deck(path):
     body = tides.placeholders[1].text_frame
     body.text = "High water comes twice a day."
     springs = body.add_paragraph()
-    springs.text = "Spring tides follow the full moon."
+    springs.text = "Spring tides follow\vthe full moon."
     springs.level = 1
+    unbulleted = body.add_paragraph()
+    unbulleted.text = "Tables at the office."
+    unbulleted._p.get_or_add_pPr().append(parse_xml(f"<a:buNone {_PPTX_NAMESPACES}/>"))
     tides.notes_slide.notes_text_frame.text = "Point at the tide table."
     for n, (kind, text) in enumerate((("dt", "7 December 2026"), ("ftr", "Harbour office"), ("sldNum", "2")), start=10):
         tides.shapes._spTree.append(parse_xml(
@@ -152,11 +156,14 @@ def slide_deck(path):
         table.cell(row, column).text = text
     table.cell(2, 0).merge(table.cell(2, 1))
     group = prices.shapes.add_group_shape()
-    group.shapes.add_textbox(Inches(1), Inches(4), Inches(3), Inches(1)).text_frame.text = "Pay in cash\vat the kiosk."
+    kiosk = group.shapes.add_textbox(Inches(1), Inches(4), Inches(3), Inches(1)).text_frame
+    kiosk.text = "Pay in cash\vat the kiosk."  # a text box's paragraph with a bullet of its own
+    kiosk.paragraphs[0]._p.get_or_add_pPr().append(parse_xml(f'<a:buChar {_PPTX_NAMESPACES} char="•"/>'))
     prices.shapes._spTree.append(parse_xml(
         f'<mc:AlternateContent {_PPTX_NAMESPACES}><mc:Choice Requires="p14">{_text_shape(20, "Showers are free.")}</mc:Choice>'
         f'<mc:Fallback>{_text_shape(21, "Showers are free.")}</mc:Fallback></mc:AlternateContent>'))
     deck.slides.add_slide(deck.slide_layouts[6])  # a blank slide: no text at all
+    deck.slides.add_slide(deck.slide_layouts[5]).shapes.title.text = "Winter"  # a section divider: a title alone
     backup = deck.slides.add_slide(deck.slide_layouts[5])
     backup.shapes.title.text = "Winter rates"
     backup.shapes.add_textbox(Inches(1), Inches(2), Inches(3), Inches(1)).text_frame.text = "Half price from November."

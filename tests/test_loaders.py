@@ -290,11 +290,12 @@ def test_slide_deck_one_section_a_slide_without_its_frame(tmp_path):
     assert (doc.title, doc.kind) == ("Harbour handbook", "pptx")
     assert [(s.heading, s.text) for s in doc.sections] == [
         ("Slide 1: Harbour guide", "Visiting boats, 2026"),
-        ("Slide 2: Tides", "High water comes twice a day.\nSpring tides follow the full moon.\n\n"
-                           "Notes: Point at the tide table."),
-        ("Slide 3: Prices", "Boat | Night\n12 m | 380 kroner\nElectricity included\n\nPay in cash\nat the kiosk.\n\n"
+        ("Slide 2: Tides", "- High water comes twice a day.\n  - Spring tides follow\n    the full moon.\n"
+                           "Tables at the office.\n\nNotes: Point at the tide table."),
+        ("Slide 3: Prices", "Boat | Night\n12 m | 380 kroner\nElectricity included\n\n- Pay in cash\n  at the kiosk.\n\n"
                             "Showers are free."),
-        ("Slide 5: Winter rates", "Half price from November."),  # slide 4 has no text; slide 5 is hidden, and read
+        ("Slide 5: Winter", "Winter"),  # slide 4 has no text; slide 5 has only its title
+        ("Slide 6: Winter rates", "Half price from November."),  # hidden, and read
     ]
 
 

@@ -7,6 +7,9 @@ screen reader reads them.
 Each slide becomes a section headed "Slide N: its title" (or "Slide N" without one), so that a
 citation names the slide. Its body is, shape by shape:
 - the paragraphs of each text shape (placeholders, text boxes, shapes inside groups), a line each;
+  list items start "- ", two spaces further in a level down, as the Markdown reader writes nested
+  lists (a content placeholder's paragraphs are items unless they turn their bullet off, as in
+  PowerPoint's own masters; elsewhere a paragraph is an item when it sets a bullet);
 - each table row as a ``cell | cell`` line, as the HTML and Word readers write them;
 - the speaker notes, as a last paragraph starting "Notes:".
 
@@ -14,7 +17,7 @@ What is left out:
 - the frame every slide repeats: date, footer and slide-number placeholders (as the PDF reader
   drops running titles and page numbers);
 - pictures, charts and SmartArt, whose words are not in the slide's own text;
-- a slide with no text at all.
+- a slide with no text at all (a slide with only a title, such as a section divider, is its title).
 
 Hidden slides are read: they are part of the deck, only not shown when it is presented. The
 presentation's title is its own (File > Properties), else its first slide's title.
@@ -44,6 +47,10 @@ _SLIDE = "/relationships/slide"
 _NOTES_SLIDE = "/relationships/notesSlide"
 #: Placeholders that hold a slide's title.
 _TITLES = {"title", "ctrTitle"}
+#: Placeholders whose paragraphs are list items unless they turn the bullet off (PowerPoint's own masters).
+_BULLETED = {"body", "obj"}
+#: A paragraph's own bullet: a character, a picture or automatic numbering.
+_BULLETS = ("buChar", "buAutoNum", "buBlip")
 #: Placeholders that repeat on every slide (or notes page) rather than say something of their own.
 _FRAME = {"dt", "ftr", "sldNum", "hdr", "sldImg"}
 
@@ -69,8 +76,8 @@ def read_pptx(data: bytes) -> tuple[str | None, list[tuple[str, str]]]:
                           if kind.endswith(_NOTES_SLIDE)), None)
             title, body = read_slide(slide, notes)
             first_title = first_title or title
-            if title or body:
-                sections.append((f"Slide {number}: {title}" if title else f"Slide {number}", body))
+            if title or body:  # a slide of only a title (a section divider) is its title, to be found by it
+                sections.append((f"Slide {number}: {title}" if title else f"Slide {number}", body or title))
         own_title = package.title()
     return own_title or first_title, sections
 
@@ -83,7 +90,7 @@ def read_slide(slide: ElementTree.Element, notes: ElementTree.Element | None) ->
         placeholder = _placeholder_type(shape)
         if placeholder in _FRAME:
             continue
-        lines = _shape_lines(shape)
+        lines = _shape_lines(shape, bulleted=placeholder in _BULLETED)
         if placeholder in _TITLES and not title_lines:
             title_lines = lines
         elif lines:
@@ -123,17 +130,22 @@ def _placeholder_type(shape: ElementTree.Element) -> str | None:
     return None
 
 
-def _shape_lines(shape: ElementTree.Element) -> list[str]:
-    """A text shape's paragraphs, or a table's rows, as lines."""
+def _shape_lines(shape: ElementTree.Element, bulleted: bool = False) -> list[str]:
+    """A text shape's paragraphs, or a table's rows, as lines; ``bulleted``: the shape's paragraphs are list items."""
     if shape.tag == _P + "sp":
         body = shape.find(_P + "txBody")
-        return _paragraph_lines(body) if body is not None else []
+        return _paragraph_lines(body, bulleted) if body is not None else []
     if shape.tag == _P + "graphicFrame":
         return [line for table in shape.iter(_A + "tbl") for line in _table_lines(table)]
     return []
 
 
-def _paragraph_lines(body: ElementTree.Element) -> list[str]:
+def _paragraph_lines(body: ElementTree.Element, bulleted: bool = False) -> list[str]:
+    """The paragraphs' lines; a list item starts "- ", two spaces further in a level down.
+
+    As the Markdown reader writes nested lists. Items are the paragraphs of a ``bulleted`` shape that
+    do not turn their bullet off, and any paragraph that sets a bullet of its own.
+    """
     lines = []
     for paragraph in body.iter(_A + "p"):
         pieces = []
@@ -142,10 +154,24 @@ def _paragraph_lines(body: ElementTree.Element) -> list[str]:
                 pieces.append(run.findtext(_A + "t") or "")
             elif run.tag == _A + "br":
                 pieces.append("\n")
-        for line in "".join(pieces).replace("\v", "\n").split("\n"):
-            if line := " ".join(line.split()):
-                lines.append(line)
+        properties = paragraph.find(_A + "pPr")
+        if properties is None:
+            properties = ElementTree.Element(_A + "pPr")
+        own_bullet = any(properties.find(_A + tag) is not None for tag in _BULLETS)
+        lead = ""
+        if (bulleted or own_bullet) and properties.find(_A + "buNone") is None:
+            lead = "  " * min(_int(properties.get("lvl")), 8) + "- "
+        texts = [" ".join(line.split()) for line in "".join(pieces).replace("\v", "\n").split("\n")]
+        for n, text in enumerate(t for t in texts if t):
+            lines.append((lead if n == 0 else " " * len(lead)) + text)  # a line break inside an item continues it
     return lines
+
+
+def _int(value: str | None) -> int:
+    try:
+        return max(0, int(value or 0))
+    except ValueError:
+        return 0
 
 
 def _table_lines(table: ElementTree.Element) -> list[str]:
