@@ -172,13 +172,15 @@ def parse_pdf(path: Path, data: bytes) -> tuple[str | None, list[Section]]:
     return title, sections
 
 
+#: The Office Open XML readers by suffix: Word, each heading starting a section (:mod:`arag.ingestion.docx`),
+#: and PowerPoint, a section a slide (:mod:`arag.ingestion.pptx`).
+OFFICE_READERS = {".docx": read_docx, ".pptx": read_pptx}
+
+
 def parse_office(path: Path, data: bytes) -> tuple[str | None, list[Section]]:
-    """A Word document's text, each heading starting a section (:mod:`arag.ingestion.docx`), or a
-    PowerPoint presentation's, a section a slide (:mod:`arag.ingestion.pptx`).
-    """
-    read = read_pptx if path.suffix.lower() == ".pptx" else read_docx
+    """A Word document's or PowerPoint presentation's text in sections (:data:`OFFICE_READERS`)."""
     try:
-        title, sections = read(data)
+        title, sections = OFFICE_READERS[path.suffix.lower()](data)
     except PackageError as exc:
         raise IngestError(path, str(exc)) from None
     return title, [Section(heading, body) for heading, body in sections]
@@ -218,7 +220,7 @@ def load_file(path: Path, data: bytes) -> list[SourceDocument]:
             raise IngestError(path, "not a PDF (missing %PDF header)")
         title, sections = parse_pdf(path, data)
         kind = "pdf"
-    elif suffix in (".docx", ".pptx"):
+    elif suffix in OFFICE_READERS:
         title, sections = parse_office(path, data)
         kind = suffix[1:]
     else:

@@ -85,7 +85,12 @@ def running_title(pages: list[str]) -> str | None:
     tops = Counter(lines[0] for lines in page_lines if lines)
     line, count = tops.most_common(1)[0] if tops else ("", 0)
     wordy = any(character.isalpha() for character in line) and len(line.split()) <= 12
-    return line if wordy and count >= max(MIN_PAGES_FOR_FRAME, (len(page_lines) + 1) // 2) else None
+    return line if wordy and count >= _half_the_pages(len(page_lines)) else None
+
+
+def _half_the_pages(pages: int) -> int:
+    """On how many pages a line must recur to be the document's frame: half of them, and at least three."""
+    return max(MIN_PAGES_FOR_FRAME, (pages + 1) // 2)
 
 
 def _nonblank_lines(pages: list[str]) -> list[list[str]]:
@@ -145,7 +150,7 @@ def _edge_lines(page_lines: list[list[str]]) -> tuple[set[str], Counter]:
         edge = {*lines[:FRAME_LINES], *lines[-FRAME_LINES:]}
         exact.update(edge)
         masked.update({_DIGITS.sub("#", line.lower()) for line in edge})
-    needed = max(MIN_PAGES_FOR_FRAME, (len(page_lines) + 1) // 2)
+    needed = _half_the_pages(len(page_lines))
     return {line for line, count in exact.items() if count >= needed}, masked
 
 

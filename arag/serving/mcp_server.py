@@ -43,6 +43,12 @@ PROFILES = ("default", "naive", "fast", "agentic")
 MAX_K = 20
 
 
+def _passage(chunk: dict) -> dict:
+    """What a client is told of a passage, found or cited: where it is from and its text."""
+    return {"source": chunk.get("source", ""), "title": chunk["title"], "heading": chunk.get("heading") or "",
+            "chunk_id": chunk["chunk_id"], "text": chunk["text"]}
+
+
 def _file_text(components: Components, file: str) -> str:
     """The file's chunks in their order, as the index holds them."""
     got = components.store.collection.get(where={"file": file}, include=["documents", "metadatas"])
@@ -69,8 +75,7 @@ def build_server(components: Components) -> MCPServer:
             raise RuntimeError(f"the document index could not be searched: {error}")
         judged = sorted(components.judge_for(settings).judge(query, hits, links=settings.link_expansion),
                         key=lambda c: -c["relevance"])
-        return [{"source": c.get("source", ""), "title": c["title"], "heading": c.get("heading") or "",
-                 "chunk_id": c["chunk_id"], "relevance": c["relevance"], "text": c["text"]} for c in judged[:k]]
+        return [_passage(c) | {"relevance": c["relevance"]} for c in judged[:k]]
 
     @server.tool()
     def ask(question: str, profile: str = "default") -> dict:
@@ -81,8 +86,7 @@ def build_server(components: Components) -> MCPServer:
             raise ValueError(f"unknown profile {profile!r}; use one of {', '.join(PROFILES)}")
         configurable = {"answer_style": "sentence"} | ({"profile": profile} if profile != "default" else {})
         state = graph.invoke({"question": question}, {"configurable": configurable})
-        citations = [{"n": c["n"], "source": c.get("source", ""), "title": c["title"], "heading": c.get("heading") or "",
-                      "chunk_id": c["chunk_id"], "text": c["text"]} for c in state.get("citations", [])]
+        citations = [{"n": c["n"]} | _passage(c) for c in state.get("citations", [])]
         return {"answer": state.get("answer", ""), "citations": citations,
                 "notes": list(dict.fromkeys(state.get("notes", []))), "llm_calls": state.get("llm_calls", 0)}
 
