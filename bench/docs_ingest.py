@@ -30,7 +30,8 @@ For each codec (``ARAG_TOKEN_VECTOR_CODEC``), a new data directory and a new ``a
 --json --quiet`` process, timed from its launch to its exit (imports and model loading included),
 with its peak resident memory (``/usr/bin/time``); then the same command again, nothing having changed (every file
 is hashed and skipped). Then the data directory's size by part (Chroma, BM25, token vectors)
-against the folder's bytes of text, and the token store's bytes a token.
+against the folder's bytes of text, the token store's bytes a token, and how many chunks sit under
+a heading carried from a heading above it that has no text of its own ("Part 2: Moorings › Tides").
 
 The reference, in the same run: a bare encoder loop over the same chunk texts (the embedder's
 ONNX fp32 encoder, and its bf16 one where the CPU has it, texts tokenised beforehand, nothing
@@ -84,14 +85,19 @@ def token_count(data_dir: Path) -> int:
     return count
 
 
-def chunk_texts(data_dir: Path) -> list[str]:
-    """The texts the encoder read at ingest (title, heading and chunk)."""
+def chunk_texts(data_dir: Path) -> tuple[list[str], int]:
+    """The texts the encoder read at ingest (title, heading and chunk), and how many chunks' headings
+    lead with a heading above them that has no text of its own ("Part 2: Moorings › Tides").
+    """
     from arag.embeddings.embedder import embedding_text
+    from arag.ingestion.headings import SEPARATOR
     from arag.ingestion.ingest import Ingestor
     from arag.settings import Settings
 
     got = Ingestor.from_settings(Settings(data_dir=data_dir)).store.collection.get(include=["documents", "metadatas"])
-    return [embedding_text(m["title"], m.get("heading", ""), doc) for doc, m in zip(got["documents"], got["metadatas"])]
+    headings = [m.get("heading", "") for m in got["metadatas"]]
+    texts = [embedding_text(m["title"], heading, doc) for doc, m, heading in zip(got["documents"], got["metadatas"], headings)]
+    return texts, sum(SEPARATOR in heading for heading in headings)
 
 
 def ask_gold(data_dir: Path, questions: list[tuple[str, list[str], str]]) -> dict:
@@ -133,7 +139,7 @@ def main() -> None:
     files = [f for f in folder.rglob("*") if f.is_file()]
     text_bytes = sum(f.stat().st_size for f in files)
     work = Path(tempfile.mkdtemp(prefix="arag-docs-ingest-"))
-    rows, texts, gold = [], None, None
+    rows, texts, carried, gold = [], None, 0, None
     try:
         for codec in codecs:
             data_dir = work / codec
@@ -147,7 +153,7 @@ def main() -> None:
             parts = {name: directory_bytes(data_dir / name) for name in ("chroma", "lexical", "token-vectors")}
             tokens = token_count(data_dir)
             if texts is None:
-                texts = chunk_texts(data_dir)
+                texts, carried = chunk_texts(data_dir)
             row = {"codec": codec, "files": report["added"], "failures": len(report["failures"]),
                    "chunks": report["chunks_written"], "ingest_s": round(first["seconds"], 1),
                    "chunks_per_s": round(report["chunks_written"] / first["seconds"], 1),
@@ -176,10 +182,11 @@ def main() -> None:
     result = {"machine": machine(), "date": time.strftime("%Y-%m-%d"), "folder": str(folder), "files": len(files),
               "text_mib": round(text_bytes / 2**20, 1), "command": "python bench/docs_ingest.py " + " ".join(sys.argv[1:]),
               "bare_onnx_fp32_chunks_per_s": round(bare, 1), "bare_bf16_chunks_per_s": round(bare_bf16, 1) if bare_bf16 else None,
-              "rows": rows, **({"gold": gold} if gold else {})}
+              "chunks_under_a_carried_heading": carried, "rows": rows, **({"gold": gold} if gold else {})}
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     print(f"{len(files)} files, {text_bytes / 2**20:.1f} MiB of text; bare ONNX fp32 encoder loop {bare:.1f} chunks/s"
-          + (f", bare bf16 {bare_bf16:.1f}" if bare_bf16 else "") + "\n")
+          + (f", bare bf16 {bare_bf16:.1f}" if bare_bf16 else "")
+          + f"; {carried} of {len(texts)} chunks under a heading carried from above\n")
     print_table(["token vectors", "chunks", "ingest s", "chunks/s", "÷ bare fp32", "÷ bare bf16", "again, unchanged, s",
                  "peak RSS MiB", "Chroma MiB", "BM25 MiB", "token vectors MiB", "bytes/token", "index bytes / text byte"],
                 [[r["codec"], r["chunks"], r["ingest_s"], r["chunks_per_s"], r["ingest_over_bare_fp32"],

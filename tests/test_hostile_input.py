@@ -194,7 +194,8 @@ def test_office_documents_of_any_shape_read_or_fail_with_the_files_own_error(suf
 
 @hyp_settings(max_examples=300, deadline=None)
 @given(pages=st.lists(st.text(alphabet="ab 1.-\nxiv", max_size=80), max_size=8),
-       outline=st.lists(st.tuples(st.text(alphabet="ab 1.", max_size=6), st.integers(-2, 9)), max_size=6))
+       outline=st.lists(st.tuples(st.text(alphabet="ab 1.", max_size=6), st.integers(-2, 9), st.integers(1, 4)),
+                        max_size=6))
 def test_pdf_pages_of_any_text_make_sections_of_their_own_words(pages, outline):
     sections = sections_of(pages, outline)
     lines = ["\n".join(line.strip() for line in page.splitlines() if line.strip()) for page in pages]

@@ -316,8 +316,9 @@ def test_embeddings_are_normalised_and_batched_in_order(embedder):
 
 def test_files_read_another_way_since_are_redone_once(tmp_path, ingestor, monkeypatch):
     """An index made when page.rst.txt was read as plain text, reST and Markdown markup kept, HTML
-    read with the site around its content and PDF pages with their frame, reads those files again as
-    rendered once, then skips them; a plain text file is not redone.
+    read with the site around its content, PDF pages with their frame and headings without text of
+    their own dropped, reads those files again as rendered once, then skips them; a plain text file
+    is not redone.
     """
     import arag.ingestion.ingest as ingest_module
     import arag.ingestion.loaders as loaders
@@ -331,15 +332,16 @@ def test_files_read_another_way_since_are_redone_once(tmp_path, ingestor, monkey
     (docs / "tides.html").write_text("<nav>Home</nav><main><h1>Tides</h1><p>The moon pulls the sea.</p></main>")
     (docs / "locks.pdf").write_bytes(pdf_bytes(["Lock Guide", "Open the upper gate last.", "1"], title="Locks", more_pages=[
         ["Lock Guide", "Close the sluices first.", "2"], ["Lock Guide", "Wait for level water.", "3"]]))
+    word_document(docs / "berths.docx")
     with monkeypatch.context() as old_version:
         old_version.setattr(loaders, "text_format", lambda path: "text")
         old_version.setattr(ingest_module, "reading_revision", lambda path: b"")
         first = ingestor.ingest([docs], progress=False)
-    assert first.added == 5
+    assert first.added == 6
     titles = {m["title"] for _, m in ingestor.store.iter_metadata()}
     assert "venv.rst" in titles
     second = ingestor.ingest([docs], progress=False)
-    assert (second.updated, second.unchanged) == (4, 1)
+    assert (second.updated, second.unchanged) == (5, 1)
     by_title = {m["title"]: (m["kind"], doc) for doc, m in zip(*_documents(ingestor.store))}
     kind, text = by_title["Virtual Environments"]
     assert kind == "rst" and ":mod:" not in text and "`venv`:" in text and "    python3 -m venv tutorial-env" in text
@@ -347,7 +349,7 @@ def test_files_read_another_way_since_are_redone_once(tmp_path, ingestor, monkey
     assert by_title["Tides"] == ("html", "The moon pulls the sea.")
     assert "Lock Guide" not in " ".join(text for text, meta in zip(*_documents(ingestor.store)) if meta["kind"] == "pdf")
     third = ingestor.ingest([docs], progress=False)
-    assert (third.updated, third.unchanged) == (0, 5)
+    assert (third.updated, third.unchanged) == (0, 6)
 
 
 def _documents(store: ChunkStore) -> tuple[list[str], list[dict]]:

@@ -340,6 +340,45 @@ def test_a_word_document_with_only_a_title_and_headings_names_its_title(tmp_path
     assert (doc.title, [(s.heading, s.text) for s in doc.sections]) == ("Lock keeping", [("Gates", "Open the upper gate last.")])
 
 
+def test_word_lists_of_one_definition_count_on_until_one_restarts_as_word_numbers_them(tmp_path):
+    """Word numbers the lists (w:num) of one definition as one list, broken by a paragraph or not; a
+    list that overrides its start ("Restart numbering") counts from there.
+    """
+    import docx
+    from docx.oxml import parse_xml
+    from docx.oxml.ns import nsdecls
+
+    document = docx.Document()
+    numbering = document.part.numbering_part.element
+    style_list = document.styles["List Number"].element.pPr.numPr.numId.val
+    definition = numbering.num_having_numId(style_list).abstractNumId.val
+    restart = '<w:lvlOverride w:ilvl="0"><w:startOverride w:val="1"/></w:lvlOverride>'
+    for list_id, override in ((98, ""), (99, restart)):
+        numbering.append(parse_xml(f'<w:num {nsdecls("w")} w:numId="{list_id}"><w:abstractNumId w:val="{definition}"/>'
+                                   f'{override}</w:num>'))
+
+    def item(text, list_id=None):
+        paragraph = document.add_paragraph(text, style="List Number")
+        if list_id:
+            paragraph._p.get_or_add_pPr().append(parse_xml(
+                f'<w:numPr {nsdecls("w")}><w:ilvl w:val="0"/><w:numId w:val="{list_id}"/></w:numPr>'))
+
+    item("Call the harbour master.")
+    item("Wait for a berth.")
+    document.add_paragraph("Keep clear of the fairway meanwhile.")
+    item("Moor bow first.")
+    item("Make fast fore and aft.", 98)  # another list of the same definition, not restarted
+    item("Pay at the office.", 99)
+    item("Keep the receipt.", 99)
+    path = tmp_path / "steps.docx"
+    document.save(path)
+    [doc] = load_file(path, path.read_bytes())
+    assert doc.sections[0].text.split("\n\n") == [
+        "1. Call the harbour master.", "2. Wait for a berth.", "Keep clear of the fairway meanwhile.", "3. Moor bow first.",
+        "4. Make fast fore and aft.", "1. Pay at the office.", "2. Keep the receipt.",
+    ]
+
+
 def test_pdf_text_and_title(tmp_path):
     path = tmp_path / "v.pdf"
     path.write_bytes(pdf_bytes(["Mount Etna is in Sicily."], title="Volcanoes"))
@@ -373,6 +412,59 @@ def test_pdf_pages_lose_their_running_header_page_numbers_and_contents_and_follo
         ("Berths (page 3)", "Visiting boats moor at the north pier, where the\nharbour master gives each a berth on arrival."),
         ("3 Fees (page 3)", "A night costs 240 kroner."),
         ("3 Fees (page 4)", "Fuel is sold at the east quay from May to September, and paid for at the office."),
+    ]
+
+
+#: A guide whose chapter heading is followed at once by its first section's, with an empty closing
+#: section before the next chapter: (level, heading, text), the guide's title at level 1.
+GUIDE = [(1, "Harbour Guide", ""), (2, "Part 2: Moorings", ""), (3, "Tides", "High water comes twice a day."),
+         (3, "Notes", ""), (2, "Fees", "A night costs 240 kroner.")]
+
+
+def _guide_file(folder, suffix: str):
+    """GUIDE written as a Markdown, reST, HTML, Word or PDF file (a PDF's outline nesting as the levels)."""
+    path = folder / f"guide{suffix}"
+    if suffix == ".md":
+        path.write_text("".join(f"{'#' * level} {heading}\n\n{text}\n\n" for level, heading, text in GUIDE))
+    elif suffix == ".rst":
+        path.write_text("".join(f"{heading}\n{'=-~'[level - 1] * len(heading)}\n\n{text}\n\n" for level, heading, text in GUIDE))
+    elif suffix == ".html":
+        path.write_text("<body>" + "".join(f"<h{level}>{heading}</h{level}><p>{text}</p>" for level, heading, text in GUIDE))
+    elif suffix == ".docx":
+        from docx import Document
+
+        document = Document()
+        for level, heading, text in GUIDE:
+            document.add_heading(heading, level)
+            if text:
+                document.add_paragraph(text)
+        document.save(path)
+    else:
+        import io
+
+        from pypdf import PdfReader, PdfWriter
+
+        lines = [line for _, heading, text in GUIDE for line in (heading, text) if line]
+        writer = PdfWriter(clone_from=PdfReader(io.BytesIO(pdf_bytes(lines, title="Harbour Guide"))))
+        parents = {}
+        for level, heading, _ in GUIDE:
+            parents[level] = writer.add_outline_item(heading, 0, parent=parents.get(level - 1))
+        with path.open("wb") as out:
+            writer.write(out)
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".md", ".rst", ".html", ".docx", ".pdf"])
+def test_a_heading_followed_at_once_by_a_deeper_one_heads_the_sections_under_it(tmp_path, suffix):
+    path = _guide_file(tmp_path, suffix)
+    [doc] = load_file(path, path.read_bytes())
+    page = " (page 1)" if suffix == ".pdf" else ""
+    assert doc.title == "Harbour Guide"
+    # "Part 2: Moorings" heads no text: its words lead its section's heading, where a search finds them.
+    # "Notes" heads nothing under it, and the title is in every chunk already: neither is carried.
+    assert [(s.heading, s.text) for s in doc.sections] == [
+        (f"Part 2: Moorings › Tides{page}", "High water comes twice a day."),
+        (f"Fees{page}", "A night costs 240 kroner."),
     ]
 
 

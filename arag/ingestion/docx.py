@@ -4,7 +4,8 @@ A ``.docx`` file is a zip of XML parts. ``word/document.xml`` holds the body: pa
 and content controls, in reading order. A paragraph's style says what it is. Its name in
 ``word/styles.xml`` is English whatever the document's language ("heading 1", "Title", "toc 2"),
 and a custom style inherits from the style it is based on. So headings are found by style name,
-else by outline level, as Word's navigation pane finds them.
+else by outline level, as Word's navigation pane finds them. A heading followed at once by a
+deeper one heads the sections under it (:mod:`arag.ingestion.headings`).
 
 What is read:
 - paragraphs, with tabs and line breaks as spaces and new lines;
@@ -47,6 +48,7 @@ import re
 from collections.abc import Iterator
 from xml.etree import ElementTree
 
+from arag.ingestion.headings import carry_headings
 from arag.ingestion.ooxml import Package
 
 NAMESPACE = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
@@ -103,7 +105,8 @@ def read_docx(data: bytes) -> tuple[str | None, list[tuple[str, str]]]:
         own_title = package.title()
     reader = _Reader(_Styles(styles), _Numbering(numbering), notes)
     reader.read(document)
-    return own_title or reader.first_title or reader.first_h1 or None, reader.sections
+    title = own_title or reader.first_title or reader.first_h1 or None
+    return title, carry_headings(reader.sections, title)
 
 
 class _Styles:
@@ -155,40 +158,65 @@ class _Numbering:
     A level's text (``w:lvlText``) places the numbers of its own and its parent levels: "%1." reads
     "3.", "(%1)" "(c)" in a level counting in letters, "%1.%2" "2.4". Bullets read "- ".
 
+    Lists (``w:num``) of one definition (``w:abstractNum``, or of definitions sharing one ``w:nsid``)
+    count on from each other, as Word numbers them: a list broken by a paragraph or a table goes on
+    where it was. A list that overrides a level's start (Word's "Restart numbering") counts that
+    level from there when its first item comes; it may also override the level's format.
+
     Example:
         >>> shapes = [("upperRoman", "%1."), ("lowerLetter", "(%2)"), ("decimal", "%1.%2.%3")]
         >>> levels = "".join(f'<w:lvl w:ilvl="{i}"><w:start w:val="1"/><w:numFmt w:val="{f}"/><w:lvlText w:val="{t}"/></w:lvl>'
         ...                  for i, (f, t) in enumerate(shapes))
+        >>> restart = '<w:lvlOverride w:ilvl="0"><w:startOverride w:val="1"/></w:lvlOverride>'
         >>> numbering = _Numbering(ElementTree.fromstring(f'<w:numbering xmlns:w="{NAMESPACE}"><w:abstractNum '
-        ...     f'w:abstractNumId="3">{levels}</w:abstractNum><w:num w:numId="7"><w:abstractNumId w:val="3"/></w:num></w:numbering>'))
+        ...     f'w:abstractNumId="3">{levels}</w:abstractNum><w:num w:numId="7"><w:abstractNumId w:val="3"/></w:num>'
+        ...     f'<w:num w:numId="8"><w:abstractNumId w:val="3"/></w:num>'
+        ...     f'<w:num w:numId="9"><w:abstractNumId w:val="3"/>{restart}</w:num></w:numbering>'))
         >>> [numbering.lead("7", level) for level in (0, 1, 1, 0, 1, 2)]
         ['I. ', '(a) ', '(b) ', 'II. ', '(a) ', 'II.a.1 ']
+        >>> [numbering.lead(*item) for item in (("8", 0), ("9", 0), ("9", 1), ("9", 0))]
+        ['III. ', 'I. ', '(a) ', 'II. ']
     """
 
     def __init__(self, root: ElementTree.Element | None):
         # (list, level) -> (number format, start, level text)
         self._levels: dict[tuple[str, int], tuple[str, int, str]] = {}
-        self._counts: dict[tuple[str, int], int] = {}
+        self._definition_of: dict[str, str] = {}  # list -> the counter it shares with the lists of its definition
+        self._restarts: dict[tuple[str, int], int] = {}  # (list, level) -> the number it restarts from, until used
+        self._counts: dict[tuple[str, int], int] = {}  # (definition, level) -> the number reached
         if root is None:
             return
         abstract: dict[str, dict[int, tuple[str, int, str]]] = {}
+        counted_as: dict[str, str] = {}  # definition -> the counter its lists share
         for definition in root.iter(_W + "abstractNum"):
-            shapes = abstract.setdefault(definition.get(_W + "abstractNumId", ""), {})
+            definition_id = definition.get(_W + "abstractNumId", "")
+            shapes = abstract.setdefault(definition_id, {})
+            counted_as.setdefault(definition_id, "nsid " + (_value(definition, "nsid") or "of " + definition_id))
             for level in definition.iter(_W + "lvl"):
-                ilvl = _int(level.get(_W + "ilvl"))
-                text = _value(level, "lvlText")
-                shapes[ilvl] = (_value(level, "numFmt") or "", _int(_value(level, "start"), 1),
-                                f"%{ilvl + 1}." if text is None else text)
+                shapes[_int(level.get(_W + "ilvl"))] = _level_shape(level)
         for instance in root.iter(_W + "num"):
-            for level, shape in abstract.get(_value(instance, "abstractNumId") or "", {}).items():
-                self._levels[(instance.get(_W + "numId", ""), level)] = shape
+            list_id, definition = instance.get(_W + "numId", ""), _value(instance, "abstractNumId") or ""
+            self._definition_of[list_id] = counted_as.get(definition, "of " + definition)
+            for level, shape in abstract.get(definition, {}).items():
+                self._levels[(list_id, level)] = shape
+            for override in instance.iter(_W + "lvlOverride"):
+                level = _int(override.get(_W + "ilvl"))
+                own = override.find(_W + "lvl")
+                if own is not None:
+                    self._levels[(list_id, level)] = _level_shape(own)
+                start = _value(override, "startOverride")
+                if start is not None:
+                    self._restarts[(list_id, level)] = _int(start)
 
     def lead(self, list_id: str, level: int) -> str:
         """What an item of this list at this level starts with: its number as the level writes it, or "- "."""
         number_format, start, text = self._levels.get((list_id, level), ("bullet", 1, ""))
-        number = self._counts.get((list_id, level), start - 1) + 1
-        self._counts[(list_id, level)] = number
-        for key in [key for key in self._counts if key[0] == list_id and key[1] > level]:
+        counter = self._definition_of.get(list_id, list_id)
+        if (list_id, level) in self._restarts:
+            self._counts[(counter, level)] = self._restarts.pop((list_id, level)) - 1
+        number = self._counts.get((counter, level), start - 1) + 1
+        self._counts[(counter, level)] = number
+        for key in [key for key in self._counts if key[0] == counter and key[1] > level]:
             del self._counts[key]  # a deeper level counts again from its start under the next item
         if number_format not in _NUMBER_FORMATS or "%" not in text:
             return "- "
@@ -196,10 +224,17 @@ class _Numbering:
         def number_of(match: re.Match) -> str:
             at = int(match.group(1)) - 1
             shape = self._levels.get((list_id, at), ("decimal", 1, ""))
-            count = self._counts.get((list_id, at), shape[1])
+            count = self._counts.get((counter, at), shape[1])
             return _NUMBER_FORMATS.get(shape[0], str)(count)
 
         return _LEVEL_PLACE.sub(number_of, text).strip() + " "
+
+
+def _level_shape(level: ElementTree.Element) -> tuple[str, int, str]:
+    """A list level's (number format, start, level text)."""
+    text = _value(level, "lvlText")
+    return (_value(level, "numFmt") or "", _int(_value(level, "start"), 1),
+            f"%{_int(level.get(_W + 'ilvl')) + 1}." if text is None else text)
 
 
 class _Reader:
@@ -207,10 +242,12 @@ class _Reader:
         self.styles = styles
         self.numbering = numbering
         self.notes = notes
-        self.sections: list[tuple[str, str]] = []
+        #: ``(level, heading, body)`` in reading order, sections without text too (their headings may be carried).
+        self.sections: list[tuple[int, str, str]] = []
         self.first_title: str | None = None
         self.first_h1: str | None = None
         self._heading = ""
+        self._level = TITLE_LEVEL  # the level of the heading of the section being read
         self._paragraphs: list[str] = []
 
     def read(self, document: ElementTree.Element) -> None:
@@ -246,7 +283,7 @@ class _Reader:
 
     def _heading_starts(self, heading: str, level: int) -> None:
         self._end_section()
-        self._heading = heading
+        self._heading, self._level = heading, level
         if level == TITLE_LEVEL:
             self.first_title = self.first_title or heading
         elif level == 1:
@@ -255,8 +292,8 @@ class _Reader:
     def _end_section(self) -> None:
         paragraphs = [p for p in self._paragraphs if p.strip()]
         self._paragraphs = []
-        if paragraphs:
-            self.sections.append((self._heading, "\n\n".join(paragraphs)))
+        if paragraphs or self._heading:
+            self.sections.append((self._level, self._heading, "\n\n".join(paragraphs)))
 
 
 def _children(container: ElementTree.Element, wanted: set[str],

@@ -18,9 +18,11 @@ reader reads a page of nothing but a table of contents.
 How it is laid out, as the Markdown and reST readers write it: code (``<pre>``) keeps its lines,
 indented by four spaces; inline code is shown as `` `code` ``; list items start their own
 paragraph with "- ", or their number in an ordered list; table cells are separated by " | ", a
-row to a line; an admonition's title leads its text ("Note: ..."). The title is the first level-1 heading read (else the first heading)
-where ``<title>`` begins with it, so that the site's name is left out ("Built-in Functions — Python
-3.11.2 documentation" is titled "Built-in Functions"), else ``<title>``, else that heading.
+row to a line; an admonition's title leads its text ("Note: ..."). A heading followed at once by
+a deeper one heads the sections under it (:mod:`arag.ingestion.headings`). The title is the first
+level-1 heading read (else the first heading) where ``<title>`` begins with it, so that the site's
+name is left out ("Built-in Functions — Python 3.11.2 documentation" is titled "Built-in
+Functions"), else ``<title>``, else that heading.
 
 Example:
     >>> title, sections = read_html('<html><head><title>Paths — Docs</title></head><body>'
@@ -35,6 +37,8 @@ from __future__ import annotations
 
 import re
 from html.parser import HTMLParser
+
+from arag.ingestion.headings import carry_headings
 
 #: Never text a reader sees.
 _UNSEEN = {"script", "style", "noscript", "template", "svg", "button", "select", "textarea", "iframe", "object"}
@@ -71,17 +75,18 @@ def read_html(text: str) -> tuple[str | None, list[tuple[str, str]]]:
         page = _Page(scope)
         page.feed(text)
         page.close()
-        if page.sections or page.entered_main:
+        if page.has_text() or page.entered_main:
             break
     heading_title = page.first_h1 or page.first_heading
     if page.title and heading_title and page.title.startswith(heading_title):
         title = heading_title
     else:
         title = page.title or heading_title
-    if not page.sections and page.entered_main and title:
+    sections = carry_headings(page.sections, title)
+    if not sections and page.entered_main and title:
         # Main content of nothing but a table of contents (a Sphinx index page) is its title, as in reST.
         return title, [(title, title)]
-    return title, page.sections
+    return title, sections
 
 
 class _Page(HTMLParser):
@@ -98,7 +103,8 @@ class _Page(HTMLParser):
         self.title: str | None = None
         self.first_h1: str | None = None
         self.first_heading: str | None = None
-        self.sections: list[tuple[str, str]] = []
+        #: ``(level, heading, body)`` in reading order, sections without text too (their headings may be carried).
+        self.sections: list[tuple[int, str, str]] = []
         #: Whether the page's main region was found (where the scope looks for one).
         self.entered_main = False
         # Open regions, [tag, "main" or "skip", open elements of that tag]: at most a main region and a
@@ -108,6 +114,7 @@ class _Page(HTMLParser):
         self._heading_text: list[str] | None = None
         self._heading_level = ""
         self._heading = ""
+        self._level = 0  # the level of the heading of the section being read; 0 before the first
         self._paragraphs: list[str] = []
         self._lines: list[str] = []
         self._line: list[str] = []
@@ -178,9 +185,12 @@ class _Page(HTMLParser):
 
     def _end_section(self) -> None:
         self._end_paragraph()
-        if self._paragraphs:
-            self.sections.append((self._heading, "\n\n".join(self._paragraphs)))
+        if self._paragraphs or self._heading:
+            self.sections.append((self._level, self._heading, "\n\n".join(self._paragraphs)))
             self._paragraphs = []
+
+    def has_text(self) -> bool:
+        return any(body for _, _, body in self.sections)
 
     # --- parser events ---------------------------------------------------------------------
 
@@ -256,7 +266,7 @@ class _Page(HTMLParser):
                 self._end_code()
         elif self._heading_text is not None:
             if tag == self._heading_level:
-                self._heading = _words(self._heading_text)
+                self._heading, self._level = _words(self._heading_text), int(tag[1])
                 if self._heading:
                     self.first_heading = self.first_heading or self._heading
                     if tag == "h1":
@@ -319,7 +329,7 @@ class _Page(HTMLParser):
         if self._pre is not None:  # a <pre> never closed runs to the end of the page
             self._end_code()
         if self._heading_text is not None:  # nor a heading
-            self._heading = _words(self._heading_text)
+            self._heading, self._level = _words(self._heading_text), int(self._heading_level[1])
             self._heading_text = None
         self._end_section()
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from arag.ingestion.docx import read_docx
+from arag.ingestion.headings import carry_headings
 from arag.ingestion.html import read_html
 from arag.ingestion.markdown import read_markdown
 from arag.ingestion.ooxml import PackageError
@@ -47,8 +48,11 @@ def text_format(path: Path) -> str:
 
 #: Formats whose reading changed after indexes were written with them, and a mark of the change:
 #: it goes into a file's hash, so files read the old way are read again (reST and Markdown: markup rendered;
-#: HTML: the page's own content, code keeping its lines; PDF: running headers and page numbers left out).
-READING_REVISIONS = {"rst": b"rendered", "markdown": b"rendered", "html": b"content", "pdf": b"unframed"}
+#: HTML: the page's own content, code keeping its lines; PDF: running headers and page numbers left out;
+#: all of them and Word: headings without text of their own carried into those under them; Word: list
+#: numbers counted on across the lists of one definition).
+READING_REVISIONS = {"rst": b"rendered headings", "markdown": b"rendered headings", "html": b"content headings",
+                     "pdf": b"unframed headings", "docx": b"headings"}
 
 
 def reading_revision(path: Path) -> bytes:
@@ -108,31 +112,34 @@ _RST_ADORNMENT = re.compile(r"^([=\-~^\"'`#*+:.])\1{2,}\s*$")
 def parse_rst(text: str) -> tuple[str | None, list[Section]]:
     """Split reStructuredText at underlined (or over- and underlined) section titles; the first is the title.
 
-    Each section's body is rendered to the text a reader sees (:mod:`arag.ingestion.rst`).
+    Each section's body is rendered to the text a reader sees (:mod:`arag.ingestion.rst`); a title
+    followed at once by a deeper one heads the sections under it (:mod:`arag.ingestion.headings`).
     """
     lines = text.splitlines()
     title = None
-    sections: list[Section] = []
-    heading, body = "", []
+    sections: list[tuple[int, str, str]] = []
+    styles: dict[tuple[str, bool], int] = {}  # a title's adornment (its character, overlined or not) -> its level
+    level, heading, body = 0, "", []
     i = 0
     while i < len(lines):
         line = lines[i]
         nxt = lines[i + 1] if i + 1 < len(lines) else ""
         if _RST_ADORNMENT.match(line) and i + 2 < len(lines) and _RST_ADORNMENT.match(lines[i + 2]) and lines[i + 1].strip():
-            found, skip = lines[i + 1].strip(), 3
+            found, style, skip = lines[i + 1].strip(), (lines[i + 2].strip()[0], True), 3
         elif line.strip() and not _RST_ADORNMENT.match(line) and _RST_ADORNMENT.match(nxt) and len(nxt.strip()) >= len(line.strip()):
-            found, skip = line.strip(), 2
+            found, style, skip = line.strip(), (nxt.strip()[0], False), 2
         else:
-            found, skip = None, 1
+            found, style, skip = None, None, 1
         if found is not None:
-            sections.append(Section(heading, render_rst_body(body)))
-            heading, body = render_inline(found), []
+            sections.append((level, heading, render_rst_body(body)))
+            # reST has no fixed levels: each adornment is one level below those seen before it.
+            level, heading, body = styles.setdefault(style, len(styles) + 1), render_inline(found), []
             title = title or heading
         else:
             body.append(line)
         i += skip
-    sections.append(Section(heading, render_rst_body(body)))
-    kept = [s for s in sections if s.text.strip()]
+    sections.append((level, heading, render_rst_body(body)))
+    kept = [Section(heading, body) for heading, body in carry_headings(sections, title)]
     # A page of nothing but its title and a table of contents (a Sphinx index page) is its title.
     return title, kept or ([Section(title, title)] if title else [])
 
@@ -161,8 +168,8 @@ def parse_pdf(path: Path, data: bytes) -> tuple[str | None, list[Section]]:
             outline = list(flatten_outline(reader.outline, reader.get_destination_page_number))
         except Exception:  # noqa: BLE001 - the outline only names sections: a broken one leaves the pages' text
             outline = []
-        sections = [Section(heading, text) for heading, text in sections_of(pages, outline)]
         title = title or running_title(pages)
+        sections = [Section(heading, text) for heading, text in sections_of(pages, outline, title)]
     except IngestError:
         raise
     except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError, OSError) as exc:

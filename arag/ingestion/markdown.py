@@ -13,7 +13,8 @@ HTML comments and tags, link reference definitions, YAML front matter (its ``tit
 page), thematic breaks, table rules, blockquote markers, backslash escapes.
 
 Sections start at ATX (``## Title``) and setext (underlined) headings; the first level-1
-heading, or the front matter's title, is the document's title.
+heading, or the front matter's title, is the document's title. A heading followed at once by a
+deeper one heads the sections under it (:mod:`arag.ingestion.headings`).
 
 Example:
     >>> title, sections = read_markdown('''# Buffer
@@ -34,6 +35,7 @@ from __future__ import annotations
 
 import re
 
+from arag.ingestion.headings import carry_headings
 from arag.ingestion.rst import ADMONITION_PHRASES, squeeze_blank_lines
 
 #: Admonitions and quotes nested deeper than this are read as they stand (real pages nest two or three).
@@ -76,18 +78,18 @@ def read_markdown(text: str) -> tuple[str | None, list[tuple[str, str]]]:
     title, lines = _front_matter(lines)
     lines = _without_comments(lines)
     labels = _definition_labels(lines)
-    sections: list[tuple[str, str]] = []
-    heading, body = "", []
+    sections: list[tuple[int, str, str]] = []
+    heading_level, heading, body = 0, "", []
     for line, code, level in _render(lines, labels):
         if level:
-            sections.append((heading, squeeze_blank_lines("\n".join(body))))
-            heading, body = line, []
+            sections.append((heading_level, heading, squeeze_blank_lines("\n".join(body))))
+            heading_level, heading, body = level, line, []
             if title is None and level == 1:
                 title = line
         else:
             body.append(line)
-    sections.append((heading, squeeze_blank_lines("\n".join(body))))
-    return title, [(h, b) for h, b in sections if b.strip()]
+    sections.append((heading_level, heading, squeeze_blank_lines("\n".join(body))))
+    return title, carry_headings(sections, title)
 
 
 def render_inline(text: str, labels: frozenset[str] = frozenset()) -> str:

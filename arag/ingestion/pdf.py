@@ -25,7 +25,7 @@ Example:
     >>> pages = [f"Field Guide\\n{bird} nest\\nin {place}.\\n{n}" for n, (bird, place) in enumerate(birds, start=1)]
     >>> sections_of(pages, [])[2]
     ('page 3', 'Coots nest\\nin open water.')
-    >>> sections_of(["Intro text.\\n2 Usage\\nRun it with care-\\nful hands."], [("2 Usage", 0)])
+    >>> sections_of(["Intro text.\\n2 Usage\\nRun it with care-\\nful hands."], [("2 Usage", 0, 1)])
     [('page 1', 'Intro text.'), ('2 Usage (page 1)', 'Run it with careful hands.')]
 """
 
@@ -34,6 +34,8 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterator
+
+from arag.ingestion.headings import carry_headings
 
 #: A document needs this many pages before lines that recur on its pages count as the page's frame.
 MIN_PAGES_FOR_FRAME = 3
@@ -48,33 +50,47 @@ _DOT_LEADER = re.compile(r"(?:\s*\.){4,}\s*[\dixvlc]+(?:\s*,\s*[\dixvlc]+)*\s*$"
 _BROKEN_WORD = re.compile(r"([^\W\d_])-\n([^\W\d_])")
 
 
-def sections_of(pages: list[str], outline: list[tuple[str, int]]) -> list[tuple[str, str]]:
-    """``(heading, text)`` sections of a PDF's pages, given its outline as (title, page index) pairs."""
+def sections_of(pages: list[str], outline: list[tuple[str, int, int]], title: str | None = None) -> list[tuple[str, str]]:
+    """``(heading, text)`` sections of a PDF's pages, given its outline as (title, page index, depth) triples.
+
+    An entry whose section has no text before the next, deeper entry heads the sections under it
+    (:mod:`arag.ingestion.headings`), "3 Harbours › 3.1 Fees (page 5)", unless it is the document's ``title``.
+    """
     page_lines = _nonblank_lines(pages)
     frames = _frames(page_lines)
-    starts: dict[int, list[str]] = {}
-    for title, page in outline:
-        starts.setdefault(page, []).append(title)
-    sections: list[tuple[str, str]] = []
-    heading = None
+    starts: dict[int, list[tuple[str, int]]] = {}
+    for entry, page, depth in outline:
+        starts.setdefault(page, []).append((entry, depth))
+    pieces: list[tuple[int, str, str]] = []  # (depth, title, text) of each entry's piece of each page
+    piece_pages: list[int] = []
+    entered, fresh = ("", 0), True  # the entry being read; whether none of its pieces has been kept yet
+
+    def piece(lines: list[str], page: int) -> None:
+        nonlocal fresh
+        text = _BROKEN_WORD.sub(_join_broken_word, "\n".join(lines))
+        # A piece without text is kept only as an entry's first (an entry may head nothing but the
+        # entries under it); the empty rest of a page an entry ran onto is no such sign.
+        if text.strip() or fresh:
+            pieces.append((entered[1], entered[0], text))
+            piece_pages.append(page)
+        fresh = False
+
     for index, all_lines in enumerate(page_lines):
         lines = _without_contents_list([line for position, line in enumerate(all_lines) if position not in frames[index]])
-        cut = 0
-        pieces: list[tuple[str | None, list[str]]] = []
-        for title in starts.get(index, []):
-            found = _find_title(lines, title, cut)
+        cut, first = 0, True
+        for entry in starts.get(index, []):
+            found = _find_title(lines, entry[0], cut)
             if found is None:
-                if cut == 0 and not pieces:
-                    heading = title  # not found as a line: the entry starts with its page
+                if first:
+                    entered, fresh = entry, True  # not found as a line: the entry starts with its page
                 continue
-            pieces.append((heading, lines[cut:found]))
-            heading, cut = title, found + 1
-        pieces.append((heading, lines[cut:]))
-        for title, body in pieces:
-            text = _BROKEN_WORD.sub(_join_broken_word, "\n".join(body))
-            if text.strip():
-                sections.append((f"{title} (page {index + 1})" if title else f"page {index + 1}", text))
-    return sections
+            piece(lines[cut:found], index + 1)
+            entered, fresh, cut, first = entry, True, found + 1, False
+        piece(lines[cut:], index + 1)
+    # carry_headings keeps the pieces with text, in order: those pages are the kept sections' pages.
+    pages_kept = [page for page, (_, _, text) in zip(piece_pages, pieces) if text.strip()]
+    return [(f"{heading} (page {page})" if heading else f"page {page}", text)
+            for page, (heading, text) in zip(pages_kept, carry_headings(pieces, title))]
 
 
 def running_title(pages: list[str]) -> str | None:
@@ -188,8 +204,8 @@ def _squeezed(text: str) -> str:
     return "".join(character for character in text.lower() if character.isalnum())
 
 
-def flatten_outline(outline, page_of) -> Iterator[tuple[str, int]]:
-    """``(title, page index)`` for each entry of pypdf's nested outline, in order (no recursion)."""
+def flatten_outline(outline, page_of) -> Iterator[tuple[str, int, int]]:
+    """``(title, page index, depth)`` for each entry of pypdf's nested outline, in order (no recursion)."""
     stack = [iter(outline)]
     while stack:
         entry = next(stack[-1], None)
@@ -201,4 +217,4 @@ def flatten_outline(outline, page_of) -> Iterator[tuple[str, int]]:
             page = page_of(entry)
             title = " ".join(str(getattr(entry, "title", "") or "").split())
             if title and page is not None and page >= 0:
-                yield title, page
+                yield title, page, len(stack)
