@@ -64,6 +64,19 @@ def pdf_bytes(lines: list[str], title: str | None = None, more_pages: list[list[
     return out.getvalue()
 
 
+def outlined_pdf(path: Path, data: bytes, outline: list[tuple[str, int, int]]) -> Path:
+    """The PDF ``data`` written to ``path`` with an outline (bookmarks): (title, page index, depth), depth 1 at the top."""
+    from pypdf import PdfReader, PdfWriter
+
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(data)))
+    parents = {}
+    for title, page, depth in outline:
+        parents[depth] = writer.add_outline_item(title, page, parent=parents.get(depth - 1))
+    with path.open("wb") as out:
+        writer.write(out)
+    return path
+
+
 def encrypted_pdf_bytes() -> bytes:
     from pypdf import PdfReader, PdfWriter
 

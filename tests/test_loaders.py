@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from documents import HTML, MARKDOWN, encrypted_pdf_bytes, pdf_bytes, slide_deck, word_document, write_corpus
+from documents import HTML, MARKDOWN, encrypted_pdf_bytes, outlined_pdf, pdf_bytes, slide_deck, word_document, write_corpus
 
 from arag.ingestion.chunking import chunk_sections, split_section
 from arag.ingestion.loaders import IngestError, Section, load_file, parse_rst
@@ -388,10 +388,6 @@ def test_pdf_text_and_title(tmp_path):
 
 
 def test_pdf_pages_lose_their_running_header_page_numbers_and_contents_and_follow_the_outline(tmp_path):
-    import io
-
-    from pypdf import PdfReader, PdfWriter
-
     contents = ["Harbour Manual", "Contents"] + [f"{n} Part {n} . . . . . . . . {n}" for n in range(1, 7)] + ["ii"]
     pages = [
         ["Harbour Manual", "Welcome to the harbour of Tromvik and its rules.", "1"],
@@ -399,12 +395,8 @@ def test_pdf_pages_lose_their_running_header_page_numbers_and_contents_and_follo
          "rival.", "3 Fees", "A night costs 240 kroner.", "2"],
         ["Harbour Manual", "Fuel is sold at the east quay from May to Septem-", "ber, and paid for at the office.", "3"],
     ]
-    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(pdf_bytes(contents, more_pages=pages))))
-    writer.add_outline_item("Berths", 2)  # the line reads "2 Berths": the section's number is not in the outline
-    writer.add_outline_item("3 Fees", 2)
-    path = tmp_path / "manual.pdf"
-    with path.open("wb") as out:
-        writer.write(out)
+    # The line reads "2 Berths": the section's number is not in the outline.
+    path = outlined_pdf(tmp_path / "manual.pdf", pdf_bytes(contents, more_pages=pages), [("Berths", 2, 1), ("3 Fees", 2, 1)])
     [doc] = load_file(path, path.read_bytes())
     assert doc.title == "Harbour Manual"  # no title of its own: its running title
     assert [(s.heading, s.text) for s in doc.sections] == [
@@ -440,17 +432,8 @@ def _guide_file(folder, suffix: str):
                 document.add_paragraph(text)
         document.save(path)
     else:
-        import io
-
-        from pypdf import PdfReader, PdfWriter
-
         lines = [line for _, heading, text in GUIDE for line in (heading, text) if line]
-        writer = PdfWriter(clone_from=PdfReader(io.BytesIO(pdf_bytes(lines, title="Harbour Guide"))))
-        parents = {}
-        for level, heading, _ in GUIDE:
-            parents[level] = writer.add_outline_item(heading, 0, parent=parents.get(level - 1))
-        with path.open("wb") as out:
-            writer.write(out)
+        outlined_pdf(path, pdf_bytes(lines, title="Harbour Guide"), [(heading, 0, level) for level, heading, _ in GUIDE])
     return path
 
 

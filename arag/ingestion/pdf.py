@@ -77,15 +77,15 @@ def sections_of(pages: list[str], outline: list[tuple[str, int, int]], title: st
 
     for index, all_lines in enumerate(page_lines):
         lines = _without_contents_list([line for position, line in enumerate(all_lines) if position not in frames[index]])
-        cut, first = 0, True
+        cut = 0
         for entry in starts.get(index, []):
             found = _find_title(lines, entry[0], cut)
             if found is None:
-                if first:
-                    entered, fresh = entry, True  # not found as a line: the entry starts with its page
+                if cut == 0:  # none found on this page yet: not found as a line, the entry starts with its page
+                    entered, fresh = entry, True
                 continue
             piece(lines[cut:found], index + 1)
-            entered, fresh, cut, first = entry, True, found + 1, False
+            entered, fresh, cut = entry, True, found + 1
         piece(lines[cut:], index + 1)
     # carry_headings keeps the pieces with text, in order: those pages are the kept sections' pages.
     pages_kept = [page for page, (_, _, text) in zip(piece_pages, pieces) if text.strip()]
