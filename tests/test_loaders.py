@@ -56,6 +56,15 @@ Mooring
 !!! tip "Good to know"
     The office opens at 8.
 
+=== "Summer"
+
+    Moor by 22:00.
+
+===+ "Winter"
+    ```sh
+    moor --early
+    ```
+
 Run:
 ```sh
 # not a heading <!-- kept in code -->
@@ -89,7 +98,9 @@ def test_markdown_is_read_as_rendered(tmp_path):
     )
     assert mooring == (
         "Warning: Keep clear of the ferry lane.\n\n"
-        "Tip: Good to know The office opens at 8.\n\n"
+        "Tip: Good to know: The office opens at 8.\n\n"
+        "Summer: Moor by 22:00.\n\n"
+        "Winter:\n    moor --early\n\n"
         "Run:\n\n"
         "    # not a heading <!-- kept in code -->\n    moor --berth A\n\n"
         "    indented code\n\n"
@@ -196,8 +207,25 @@ def test_html_without_a_main_region_drops_the_site_around_it(tmp_path):
                     "<footer>Contact us</footer></body></html>")
     [doc] = load_file(path, path.read_bytes())
     assert [(s.heading, s.text) for s in doc.sections] == [
-        ("Tides", "The moon pulls the sea."), ("C#", "A language.\n\n3. Install it.\n\n4. Run it.\n\n- twice\n\n1. Stop.")]
+        ("Tides", "The moon pulls the sea."), ("C#", "A language.\n\n3. Install it.\n\n4. Run it.\n\n   - twice\n\n1. Stop.")]
     assert doc.title == "Tides"
+
+
+def test_html_list_nested_in_an_item_is_indented_under_its_text(tmp_path):
+    """What an item holds after its first line (paragraphs, code, a nested list, an admonition, a line
+    break) is laid out under the item's text, as Markdown nests it; the page's next list starts at the margin.
+    """
+    path = tmp_path / "mooring.html"
+    path.write_text("<html><body><main><h1>Mooring</h1><ul><li><p>Bow line</p><p>Made fast first.</p>"
+                    "<ol start='2'><li>Take a turn.<br>Then a hitch.</li><li><pre>cleat(bow)\n  .hitch()</pre></li>"
+                    "<li><div class='admonition warning'><p class='admonition-title'>Warning</p><p>Mind your fingers.</p>"
+                    "</div></li></ol>Then the stern.</li><li>Stern line</li></ul><ul><li>Spring</li><ul><li>Fore</li></ul></ul>"
+                    "</main></body></html>")
+    [doc] = load_file(path, path.read_bytes())
+    assert doc.sections[0].text.split("\n\n") == [
+        "- Bow line", "  Made fast first.", "  2. Take a turn.\n     Then a hitch.", "  3.",
+        "         cleat(bow)\n           .hitch()", "  4. Warning: Mind your fingers.", "  Then the stern.",
+        "- Stern line", "- Spring", "  - Fore"]
 
 
 def test_html_page_inside_a_region_left_open_is_not_lost(tmp_path):
@@ -377,6 +405,66 @@ def test_word_lists_of_one_definition_count_on_until_one_restarts_as_word_number
         "1. Call the harbour master.", "2. Wait for a berth.", "Keep clear of the fairway meanwhile.", "3. Moor bow first.",
         "4. Make fast fore and aft.", "1. Pay at the office.", "2. Keep the receipt.",
     ]
+
+
+def test_word_list_of_a_list_style_is_numbered_by_the_styles_levels(tmp_path):
+    """Word's "Define New List Style" writes a definition that only links to the style (w:numStyleLink);
+    the style's own definition (w:styleLink) holds the levels, and its lists count on together.
+    """
+    import docx
+    from docx.oxml import parse_xml
+    from docx.oxml.ns import nsdecls
+
+    document = docx.Document()
+    numbering = document.part.numbering_part.element
+    levels = ('<w:lvl w:ilvl="0"><w:start w:val="1"/><w:numFmt w:val="upperLetter"/><w:lvlText w:val="Step %1:"/></w:lvl>'
+              '<w:lvl w:ilvl="1"><w:start w:val="1"/><w:numFmt w:val="decimal"/><w:lvlText w:val="%1.%2"/></w:lvl>')
+    for definition, link in ((90, f'<w:styleLink w:val="Steps"/>{levels}'), (91, '<w:numStyleLink w:val="Steps"/>'),
+                             (92, '<w:numStyleLink w:val="Steps"/>')):
+        numbering.append(parse_xml(f'<w:abstractNum {nsdecls("w")} w:abstractNumId="{definition}">{link}</w:abstractNum>'))
+    for list_id, definition in ((81, 91), (82, 92)):
+        numbering.append(parse_xml(f'<w:num {nsdecls("w")} w:numId="{list_id}"><w:abstractNumId w:val="{definition}"/></w:num>'))
+
+    def item(text, list_id, level=0):
+        paragraph = document.add_paragraph(text)
+        paragraph._p.get_or_add_pPr().append(parse_xml(
+            f'<w:numPr {nsdecls("w")}><w:ilvl w:val="{level}"/><w:numId w:val="{list_id}"/></w:numPr>'))
+
+    item("Check the tide table.", 81)
+    item("Note high water.", 81, level=1)
+    item("Cast off.", 82)
+    path = tmp_path / "steps.docx"
+    document.save(path)
+    [doc] = load_file(path, path.read_bytes())
+    assert doc.sections[0].text.split("\n\n") == ["Step A: Check the tide table.", "  A.1 Note high water.", "Step B: Cast off."]
+
+
+def test_word_list_levels_are_indented_and_a_broken_line_goes_on_under_the_items_text(tmp_path):
+    import docx
+    from docx.enum.text import WD_BREAK
+    from docx.oxml import parse_xml
+    from docx.oxml.ns import nsdecls
+
+    document = docx.Document()
+    bullets = document.styles["List Bullet"].element.pPr.numPr.numId.val
+
+    def item(text, level, then=None):
+        paragraph = document.add_paragraph(text, style="List Bullet")
+        paragraph._p.get_or_add_pPr().append(parse_xml(
+            f'<w:numPr {nsdecls("w")}><w:ilvl w:val="{level}"/><w:numId w:val="{bullets}"/></w:numPr>'))
+        if then:
+            paragraph.add_run().add_break(WD_BREAK.LINE)
+            paragraph.add_run(then)
+
+    item("Lines", 0)
+    item("Bow line", 1, then="made fast first")
+    item("Spring", 2)
+    item("Fenders", 0)
+    path = tmp_path / "mooring.docx"
+    document.save(path)
+    [doc] = load_file(path, path.read_bytes())
+    assert doc.sections[0].text.split("\n\n") == [
+        "- Lines", "  - Bow line\n    made fast first", "    - Spring", "- Fenders"]
 
 
 def test_pdf_text_and_title(tmp_path):

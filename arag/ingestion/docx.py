@@ -16,7 +16,8 @@ What is read:
   refers to it, so that a search finds a note with its context.
 
 List items start with "- ", or with their number as the list level writes it ("3.", "(c)", "iv.",
-"2.1"), as the Markdown and HTML readers write theirs.
+"2.1"), as the Markdown and HTML readers write theirs; an item of a deeper level is indented two
+spaces a level, and a line broken inside an item goes on under its text.
 
 What is left out:
 - a table of contents Word generates (paragraphs styled "toc N" or "TOC Heading"), as the reST
@@ -161,7 +162,8 @@ class _Numbering:
     Lists (``w:num``) of one definition (``w:abstractNum``, or of definitions sharing one ``w:nsid``)
     count on from each other, as Word numbers them: a list broken by a paragraph or a table goes on
     where it was. A list that overrides a level's start (Word's "Restart numbering") counts that
-    level from there when its first item comes; it may also override the level's format.
+    level from there when its first item comes; it may also override the level's format. A
+    definition that links to a list style (``w:numStyleLink``) takes that style's levels and counter.
 
     Example:
         >>> shapes = [("upperRoman", "%1."), ("lowerLetter", "(%2)"), ("decimal", "%1.%2.%3")]
@@ -188,12 +190,25 @@ class _Numbering:
             return
         abstract: dict[str, dict[int, tuple[str, int, str]]] = {}
         counted_as: dict[str, str] = {}  # definition -> the counter its lists share
+        styled_by: dict[str, str] = {}  # list style -> the definition that holds its levels
+        uses_style: dict[str, str] = {}  # definition -> the list style it takes its levels from
         for definition in root.iter(_W + "abstractNum"):
             definition_id = definition.get(_W + "abstractNumId", "")
             shapes = abstract.setdefault(definition_id, {})
             counted_as.setdefault(definition_id, "nsid " + (_value(definition, "nsid") or "of " + definition_id))
             for level in definition.iter(_W + "lvl"):
                 shapes[_int(level.get(_W + "ilvl"))] = _level_shape(level)
+            if _value(definition, "styleLink"):
+                styled_by.setdefault(_value(definition, "styleLink"), definition_id)
+            if _value(definition, "numStyleLink"):
+                uses_style[definition_id] = _value(definition, "numStyleLink")
+        for definition_id, style in uses_style.items():
+            # A list of a list style (Word's "Define New List Style") is numbered by that style's
+            # levels, and counts on with the style's other lists.
+            source = styled_by.get(style)
+            if source is not None and source != definition_id:
+                abstract[definition_id] = abstract[source]
+                counted_as[definition_id] = counted_as[source]
         for instance in root.iter(_W + "num"):
             list_id, definition = instance.get(_W + "numId", ""), _value(instance, "abstractNumId") or ""
             self._definition_of[list_id] = counted_as.get(definition, "of " + definition)
@@ -278,8 +293,12 @@ class _Reader:
             self._heading_starts(" ".join(text.split()), level)
             return
         listed = _numbering_of(properties) or self.styles.numbering(style)
-        lead = self.numbering.lead(*listed) if listed and listed[0] != "0" else ""
-        self._paragraphs.append(lead + "\n".join(" ".join(line.split()) for line in text.splitlines() if line.strip()))
+        lead = ""
+        if listed and listed[0] != "0":  # an item of a deeper level is indented two spaces a level, as in a slide
+            lead = "  " * min(listed[1], 8) + self.numbering.lead(*listed)
+        lines = [" ".join(line.split()) for line in text.splitlines() if line.strip()]
+        # A line break inside an item continues it, under its text.
+        self._paragraphs.append(lead + ("\n" + " " * len(lead)).join(lines))
 
     def _heading_starts(self, heading: str, level: int) -> None:
         self._end_section()

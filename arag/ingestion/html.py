@@ -17,7 +17,9 @@ reader reads a page of nothing but a table of contents.
 
 How it is laid out, as the Markdown and reST readers write it: code (``<pre>``) keeps its lines,
 indented by four spaces; inline code is shown as `` `code` ``; list items start their own
-paragraph with "- ", or their number in an ordered list; table cells are separated by " | ", a
+paragraph with "- ", or their number in an ordered list, and what an item holds besides its first
+line (more paragraphs, code, lists nested in it) is indented under its text, so a nested item
+reads as part of the one it belongs to; table cells are separated by " | ", a
 row to a line; an admonition's title leads its text ("Note: ..."). A heading followed at once by
 a deeper one heads the sections under it (:mod:`arag.ingestion.headings`). The title is the first
 level-1 heading read (else the first heading) where ``<title>`` begins with it, so that the site's
@@ -39,6 +41,7 @@ import re
 from html.parser import HTMLParser
 
 from arag.ingestion.headings import carry_headings
+from arag.ingestion.rst import leading_phrase
 
 #: Never text a reader sees.
 _UNSEEN = {"script", "style", "noscript", "template", "svg", "button", "select", "textarea", "iframe", "object"}
@@ -89,6 +92,18 @@ def read_html(text: str) -> tuple[str | None, list[tuple[str, str]]]:
     return title, sections
 
 
+class _OpenList:
+    """A list being read: its next item's number (None where it is bulleted), the column its items'
+    markers start at, and the column of the text of the item being read (None between items).
+    """
+
+    __slots__ = ("number", "column", "text_column")
+
+    def __init__(self, number: int | None, column: int):
+        self.number, self.column = number, column
+        self.text_column: int | None = None
+
+
 class _Page(HTMLParser):
     """One reading of a page at one ``scope``; iterative, so deep nesting costs nothing.
 
@@ -124,7 +139,7 @@ class _Page(HTMLParser):
         self._cells = 0
         self._links: list[tuple[list[str], int]] = []  # open links: the text they write into, where they start
         self._in_cell = False  # inside a table cell, paragraphs and line breaks are spaces: a row stays one line
-        self._lists: list[int | None] = []  # open lists: the next item's number (ordered), or None
+        self._lists: list[_OpenList] = []
 
     # --- regions ---------------------------------------------------------------------------
 
@@ -174,8 +189,16 @@ class _Page(HTMLParser):
         self._line = []
         self._cells = 0
         if line:
-            self._lines.append(self._lead + line)
+            self._lines.append((self._lead or (" " * self._indent() if self._lists else "")) + line)
             self._lead = ""
+
+    def _indent(self) -> int:
+        """The column text read now starts at: under the text of the list item it belongs to."""
+        if not self._lists:
+            return 0
+        innermost = self._lists[-1]
+        # Between items (a list written straight inside another, as many pages do), one step in.
+        return innermost.text_column if innermost.text_column is not None else innermost.column + 2
 
     def _end_paragraph(self) -> None:
         self._end_line()
@@ -231,10 +254,15 @@ class _Page(HTMLParser):
             self._line.append(" ")
         elif tag == "li":
             self._end_paragraph()
-            number = self._lists[-1] if self._lists else None
-            self._lead = "- " if number is None else f"{number}. "
-            if number is not None:
-                self._lists[-1] = number + 1
+            if not self._lists:  # an item outside any list
+                self._lead = "- "
+                return
+            items = self._lists[-1]
+            marker = "- " if items.number is None else f"{items.number}. "
+            if items.number is not None:
+                items.number += 1
+            self._lead = " " * items.column + marker
+            items.text_column = items.column + len(marker)
         elif tag == "br":
             self._end_line()
         elif tag == "code":
@@ -244,7 +272,7 @@ class _Page(HTMLParser):
             if tag in ("ol", "ul"):
                 start = attributes.get("start", "1").strip()
                 numbered = start.isascii() and start.isdigit() and len(start) <= 9
-                self._lists.append(None if tag == "ul" else int(start) if numbered else 1)
+                self._lists.append(_OpenList(None if tag == "ul" else int(start) if numbered else 1, self._indent()))
             if tag == "p" and "admonition-title" in attributes.get("class", "").split():
                 self._admonition_title = []
 
@@ -288,13 +316,15 @@ class _Page(HTMLParser):
             phrase = _words(self._admonition_title)
             self._admonition_title = None
             self._line = []
-            if phrase:
-                self._lead = phrase if phrase.endswith((":", ".", "!", "?")) else phrase + ":"
-                self._lead += " "
+            if phrase:  # after the item's marker where it is the item's first text
+                lead = self._lead or " " * self._indent()
+                self._lead = lead + leading_phrase(phrase) + " "
         elif tag in _BLOCKS or tag in ("li", "pre"):
             self._end_paragraph()
             if tag in ("ol", "ul") and self._lists:
                 self._lists.pop()
+            elif tag == "li" and self._lists:
+                self._lists[-1].text_column = None
 
     def handle_startendtag(self, tag, attrs):
         self.handle_starttag(tag, attrs)
@@ -322,7 +352,11 @@ class _Page(HTMLParser):
         while lines and not lines[-1].strip():
             lines.pop()
         if lines:
-            self._paragraphs.append("\n".join("    " + line.rstrip() if line.strip() else "" for line in lines))
+            if self._lead:  # an item or admonition whose first text is this code: its marker or phrase comes first
+                self._paragraphs.append(self._lead.rstrip())
+                self._lead = ""
+            indent = " " * (self._indent() + 4)
+            self._paragraphs.append("\n".join(indent + line.rstrip() if line.strip() else "" for line in lines))
 
     def close(self):
         super().close()

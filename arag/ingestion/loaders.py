@@ -50,9 +50,10 @@ def text_format(path: Path) -> str:
 #: it goes into a file's hash, so files read the old way are read again (reST and Markdown: markup rendered;
 #: HTML: the page's own content, code keeping its lines; PDF: running headers and page numbers left out;
 #: all of them and Word: headings without text of their own carried into those under them; Word: list
-#: numbers counted on across the lists of one definition).
-READING_REVISIONS = {"rst": b"rendered headings", "markdown": b"rendered headings", "html": b"content headings",
-                     "pdf": b"unframed headings", "docx": b"headings"}
+#: numbers counted on across the lists of one definition, list styles read; HTML and Word: nested list items
+#: indented; Markdown: content tabs and admonition titles read as leading phrases).
+READING_REVISIONS = {"rst": b"rendered headings", "markdown": b"content tabs", "html": b"nested lists",
+                     "pdf": b"unframed headings", "docx": b"nested lists"}
 
 
 def reading_revision(path: Path) -> bytes:

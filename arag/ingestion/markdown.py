@@ -8,9 +8,10 @@ prompt tokens and encoder passes, and a source quoted back reads as the rendered
 What is kept: every sentence, with links as their words and images as their alt text; code,
 indented by four spaces as :mod:`arag.ingestion.rst` writes it (fence lines cost tokens, and on
 reST pages fenced code made the model copy whole blocks); table rows; admonitions (MkDocs
-``!!! note``, GitHub ``> [!NOTE]``) as a leading phrase; emphasis, as written. What is dropped:
-HTML comments and tags, link reference definitions, YAML front matter (its ``title`` names the
-page), thematic breaks, table rules, blockquote markers, backslash escapes.
+``!!! note``, GitHub ``> [!NOTE]``) and content tabs (``=== "pip"``) as a leading phrase;
+emphasis, as written. What is dropped: HTML comments and tags, link reference definitions, YAML
+front matter (its ``title`` names the page), thematic breaks, table rules, blockquote markers,
+backslash escapes.
 
 Sections start at ATX (``## Title``) and setext (underlined) headings; the first level-1
 heading, or the front matter's title, is the document's title. A heading followed at once by a
@@ -36,7 +37,7 @@ from __future__ import annotations
 import re
 
 from arag.ingestion.headings import carry_headings
-from arag.ingestion.rst import ADMONITION_PHRASES, squeeze_blank_lines
+from arag.ingestion.rst import ADMONITION_PHRASES, leading_phrase, squeeze_blank_lines
 
 #: Admonitions and quotes nested deeper than this are read as they stand (real pages nest two or three).
 MAX_NESTING = 40
@@ -50,6 +51,7 @@ _TABLE_RULE = re.compile(r"^\s*\|?\s*:?-+:?\s*(?:\|\s*:?-+:?\s*)+\|?\s*$|^\s*\|\
 _QUOTE = re.compile(r"^ {0,3}>[ ]?")
 _ALERT = re.compile(r"^\[!(NOTE|TIP|IMPORTANT|WARNING|CAUTION)\][ \t]*(.*)$", re.IGNORECASE)
 _ADMONITION = re.compile(r"^(?:!!!|\?\?\?\+?)[ \t]+([\w-]+)(?:[ \t]+\"(.*)\")?[ \t]*$")
+_CONTENT_TAB = re.compile(r"^===[!+]?[ \t]+\"(.*)\"[ \t]*$")  # pymdownx.tabbed: === "pip"
 _LIST_ITEM = re.compile(r"^\s*(?:[*+-]|\d{1,9}[.)])(?:[ \t]+|$)")
 _HEADING_ID = re.compile(r"[ \t]*\{[#.][^}]*\}$")
 _CODE_SPAN = re.compile(r"(`+)(.+?)(?<!`)\1(?!`)", re.DOTALL)
@@ -188,14 +190,19 @@ def _render(lines: list[str], labels: frozenset[str], depth: int = 0) -> list[It
             out.extend(_render(block, labels, depth + 1))
             blank()
             continue
-        admonition = _ADMONITION.match(stripped)
-        if admonition:
+        admonition, tab = _ADMONITION.match(stripped), _CONTENT_TAB.match(stripped)
+        if admonition or tab:
             body, i = _indented(lines, i + 1, 4)
             blank()
-            kind, caption = admonition.group(1).lower(), admonition.group(2)
-            lead = " ".join(p for p in (_PHRASES.get(kind, kind.capitalize() + ":"), caption) if p)
+            if admonition:
+                kind, caption = admonition.group(1).lower(), admonition.group(2)
+                lead = " ".join(p for p in (_PHRASES.get(kind, kind.capitalize() + ":"), leading_phrase(caption)) if p)
+            else:  # a tab's label leads its content, as an admonition's phrase does
+                lead = leading_phrase(tab.group(1))
             inner = _render(body, labels, depth + 1)
-            if inner and not inner[0][1] and not inner[0][2]:
+            if not lead:  # a tab without a label
+                out.extend(inner)
+            elif inner and not inner[0][1] and not inner[0][2]:
                 out.append((f"{lead} {inner[0][0]}", False, 0))
                 out.extend(inner[1:])
             else:

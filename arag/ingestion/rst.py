@@ -156,6 +156,12 @@ def render_inline(text: str) -> str:
     return _LITERAL.sub(r"`\1`", text)
 
 
+def leading_phrase(title: str | None) -> str:
+    """A title (an admonition's, a tab's label) as a phrase that leads a text: "Before you start:"."""
+    title = " ".join((title or "").split())
+    return title + ":" if title and not title.endswith((":", ".", "!", "?")) else title
+
+
 def _phrase(name: str, argument: str) -> str:
     """An admonition's or version note's leading phrase: "Note:", "New in version 3.4." and the argument's words."""
     if name in ADMONITION_PHRASES:
