@@ -129,6 +129,29 @@ def word_document(path):
     document.save(path)
 
 
+def word_list_item(document, text: str, list_id: int | None = None, level: int = 0, style: str | None = None):
+    """A paragraph added to a python-docx ``document``: an item of list ``list_id`` at ``level``
+    (its own ``w:numPr``), else only of ``style`` (whose list, if it has one, numbers it).
+    """
+    from docx.oxml import parse_xml
+    from docx.oxml.ns import nsdecls
+
+    paragraph = document.add_paragraph(text, style=style)
+    if list_id is not None:
+        paragraph._p.get_or_add_pPr().append(parse_xml(
+            f'<w:numPr {nsdecls("w")}><w:ilvl w:val="{level}"/><w:numId w:val="{list_id}"/></w:numPr>'))
+    return paragraph
+
+
+def word_paragraphs_read(document, path: Path) -> list[str]:
+    """A python-docx ``document`` saved at ``path`` and read back: the paragraphs of its first section."""
+    from arag.ingestion.loaders import load_file
+
+    document.save(path)
+    [doc] = load_file(path, path.read_bytes())
+    return doc.sections[0].text.split("\n\n")
+
+
 def slide_deck(path):
     """A PowerPoint presentation written by python-pptx from its bundled template (PowerPoint's own layouts).
 

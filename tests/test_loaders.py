@@ -5,7 +5,18 @@ from __future__ import annotations
 import re
 
 import pytest
-from documents import HTML, MARKDOWN, encrypted_pdf_bytes, outlined_pdf, pdf_bytes, slide_deck, word_document, write_corpus
+from documents import (
+    HTML,
+    MARKDOWN,
+    encrypted_pdf_bytes,
+    outlined_pdf,
+    pdf_bytes,
+    slide_deck,
+    word_document,
+    word_list_item,
+    word_paragraphs_read,
+    write_corpus,
+)
 
 from arag.ingestion.chunking import chunk_sections, split_section
 from arag.ingestion.loaders import IngestError, Section, load_file, parse_rst
@@ -386,10 +397,7 @@ def test_word_lists_of_one_definition_count_on_until_one_restarts_as_word_number
                                    f'{override}</w:num>'))
 
     def item(text, list_id=None):
-        paragraph = document.add_paragraph(text, style="List Number")
-        if list_id:
-            paragraph._p.get_or_add_pPr().append(parse_xml(
-                f'<w:numPr {nsdecls("w")}><w:ilvl w:val="0"/><w:numId w:val="{list_id}"/></w:numPr>'))
+        word_list_item(document, text, list_id, style="List Number")
 
     item("Call the harbour master.")
     item("Wait for a berth.")
@@ -398,10 +406,7 @@ def test_word_lists_of_one_definition_count_on_until_one_restarts_as_word_number
     item("Make fast fore and aft.", 98)  # another list of the same definition, not restarted
     item("Pay at the office.", 99)
     item("Keep the receipt.", 99)
-    path = tmp_path / "steps.docx"
-    document.save(path)
-    [doc] = load_file(path, path.read_bytes())
-    assert doc.sections[0].text.split("\n\n") == [
+    assert word_paragraphs_read(document, tmp_path / "steps.docx") == [
         "1. Call the harbour master.", "2. Wait for a berth.", "Keep clear of the fairway meanwhile.", "3. Moor bow first.",
         "4. Make fast fore and aft.", "1. Pay at the office.", "2. Keep the receipt.",
     ]
@@ -425,33 +430,22 @@ def test_word_list_of_a_list_style_is_numbered_by_the_styles_levels(tmp_path):
     for list_id, definition in ((81, 91), (82, 92)):
         numbering.append(parse_xml(f'<w:num {nsdecls("w")} w:numId="{list_id}"><w:abstractNumId w:val="{definition}"/></w:num>'))
 
-    def item(text, list_id, level=0):
-        paragraph = document.add_paragraph(text)
-        paragraph._p.get_or_add_pPr().append(parse_xml(
-            f'<w:numPr {nsdecls("w")}><w:ilvl w:val="{level}"/><w:numId w:val="{list_id}"/></w:numPr>'))
-
-    item("Check the tide table.", 81)
-    item("Note high water.", 81, level=1)
-    item("Cast off.", 82)
-    path = tmp_path / "steps.docx"
-    document.save(path)
-    [doc] = load_file(path, path.read_bytes())
-    assert doc.sections[0].text.split("\n\n") == ["Step A: Check the tide table.", "  A.1 Note high water.", "Step B: Cast off."]
+    word_list_item(document, "Check the tide table.", 81)
+    word_list_item(document, "Note high water.", 81, level=1)
+    word_list_item(document, "Cast off.", 82)
+    assert word_paragraphs_read(document, tmp_path / "steps.docx") == [
+        "Step A: Check the tide table.", "  A.1 Note high water.", "Step B: Cast off."]
 
 
 def test_word_list_levels_are_indented_and_a_broken_line_goes_on_under_the_items_text(tmp_path):
     import docx
     from docx.enum.text import WD_BREAK
-    from docx.oxml import parse_xml
-    from docx.oxml.ns import nsdecls
 
     document = docx.Document()
     bullets = document.styles["List Bullet"].element.pPr.numPr.numId.val
 
     def item(text, level, then=None):
-        paragraph = document.add_paragraph(text, style="List Bullet")
-        paragraph._p.get_or_add_pPr().append(parse_xml(
-            f'<w:numPr {nsdecls("w")}><w:ilvl w:val="{level}"/><w:numId w:val="{bullets}"/></w:numPr>'))
+        paragraph = word_list_item(document, text, bullets, level, style="List Bullet")
         if then:
             paragraph.add_run().add_break(WD_BREAK.LINE)
             paragraph.add_run(then)
@@ -460,10 +454,7 @@ def test_word_list_levels_are_indented_and_a_broken_line_goes_on_under_the_items
     item("Bow line", 1, then="made fast first")
     item("Spring", 2)
     item("Fenders", 0)
-    path = tmp_path / "mooring.docx"
-    document.save(path)
-    [doc] = load_file(path, path.read_bytes())
-    assert doc.sections[0].text.split("\n\n") == [
+    assert word_paragraphs_read(document, tmp_path / "mooring.docx") == [
         "- Lines", "  - Bow line\n    made fast first", "    - Spring", "- Fenders"]
 
 
