@@ -50,7 +50,7 @@ from collections.abc import Iterator
 from xml.etree import ElementTree
 
 from arag.ingestion.headings import carry_headings
-from arag.ingestion.ooxml import Package
+from arag.ingestion.ooxml import Package, list_item_lines
 
 NAMESPACE = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
 _W = "{" + NAMESPACE + "}"
@@ -198,10 +198,10 @@ class _Numbering:
             counted_as.setdefault(definition_id, "nsid " + (_value(definition, "nsid") or "of " + definition_id))
             for level in definition.iter(_W + "lvl"):
                 shapes[_int(level.get(_W + "ilvl"))] = _level_shape(level)
-            if _value(definition, "styleLink"):
-                styled_by.setdefault(_value(definition, "styleLink"), definition_id)
-            if _value(definition, "numStyleLink"):
-                uses_style[definition_id] = _value(definition, "numStyleLink")
+            if style := _value(definition, "styleLink"):
+                styled_by.setdefault(style, definition_id)
+            if style := _value(definition, "numStyleLink"):
+                uses_style[definition_id] = style
         for definition_id, style in uses_style.items():
             # A list of a list style (Word's "Define New List Style") is numbered by that style's
             # levels, and counts on with the style's other lists.
@@ -293,12 +293,10 @@ class _Reader:
             self._heading_starts(" ".join(text.split()), level)
             return
         listed = _numbering_of(properties) or self.styles.numbering(style)
-        lead = ""
-        if listed and listed[0] != "0":  # an item of a deeper level is indented two spaces a level, as in a slide
-            lead = "  " * min(listed[1], 8) + self.numbering.lead(*listed)
+        item = listed is not None and listed[0] != "0"
         lines = [" ".join(line.split()) for line in text.splitlines() if line.strip()]
-        # A line break inside an item continues it, under its text.
-        self._paragraphs.append(lead + ("\n" + " " * len(lead)).join(lines))
+        marker = self.numbering.lead(*listed) if item else ""
+        self._paragraphs.append("\n".join(list_item_lines(marker, listed[1] if item else 0, lines)))
 
     def _heading_starts(self, heading: str, level: int) -> None:
         self._end_section()

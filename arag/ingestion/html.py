@@ -189,7 +189,7 @@ class _Page(HTMLParser):
         self._line = []
         self._cells = 0
         if line:
-            self._lines.append((self._lead or (" " * self._indent() if self._lists else "")) + line)
+            self._lines.append((self._lead or " " * self._indent()) + line)
             self._lead = ""
 
     def _indent(self) -> int:

@@ -37,6 +37,8 @@ RELATIONSHIP_ID = "{http://schemas.openxmlformats.org/officeDocument/2006/relati
 MAX_PART_BYTES = 128 * 2**20
 #: Legacy formats by the package kind they were replaced by, for the message that refuses them.
 _LEGACY = {"Word document": ".doc", "PowerPoint presentation": ".ppt"}
+#: List levels deeper than this are indented no further (two spaces a level).
+MAX_LIST_INDENT = 8
 
 
 class PackageError(ValueError):
@@ -117,3 +119,12 @@ class Package:
         core = self.part("docProps/core.xml")
         title = core.findtext(_DC_TITLE) if core is not None else None
         return " ".join((title or "").split()) or None
+
+
+def list_item_lines(marker: str, level: int, texts: list[str]) -> list[str]:
+    """A paragraph's lines, as the Markdown reader writes a nested list item where ``marker`` is set
+    ("- ", "3."): indented two spaces a ``level``, a line broken inside it going on under its text.
+    Without a marker, the lines as they are.
+    """
+    lead = "  " * min(level, MAX_LIST_INDENT) + marker if marker else ""
+    return [(lead if n == 0 else " " * len(lead)) + text for n, text in enumerate(texts)]

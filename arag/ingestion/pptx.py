@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from xml.etree import ElementTree
 
-from arag.ingestion.ooxml import RELATIONSHIP_ID, Package
+from arag.ingestion.ooxml import RELATIONSHIP_ID, Package, list_item_lines
 
 PRESENTATION = "http://schemas.openxmlformats.org/presentationml/2006/main"
 DRAWING = "http://schemas.openxmlformats.org/drawingml/2006/main"
@@ -158,12 +158,9 @@ def _paragraph_lines(body: ElementTree.Element, bulleted: bool = False) -> list[
         if properties is None:
             properties = ElementTree.Element(_A + "pPr")
         own_bullet = any(properties.find(_A + tag) is not None for tag in _BULLETS)
-        lead = ""
-        if (bulleted or own_bullet) and properties.find(_A + "buNone") is None:
-            lead = "  " * min(_int(properties.get("lvl")), 8) + "- "
+        item = (bulleted or own_bullet) and properties.find(_A + "buNone") is None
         texts = [" ".join(line.split()) for line in "".join(pieces).replace("\v", "\n").split("\n")]
-        for n, text in enumerate(t for t in texts if t):
-            lines.append((lead if n == 0 else " " * len(lead)) + text)  # a line break inside an item continues it
+        lines.extend(list_item_lines("- " if item else "", _int(properties.get("lvl")), [t for t in texts if t]))
     return lines
 
 
