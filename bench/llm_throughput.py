@@ -1,6 +1,6 @@
 """Local LLM throughput: the app's prompt and generation tokens/s against llama.cpp's own llama-bench.
 
-Run: ``.venv/bin/python bench/llm_throughput.py [--preset local-1.5b] [--threads 2] [--reps 3]``
+Run: ``.venv/bin/python bench/llm_throughput.py [--preset local-1.5b] [--threads 2] [--reps 3] [--rounds 3]``
 Writes ``bench/results/llm_throughput.json`` and prints a Markdown table.
 
 1. **The engine**: llama-bench, compiled with CMake from the llama.cpp sources inside the
@@ -13,8 +13,10 @@ Writes ``bench/results/llm_throughput.json`` and prints a Markdown table.
    with each setting of the grid, on a 512-token prompt (a new one each time, so nothing is
    reused from the cache) and 64 generated tokens (end of text banned).
 
-Each row is measured in the same run, interleaved with its llama-bench twin, so the ratio
-app / engine means the same on another machine.
+Each row is measured in the same run, interleaved with its llama-bench twin: ``--rounds`` times
+llama-bench then the app, each with ``--reps`` repetitions, and the medians of the rounds are
+kept, so that the machine's drift over the minutes of a row falls on both sides alike and the
+ratio app / engine means the same on another machine.
 """
 
 from __future__ import annotations
@@ -141,7 +143,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--preset", default="local-1.5b")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--reps", type=int, default=3, help="repetitions of each side in a round")
+    parser.add_argument("--rounds", type=int, default=3, help="llama-bench and the app, alternately, this many times a row")
     parser.add_argument("--grid", choices=["full", "default"], default="full", help="default: llama.cpp's defaults only")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "llm_throughput.json")
     args = parser.parse_args()
@@ -151,9 +154,14 @@ def main() -> None:
     binary = build_llama_bench(Path.home() / ".cache" / "arag" / "llama-bench", flags)
     rows = []
     for batch, flash, kv in GRID if args.grid == "full" else GRID[:1]:
-        engine = engine_tokens_per_s(binary, gguf, args.threads, batch, flash, kv, args.reps)
-        app = app_tokens_per_s(gguf, args.threads, batch, flash, kv, args.reps)
+        rounds = []
+        for _ in range(args.rounds):
+            rounds.append((engine_tokens_per_s(binary, gguf, args.threads, batch, flash, kv, args.reps),
+                           app_tokens_per_s(gguf, args.threads, batch, flash, kv, args.reps)))
+        engine, app = ({key: round(statistics.median(side[key] for side in sides), 1) for key in sides[0]}
+                       for sides in zip(*rounds))
         row = {"batch": batch, "flash_attention": flash, "kv_cache": kv, "engine": engine, "app": app,
+               "rounds": [{"engine": e, "app": a} for e, a in rounds],
                "app_over_engine_prompt": round(app["prompt_tps"] / engine["prompt_tps"], 3),
                "app_over_engine_generation": round(app["generation_tps"] / engine["generation_tps"], 3)}
         rows.append(row)
