@@ -121,10 +121,11 @@ class Settings(BaseSettings):
     )
     embedding_bulk_precision: Literal["auto", "bf16", "fp32"] = Field(
         "auto", description="How an ingest encodes documents (from its first batch of 256) with the 'onnx' backend: "
-        "'auto' in bfloat16 by OpenVINO where the CPU multiplies bf16 natively (AMX or AVX512-BF16: dev-250 ingested "
-        "at 216 against 95 chunks/s on a 2-core Intel Xeon with AMX, same nDCG; vectors at cosine 0.9999 with "
-        "fp32's, checked on probe texts before use), 'bf16' by OpenVINO whatever the CPU (it stays fp32 where bf16 "
-        "is not native: for tests), 'fp32' never. Questions are always encoded by embedding_backend."
+        "'auto' in bfloat16 by OpenVINO where the CPU has AMX (dev-250 ingested at 216 against 95 chunks/s on a "
+        "2-core Intel Xeon with AMX, same nDCG; vectors at cosine 0.9999 with fp32's, checked on probe texts before "
+        "use; with AVX512-BF16 alone a bf16 ingest ran at 0.72-0.74 of fp32's speed, so there it stays fp32), "
+        "'bf16' by OpenVINO whatever the CPU (it stays fp32 where bf16 is not native: for tests), 'fp32' never. "
+        "Questions are always encoded by embedding_backend."
     )
     chunk_tokens: int = Field(200, ge=32, le=512, description="Target chunk size in embedding tokens.")
     index_strategy: Literal["chunks", "parent"] = Field(

@@ -112,7 +112,7 @@ def ask_gold(data_dir: Path, questions: list[tuple[str, list[str], str]]) -> dic
 
 
 def main() -> None:
-    from arag.embeddings.embedder import Embedder, native_bf16
+    from arag.embeddings.embedder import Embedder, bf16_pays
     from arag.index.catalog import directory_bytes
     from arag.index.token_store import codec_options
     from arag.settings import Settings
@@ -166,10 +166,10 @@ def main() -> None:
             if questions and gold is None:
                 gold = ask_gold(data_dir, questions)
                 print(json.dumps({k: v for k, v in gold.items() if k != "rows"}), file=sys.stderr)
-        # bf16 only where the CPU multiplies it natively: elsewhere it is emulated, far slower than the
+        # bf16 only where it is faster than fp32 (AMX): elsewhere it is slower than the
         # fp32 the ingest itself then uses, and would only lengthen the run.
         reference = Embedder(Embedder.from_settings(Settings(data_dir=work / "ref")).model_dir, backend="onnx",
-                             bulk_precision="bf16" if native_bf16() else "fp32")
+                             bulk_precision="bf16" if bf16_pays() else "fp32")
         reference.embed_documents(["warm up"])
         bare = bare_encoder_chunks_per_s(reference, texts)
         bare_bf16 = bare_encoder_chunks_per_s(reference, texts, bf16=True) if reference._bulk_encoder() is not None else None

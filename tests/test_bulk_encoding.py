@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from arag.embeddings import embedder as embedder_module
-from arag.embeddings.embedder import BULK_MIN_TEXTS, Embedder, EmbeddingModelError, native_bf16
+from arag.embeddings.embedder import BULK_MIN_TEXTS, Embedder, EmbeddingModelError, bf16_pays
 from arag.index.store import ChunkStore
 from arag.ingestion.ingest import Ingestor
 
@@ -74,7 +74,7 @@ def test_a_bf16_encoder_that_disagrees_with_fp32_is_never_used(embedder, monkeyp
     assert "documents are encoded in fp32" in caplog.text and "cosine" in caplog.text
 
 
-@pytest.mark.parametrize(("precision", "backend", "native", "in_bf16"), [
+@pytest.mark.parametrize(("precision", "backend", "bf16_faster", "in_bf16"), [
     ("auto", "onnx", True, True),
     ("auto", "onnx", False, False),
     ("fp32", "onnx", True, False),
@@ -83,8 +83,8 @@ def test_a_bf16_encoder_that_disagrees_with_fp32_is_never_used(embedder, monkeyp
     ("auto", "onnx-int8", True, False),  # int8 vectors are a model of their own
 ])
 def test_the_bulk_precision_decides_whether_bf16_is_loaded(embedder, fp32_encoder_as_bulk, monkeypatch, tmp_path,
-                                                            precision, backend, native, in_bf16):
-    monkeypatch.setattr(embedder_module, "native_bf16", lambda: native)
+                                                            precision, backend, bf16_faster, in_bf16):
+    monkeypatch.setattr(embedder_module, "bf16_pays", lambda: bf16_faster)
     if backend == "torch":  # its fp32 encoder, without loading torch
         monkeypatch.setattr(Embedder, "_encoder", lambda self: Embedder._load_onnx(self))
     chosen = Embedder(embedder.model_dir, models_dir=embedder.models_dir if backend != "onnx-int8" else tmp_path,
@@ -97,7 +97,7 @@ def test_the_bulk_precision_decides_whether_bf16_is_loaded(embedder, fp32_encode
 def test_auto_keeps_onnx_runtime_where_openvino_would_not_use_bf16(embedder, monkeypatch):
     from arag.embeddings import onnx_encoder
 
-    monkeypatch.setattr(embedder_module, "native_bf16", lambda: True)
+    monkeypatch.setattr(embedder_module, "bf16_pays", lambda: True)
     monkeypatch.setattr(onnx_encoder.OpenVinoEncoder, "precision", property(lambda self: "f32"))
     chosen = Embedder(embedder.model_dir, models_dir=embedder.models_dir, bulk_precision="auto")
     chosen.embed_documents(documents(BULK_MIN_TEXTS), bulk=True)
@@ -126,15 +126,16 @@ def test_an_unknown_bulk_precision_is_refused(embedder):
         Embedder(embedder.model_dir, bulk_precision="fp16")
 
 
-def test_native_bf16_reads_the_cpus_flags(tmp_path):
+def test_bf16_is_chosen_only_where_the_cpu_has_amx(tmp_path):
     amx = tmp_path / "amx"
-    amx.write_text("processor\t: 0\nflags\t\t: fpu sse avx512f amx_bf16 amx_tile\n\nprocessor\t: 1\n")
-    zen4 = tmp_path / "zen4"
-    zen4.write_text("flags\t\t: fpu avx2 avx512f avx512_bf16\n")
+    amx.write_text("processor\t: 0\nflags\t\t: fpu sse avx512f avx512_bf16 amx_bf16 amx_tile\n\nprocessor\t: 1\n")
+    # AVX512-BF16 without AMX: OpenVINO's bf16 encoder ran slower than ONNX Runtime's fp32 there.
+    avx512_bf16 = tmp_path / "avx512-bf16"
+    avx512_bf16.write_text("flags\t\t: fpu avx2 avx512f avx512_bf16 avx512_vnni\n")
     avx2 = tmp_path / "avx2"
     avx2.write_text("flags\t\t: fpu avx2 fma\n")
-    assert native_bf16(str(amx)) and native_bf16(str(zen4))
-    assert not native_bf16(str(avx2)) and not native_bf16(str(tmp_path / "missing"))
+    assert bf16_pays(str(amx))
+    assert not bf16_pays(str(avx512_bf16)) and not bf16_pays(str(avx2)) and not bf16_pays(str(tmp_path / "missing"))
 
 
 @pytest.mark.parametrize("real_bf16", [False, True])

@@ -45,8 +45,8 @@ INT8_TAG = "+int8s"
 NEW_COLLECTION_BACKEND = "onnx"
 #: int8 weights are run in length-sorted batches of this many texts (see Embedder.batches).
 INT8_BATCH = 4
-#: A call that brings at least this many documents to index is encoded in bfloat16 where the CPU
-#: computes it natively (see Embedder.encode).
+#: A call that brings at least this many documents to index is encoded in bfloat16 where that is
+#: faster (see Embedder.encode, bf16_pays).
 BULK_MIN_TEXTS = 256
 #: Texts a bf16 pass reads. On a 2-core Intel Xeon with AMX, OpenVINO: 8 → 261 chunks/s, 16 → 304, 32 → 311.
 BULK_BATCH = 32
@@ -63,12 +63,15 @@ BULK_PROBE_MIN_COSINE = 0.999
 logger = logging.getLogger(__name__)
 
 
-def native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
-    """Whether the CPU multiplies bfloat16 natively (AMX or AVX512-BF16, as Linux's ``cpuinfo`` lists).
+def bf16_pays(cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """Whether encoding in bfloat16 is faster than fp32 on this CPU: where it has AMX's bf16 tiles
+    (as Linux's ``cpuinfo`` lists them).
 
-    Elsewhere bf16 is emulated and slower than fp32, so documents are then encoded in fp32.
+    With AMX, OpenVINO's bf16 MiniLM ran at 3.2 times ONNX Runtime's fp32 (2-core Intel Xeon). With
+    AVX512-BF16 alone (a 2-core Intel Xeon whose VM hides AMX) it ran at 0.67 to 0.69 of fp32, and
+    without either bf16 is emulated: documents are then encoded in fp32 (bench/ingest_speed.py).
     """
-    return bool({"amx_bf16", "avx512_bf16"} & cpu_flags(cpuinfo))
+    return "amx_bf16" in cpu_flags(cpuinfo)
 
 
 class EmbeddingModelError(RuntimeError):
@@ -193,8 +196,9 @@ class Embedder:
     still; its vectors differ slightly, so it indexes as a model of its own) or "torch".
 
     ``bulk_precision`` is how large batches of documents (an ingest) are encoded by the "onnx"
-    backend: "auto" in bfloat16 by OpenVINO, from the same exported file, where the CPU computes bf16
-    natively; "bf16" by OpenVINO whatever the CPU (it keeps fp32 where bf16 is not native: for tests);
+    backend: "auto" in bfloat16 by OpenVINO, from the same exported file, where that is faster (a CPU
+    with AMX, :func:`bf16_pays`); "bf16" by OpenVINO whatever the CPU (it keeps fp32 where bf16 is not
+    native: for tests);
     "fp32" never. bf16 vectors agree with fp32's to a cosine of 0.9999, so they index as the same
     model and questions are still encoded by ``backend``.
 
@@ -359,7 +363,7 @@ class Embedder:
     def _load_bulk(self):
         if self.backend != "onnx" or self.bulk_precision == "fp32":
             return None
-        if self.bulk_precision == "auto" and not native_bf16():
+        if self.bulk_precision == "auto" and not bf16_pays():
             return None
         try:
             bulk = self._load_openvino()

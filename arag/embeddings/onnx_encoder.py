@@ -5,7 +5,7 @@ The sentence-transformers directory is exported once (torch is needed for that s
 that file with ONNX Runtime and the ``tokenizers`` library, which import in a fraction of a second.
 ``fp32`` gives the same hidden states as torch (within 1e-5); ``int8`` (dynamic quantisation of the
 weights) is faster on CPUs and moves scores a little, so its vectors count as a different model.
-:class:`OpenVinoEncoder` runs the fp32 file in bfloat16 for large ingests, on CPUs that do bf16 natively.
+:class:`OpenVinoEncoder` runs the fp32 file in bfloat16 for large ingests, on CPUs where that is faster (AMX).
 
 Example:
     >>> from arag.embeddings.onnx_encoder import onnx_file_name
