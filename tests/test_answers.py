@@ -1,18 +1,25 @@
-"""Answer styles: the short answer cited afterwards, the standard reference prompt, and yes/no
-verdicts taken from the model's calibrated odds instead of its text.
+"""Answer styles: the short answer cited afterwards, the standard reference prompt, yes/no
+verdicts taken from the model's calibrated odds instead of its text, and a local model's sentence
+answer ended after its first sentence, with a citation the model writes where it gave none.
 """
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from documents import write_corpus
+from langchain_core.messages import AIMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import Field
 from scripted_llm import ScriptedChatModel
 
 from arag.comparison import named_sides
+from arag.llms.llamacpp import LlamaCppChat
 from arag.runtime.components import Components
 from arag.settings import Settings
 from graphs import build_graph
+from nodes.generate import lacks_citation, opens_another_sentence
 
 COBOL = "Who built the first COBOL compiler?"
 
@@ -299,3 +306,81 @@ def test_retrieval_only_skips_the_comparison_call_with_the_answer(indexed, embed
     out = ask(indexed, embedder, llm, SAME_ERA, profile="fast", answer_style="short", reflect=False, max_retries=0,
               write_answer=False)
     assert "compare" not in [e["node"] for e in out["trace"]] and llm.prompts == [] and out["documents"]
+
+
+class RecordingLocalModel(LlamaCppChat):
+    """The local chat model's type, answering from a script instead of a GGUF file, with the options of each call."""
+
+    options: list[dict] = Field(default_factory=list)
+
+    def _generate(self, messages, stop=None, run_manager=None, **kwargs):
+        self.options.append(kwargs)
+        return ChatResult(generations=[ChatGeneration(message=AIMessage("Grace Hopper built it [1]."))])
+
+
+@pytest.mark.parametrize("style, ended", [("sentence", True), ("short", False), ("standard", False)])
+def test_a_local_models_sentence_answer_ends_after_its_first_sentence(indexed, embedder, style, ended):
+    llm = RecordingLocalModel(model_path="unused.gguf")
+    ask(indexed, embedder, llm, COBOL, answer_style=style)
+    options = llm.options[0]
+    assert (options.get("end_before") is opens_another_sentence) is ended
+    assert (options.get("cite_ended") is lacks_citation) is ended
+
+
+@pytest.mark.parametrize("reply, piece, opens", [
+    ("Run `python3 -m venv tutorial-env` [2].", " This", True),
+    ("It is saved in `requirements.txt`. [1]", " This", True),
+    ("It lists the installed packages.", " This", True),  # uncited: the number is asked for after it
+    ("It is saved in `requirements.txt` [1].", "\n", True),
+    ("It is saved in `requirements.txt` [1]. ", "This", True),  # the space came alone
+    ("It is saved in `requirements.txt` [1, 3].", " It", True),
+    ("It is saved in `requirements.txt`.", " [", False),  # its citation comes next
+    ("Install Python 3.", "11", False),
+    ("It needs `x[1].", " Then", False),  # inside code
+    ("Run it [2]", " This", False),  # no full stop
+    ("Run it [2].", " and", False),  # no capital: not a new sentence
+])
+def test_another_sentence_is_told_by_a_full_stop_and_a_capital_outside_code(reply, piece, opens):
+    assert opens_another_sentence(reply, piece) is opens
+
+
+def test_only_an_uncited_reply_is_given_a_citation():
+    assert lacks_citation("It lists the installed packages.")
+    assert not lacks_citation("It lists the installed packages [2].") and not lacks_citation("See [1, 3].")
+
+
+@pytest.mark.parametrize("preset", ["local-0.5b", "local-270m"])  # chat template, and a base model's plain prompt
+def test_a_reply_ended_before_a_piece_keeps_the_pieces_before_it_and_can_be_cited(preset):
+    from conftest import MODELS_DIR
+    from langchain_core.messages import HumanMessage
+
+    from arag.llms.factory import make_chat_model
+    from arag.llms.llamacpp import forget_prompt_caches
+
+    if not (MODELS_DIR / f"{preset}.gguf").exists():
+        pytest.skip(f"{preset} is not assembled (make install does it)")
+    chat = make_chat_model(Settings(llm=f"llamacpp:{preset}", models_dir=MODELS_DIR, llm_context_tokens=1152),
+                           progress=False)
+    prompt = [HumanMessage("Notes: The Harbour Lighthouse was designed by Mara Olsen in 1871. It stands on the north "
+                           "pier and its lamp burns oil.\nWhat do the notes say about the lighthouse?")]
+
+    def fresh(call, **options):  # each call reads the whole prompt, as the first did
+        forget_prompt_caches()
+        return call(prompt, max_tokens=12, **options)
+
+    pieces = [str(chunk.content) for chunk in fresh(chat.stream) if chunk.content]
+    full = fresh(chat.invoke)
+    assert len(pieces) >= 4 and "".join(pieces).strip() == full.content
+
+    kept = "".join(pieces[:3])
+    ends = {"end_before": lambda reply, piece: reply == kept}
+    ended = fresh(chat.invoke, **ends)
+    assert ended.content == kept.strip()
+    assert ended.usage_metadata["output_tokens"] == 3
+    assert ended.usage_metadata["input_tokens"] == full.usage_metadata["input_tokens"]
+    assert ended.response_metadata["finish_reason"] == "stop"
+    assert "".join(str(c.content) for c in fresh(chat.stream, **ends)) == kept
+
+    # Asked to cite what it ended, the model writes a source's number, and only that, after the reply.
+    cited = fresh(chat.invoke, **ends, cite_ended=lambda reply: reply == kept)
+    assert re.fullmatch(re.escape(kept.strip()) + r" \[[1-9]\d?\]", cited.content), cited.content

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
+from langchain_core.language_models.chat_models import generate_from_stream
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 
@@ -188,11 +189,33 @@ def render_plain_prompt(messages: list[BaseMessage], reply_follows: bool = True)
     return "\n\n".join(parts) + ("\n\nAnswer:" if reply_follows else "")
 
 
+#: A source's number in square brackets, after the " [" written for the model.
+_CITATION_GRAMMAR = 'root ::= [1-9] [0-9]? "]"'
+
+
+def _citation_after(llama: Any) -> list[str]:
+    """The pieces of " [n]" that the model writes after what its context holds: the bracket is
+    given, the number is the model's own (constrained to digits), read from the cached context.
+    """
+    from llama_cpp import LlamaGrammar
+
+    opening = " ["
+    tokens = llama.input_ids[: llama.n_tokens].tolist() + llama.tokenize(opening.encode(), add_bos=False, special=False)
+    out = llama.create_completion(tokens, max_tokens=4, temperature=0.0,
+                                  grammar=LlamaGrammar.from_string(_CITATION_GRAMMAR, verbose=False))
+    number = out["choices"][0]["text"]
+    return [opening, number] if number.endswith("]") else []
+
+
 class LlamaCppChat(BaseChatModel):
     """Chat model backed by a local GGUF file.
 
-    Extra call options: ``max_tokens`` and ``json_schema`` (a dict: output is constrained to
-    JSON matching it). Each result carries ``usage_metadata`` with prompt and output tokens.
+    Extra call options: ``max_tokens``, ``json_schema`` (a dict: output is constrained to JSON
+    matching it), ``end_before`` (a function of the reply so far and the next piece of text:
+    generation stops, without that piece, where it returns True) and ``cite_ended`` (a function of
+    a reply ``end_before`` ended: where it returns True, the reply closes with a citation the model
+    writes from the same context, " [n]"). Each result carries ``usage_metadata`` with prompt and
+    output tokens.
     """
 
     model_path: str
@@ -310,6 +333,11 @@ class LlamaCppChat(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
+        if kwargs.get("end_before") is not None:  # decided piece by piece, as the stream does
+            result = generate_from_stream(self._stream(messages, stop, run_manager, **kwargs))
+            message = result.generations[0].message
+            message.content = str(message.content).strip()  # as a reply in one piece is
+            return result
         llama, lock = self._llama()
         request = self._request(messages, stop, kwargs)
         with lock, _llama_call(self.model_path):
@@ -340,8 +368,18 @@ class LlamaCppChat(BaseChatModel):
     ) -> Iterator[ChatGenerationChunk]:
         llama, lock = self._llama()
         request = self._request(messages, stop, kwargs)
+        end_before, cite_ended = kwargs.get("end_before"), kwargs.get("cite_ended")
         produced = 0
         finish = None
+        reply = ""
+        ended = False
+
+        def emitted(piece: str) -> ChatGenerationChunk:
+            chunk = ChatGenerationChunk(message=AIMessageChunk(content=piece))
+            if run_manager:
+                run_manager.on_llm_new_token(piece, chunk=chunk)
+            return chunk
+
         with lock, _llama_call(self.model_path):
             if self.chat_template:
                 stream = llama.create_chat_completion(stream=True, **request)
@@ -353,13 +391,19 @@ class LlamaCppChat(BaseChatModel):
                 piece = choice["delta"].get("content") if self.chat_template else choice.get("text")
                 if not piece:
                     continue
+                if end_before is not None and end_before(reply, piece):
+                    stream.close()  # the piece is dropped unread, so the cache holds the reply as kept
+                    finish, ended = "stop", True
+                    break
                 produced += 1
-                chunk = ChatGenerationChunk(message=AIMessageChunk(content=piece))
-                if run_manager:
-                    run_manager.on_llm_new_token(piece, chunk=chunk)
-                yield chunk
+                reply += piece
+                yield emitted(piece)
             # Streams carry no usage; the context holds prompt + generated tokens afterwards.
             prompt_tokens = max(0, llama.n_tokens - produced)
+            if ended and cite_ended is not None and cite_ended(reply):
+                for piece in _citation_after(llama):
+                    produced += 1
+                    yield emitted(piece)
         yield ChatGenerationChunk(
             message=AIMessageChunk(
                 content="",
