@@ -6,7 +6,9 @@ them to the token budget, so the prompt stays short on small local models.
 
 Small models often drop the [n] markers even when told to cite. A sentence left without
 one is matched against the sources by word overlap and gets the marker of the source that
-contains most of its words, if that is most of them; the trace lists such attributions.
+contains most of its words, if that is most of them; the trace lists such attributions. A local
+model's "sentence" reply is ended where a second sentence would begin, and where it has cited
+nothing by then, the model writes the source's number there (:func:`opens_another_sentence`).
 Short answers are not asked to cite at all (asking costs a small model its answer): the
 source that holds the answer phrase is cited afterwards. With ``yes_no="calibrated"`` a yes/no
 question in the short style is decided by the model's calibrated odds of "Yes" against "No"
