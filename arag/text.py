@@ -31,6 +31,45 @@ def split_sentences(text: str) -> list[str]:
     return merged
 
 
+#: Well-formed citations, as a reply being written closes a sentence with them (sources count from 1).
+_CITATIONS = r"(?:\[[1-9]\d*(?:\s*,\s*[1-9]\d*)*\])+"
+#: The end of a sentence: a full stop after anything but a digit ("Python 3." goes on), with its
+#: citations before or after it ("… `venv` [2]." or "… `venv`. [2]").
+_SENTENCE_END = re.compile(rf"(?:[^\d\s]\.(?:\s*{_CITATIONS})?|{_CITATIONS}\.)$")
+#: What opens another sentence: a line break, or a space and a capital letter.
+_NEXT_SENTENCE = re.compile(r"\s*\n|\s+[A-Z]")
+
+
+def opens_another_sentence(reply: str, piece: str) -> bool:
+    """Whether ``piece`` would open another sentence after ``reply`` has finished one, outside code.
+
+    The "sentence" style asks for one short sentence; a local 1.5B model often adds more ("This
+    script is written for the bash shell.") that tells little, and costs it a second of generation
+    on two cores. Its reply is ended there (and cited, :func:`lacks_citation`). Unlike
+    :func:`split_sentences`, this decides on a reply still being written, piece by piece, and takes
+    a citation after the full stop ("… file. [1]") as part of the sentence it closes.
+
+    Example:
+        >>> opens_another_sentence("Run `python3 -m venv tutorial-env` [2].", " This")
+        True
+        >>> opens_another_sentence("It is saved in `requirements.txt`.", " [")  # its citation follows
+        False
+        >>> opens_another_sentence("Install Python 3.", "11") or opens_another_sentence("Use `a.", " B")
+        False
+    """
+    head = reply.rstrip()
+    if not head or head.count("`") % 2 or _SENTENCE_END.search(head) is None:
+        return False
+    return _NEXT_SENTENCE.match(reply[len(head):] + piece) is not None
+
+
+def lacks_citation(reply: str) -> bool:
+    """Whether ``reply`` cites no source yet: a model that cites at the end of its reply is asked
+    for the number there, after its first sentence.
+    """
+    return re.search(_CITATIONS, reply) is None
+
+
 _WORD = re.compile(r"[a-z0-9]+")
 _STOPWORDS = frozenset(
     "the a an and or of to in on for with by as at from is are was were be been it its this that "

@@ -8,7 +8,7 @@ Small models often drop the [n] markers even when told to cite. A sentence left 
 one is matched against the sources by word overlap and gets the marker of the source that
 contains most of its words, if that is most of them; the trace lists such attributions. A local
 model's "sentence" reply is ended where a second sentence would begin, and where it has cited
-nothing by then, the model writes the source's number there (:func:`opens_another_sentence`).
+nothing by then, the model writes the source's number there (:func:`arag.text.opens_another_sentence`).
 Short answers are not asked to cite at all (asking costs a small model its answer): the
 source that holds the answer phrase is cited afterwards. With ``yes_no="calibrated"`` a yes/no
 question in the short style is decided by the model's calibrated odds of "Yes" against "No"
@@ -17,7 +17,6 @@ question in the short style is decided by the model's calibrated odds of "Yes" a
 
 from __future__ import annotations
 
-import re
 import threading
 from typing import TYPE_CHECKING
 
@@ -28,7 +27,15 @@ from arag.llms.usage import LLMCallFailed, invoke_counted
 from arag.llms.yes_no import CONTENT_FREE_QUESTION, calibrated_verdict, can_read_odds, is_yes_no_question
 from arag.runtime.frame import Run, node
 from arag.runtime.state import RAGState
-from arag.text import NO_SOURCES_ANSWER, attribute_uncited, cite_short_answer, format_sources, resolve_citations
+from arag.text import (
+    NO_SOURCES_ANSWER,
+    attribute_uncited,
+    cite_short_answer,
+    format_sources,
+    lacks_citation,
+    opens_another_sentence,
+    resolve_citations,
+)
 
 if TYPE_CHECKING:
     from arag.runtime.components import Components
@@ -59,42 +66,6 @@ STANDARD_SYSTEM_PROMPT = (
 DIRECT_SYSTEM_PROMPT = "You are a helpful assistant. Reply briefly and politely."
 #: Added to the system prompt when reflection found the previous attempt ungrounded.
 STRICT_ADDENDUM = " State only facts written in the sources, in their words; do not add anything else."
-
-
-_CITATIONS = r"(?:\[[1-9]\d*(?:\s*,\s*[1-9]\d*)*\])+"
-#: The end of a sentence: a full stop after anything but a digit ("Python 3." goes on), with its
-#: citations before or after it ("… `venv` [2]." or "… `venv`. [2]").
-_SENTENCE_END = re.compile(rf"(?:[^\d\s]\.(?:\s*{_CITATIONS})?|{_CITATIONS}\.)$")
-#: What opens another sentence: a line break, or a space and a capital letter.
-_NEXT_SENTENCE = re.compile(r"\s*\n|\s+[A-Z]")
-
-
-def opens_another_sentence(reply: str, piece: str) -> bool:
-    """Whether ``piece`` would open another sentence after ``reply`` has finished one, outside code.
-
-    The "sentence" style asks for one short sentence; a local 1.5B model often adds more ("This
-    script is written for the bash shell.") that tells little, and costs it a second of generation
-    on two cores. Its reply is ended there (and cited, :func:`lacks_citation`).
-
-    Example:
-        >>> opens_another_sentence("Run `python3 -m venv tutorial-env` [2].", " This")
-        True
-        >>> opens_another_sentence("It is saved in `requirements.txt`.", " [")  # its citation follows
-        False
-        >>> opens_another_sentence("Install Python 3.", "11") or opens_another_sentence("Use `a.", " B")
-        False
-    """
-    head = reply.rstrip()
-    if not head or head.count("`") % 2 or _SENTENCE_END.search(head) is None:
-        return False
-    return _NEXT_SENTENCE.match(reply[len(head):] + piece) is not None
-
-
-def lacks_citation(reply: str) -> bool:
-    """Whether ``reply`` cites no source yet: a model that cites at the end of its reply is asked
-    for the number there, after its first sentence.
-    """
-    return re.search(_CITATIONS, reply) is None
 
 
 def _findings(sub_answers: list[dict]) -> str:

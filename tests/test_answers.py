@@ -18,8 +18,8 @@ from arag.comparison import named_sides
 from arag.llms.llamacpp import LlamaCppChat
 from arag.runtime.components import Components
 from arag.settings import Settings
+from arag.text import lacks_citation, opens_another_sentence
 from graphs import build_graph
-from nodes.generate import lacks_citation, opens_another_sentence
 
 COBOL = "Who built the first COBOL compiler?"
 

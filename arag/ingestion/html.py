@@ -189,8 +189,14 @@ class _Page(HTMLParser):
         self._line = []
         self._cells = 0
         if line:
-            self._lines.append((self._lead or " " * self._indent()) + line)
+            self._lines.append(self._line_start() + line)
             self._lead = ""
+
+    def _line_start(self) -> str:
+        """What the next line begins with: an item's marker or an admonition's phrase where one waits,
+        else the indentation of the list item it belongs to.
+        """
+        return self._lead or " " * self._indent()
 
     def _indent(self) -> int:
         """The column text read now starts at: under the text of the list item it belongs to."""
@@ -317,8 +323,7 @@ class _Page(HTMLParser):
             self._admonition_title = None
             self._line = []
             if phrase:  # after the item's marker where it is the item's first text
-                lead = self._lead or " " * self._indent()
-                self._lead = lead + leading_phrase(phrase) + " "
+                self._lead = self._line_start() + leading_phrase(phrase) + " "
         elif tag in _BLOCKS or tag in ("li", "pre"):
             self._end_paragraph()
             if tag in ("ol", "ul") and self._lists:
