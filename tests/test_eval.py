@@ -345,3 +345,22 @@ def test_a_copied_data_directory_indexes_the_corpus_once(tmp_path, hotpot):
     files = {meta["file"] for _, meta in store.iter_metadata()}
     assert files == {str((copy.data_dir / "eval" / f"{data.corpus_hash()}.jsonl").resolve())}
     assert set(again.chunk_docs.values()) == set(first.chunk_docs.values())
+
+
+def test_the_context_is_scored_for_holding_the_gold_answer_except_yes_or_no():
+    from types import SimpleNamespace
+
+    from arag.evaluation.runner import failure_record, score_record
+
+    out = {"answer": "", "documents": [{"source": "a", "text": "The Harbour Lighthouse was designed by Mara Olsen."},
+                                       {"source": "b", "text": "Kerosene lamps spread after 1860."}], "trace": []}
+
+    def question(answers):
+        return SimpleNamespace(question="Who?", answers=answers, relevant={"a"})
+
+    assert score_record(out, question(["Mara Olsen"]), {}, None, answers=False)["context_answer"] == 1.0
+    assert score_record(out, question(["1921"]), {}, None, answers=False)["context_answer"] == 0.0
+    # A yes or a no is never quoted by a source, so it has no such score; nor has a failed run of one.
+    assert "context_answer" not in score_record(out, question(["yes"]), {}, None, answers=False)
+    assert "context_answer" not in failure_record(RuntimeError("x"), question(["no"]))
+    assert failure_record(RuntimeError("x"), question(["1921"]))["context_answer"] == 0.0

@@ -52,7 +52,7 @@ from arag.text import strip_citations
 
 #: Summary columns averaged over every question, those whose run failed counting 0; in table order.
 QUALITY_KEYS = ("em", "f1", "contains", "cited_support")
-RETRIEVAL_KEYS = ("context_all_supporting", "first_recall@2", "first_recall@10", "first_ndcg@10", "context_recall@2",
+RETRIEVAL_KEYS = ("context_all_supporting", "context_answer", "first_recall@2", "first_recall@10", "first_ndcg@10", "context_recall@2",
                   "context_recall@10", "context_ndcg@10")
 #: Averaged over the questions that ran: a failed run's cost is not known.
 COST_KEYS = ("context_words", "llm_calls", "prompt_tokens", "completion_tokens")
@@ -238,7 +238,11 @@ def score_record(out: dict, question, chunk_docs: dict[str, str], prefix: str | 
             row[f"{name}_recall@10"] = recall_at(docs, question.relevant, 10)
             row[f"{name}_ndcg@10"] = round(ndcg_at(docs, question.relevant), 4)
         row["context_all_supporting"] = float(set(question.relevant) <= set(context_docs))
-    row["context_words"] = sum(len(d.get("text", "").split()) for d in out.get("documents") or [])
+    context = [d.get("text", "") for d in out.get("documents") or []]
+    if question.answers and normalize_answer(question.answers[0]) not in ("yes", "no"):
+        # What the model was given holds the answer's words (a yes or a no is never quoted).
+        row["context_answer"] = contains_answer(" ".join(context), question.answers)
+    row["context_words"] = sum(len(text.split()) for text in context)
     row["llm_calls"] = out.get("llm_calls", 0)
     row["prompt_tokens"] = sum(e.get("prompt_tokens", 0) for e in trace)
     row["completion_tokens"] = sum(e.get("completion_tokens", 0) for e in trace)
@@ -248,7 +252,8 @@ def score_record(out: dict, question, chunk_docs: dict[str, str], prefix: str | 
 
 def failure_record(exc: BaseException, question) -> dict:
     """The record of a question whose graph run raised ``exc``: the error, and 0 for each metric
-    the question has gold data for (answers: EM, F1, contains; relevant documents: recall and nDCG).
+    the question has gold data for (answers: EM, F1, contains, the context holding the answer;
+    relevant documents: recall and nDCG).
     """
     error = f"{type(exc).__name__}: {exc}"
     # The innermost frame, where it was raised (LangGraph's notes on the exception are left out).
@@ -259,8 +264,10 @@ def failure_record(exc: BaseException, question) -> dict:
         gold = normalize_answer(question.answers[0])
         if gold in ("yes", "no"):
             row["gold_yes_no"] = gold
+        else:
+            row["context_answer"] = 0.0
     if question.relevant:
-        row |= {key: 0.0 for key in RETRIEVAL_KEYS}
+        row |= {key: 0.0 for key in RETRIEVAL_KEYS if key != "context_answer"}
     return row
 
 
@@ -315,6 +322,7 @@ def summarize(records: list[dict], configs: list[tuple[str, dict]], peaks: dict[
 COLUMNS = [("config", "configuration"), ("questions", "questions"), ("errors", "errors"), ("em", "EM"), ("f1", "F1"),
            ("contains", "contains gold"), ("yes_no_balanced", "yes/no balanced accuracy"), ("yes_no_questions", "yes/no questions"),
            ("cited_support", "citations support answer"), ("context_all_supporting", "context holds all supporting"),
+           ("context_answer", "context holds the answer"),
            ("first_recall@2", "first R@2"), ("first_recall@10", "first R@10"), ("first_ndcg@10", "first nDCG@10"),
            ("context_recall@10", "context R@10"), ("context_ndcg@10", "context nDCG@10"),
            ("context_words", "words given to the model"), ("llm_calls", "LLM calls"),
