@@ -52,8 +52,8 @@ from arag.text import strip_citations
 
 #: Summary columns averaged over every question, those whose run failed counting 0; in table order.
 QUALITY_KEYS = ("em", "f1", "contains", "cited_support")
-RETRIEVAL_KEYS = ("context_all_supporting", "context_answer", "first_recall@2", "first_recall@10", "first_ndcg@10", "context_recall@2",
-                  "context_recall@10", "context_ndcg@10")
+RETRIEVAL_KEYS = ("context_all_supporting", "context_answer", "first_recall@2", "first_recall@10", "first_ndcg@10",
+                  "context_recall@2", "context_recall@10", "context_ndcg@10")
 #: Averaged over the questions that ran: a failed run's cost is not known.
 COST_KEYS = ("context_words", "llm_calls", "prompt_tokens", "completion_tokens")
 
@@ -212,6 +212,12 @@ def _doc_id(source: str, prefix: str | None) -> str:
     return source[len(prefix):] if prefix and source.startswith(prefix) else source
 
 
+def yes_no_gold(question) -> str | None:
+    """"yes" or "no" where that is the question's (first) gold answer, else None."""
+    gold = normalize_answer(question.answers[0]) if question.answers else ""
+    return gold if gold in ("yes", "no") else None
+
+
 def score_record(out: dict, question, chunk_docs: dict[str, str], prefix: str | None, answers: bool = True) -> dict:
     """The metrics of one answered question (``out`` is the graph's final state)."""
     answer = out.get("answer", "")
@@ -222,9 +228,8 @@ def score_record(out: dict, question, chunk_docs: dict[str, str], prefix: str | 
         bare = strip_citations(answer)
         row |= {"em": exact_match(bare, question.answers), "f1": round(token_f1(bare, question.answers), 4),
                 "contains": contains_answer(bare, question.answers)}
-        gold = normalize_answer(question.answers[0])
-        if gold in ("yes", "no"):
-            row["gold_yes_no"] = gold
+        if yes_no_gold(question):
+            row["gold_yes_no"] = yes_no_gold(question)
     if answers:
         asked = out.get("standalone_question", question.question)
         row["cited_support"] = float(bool(citations) and support(answer, asked, citations) >= GROUNDED_MIN_SUPPORT)
@@ -239,7 +244,7 @@ def score_record(out: dict, question, chunk_docs: dict[str, str], prefix: str | 
             row[f"{name}_ndcg@10"] = round(ndcg_at(docs, question.relevant), 4)
         row["context_all_supporting"] = float(set(question.relevant) <= set(context_docs))
     context = [d.get("text", "") for d in out.get("documents") or []]
-    if question.answers and normalize_answer(question.answers[0]) not in ("yes", "no"):
+    if question.answers and not yes_no_gold(question):
         # What the model was given holds the answer's words (a yes or a no is never quoted).
         row["context_answer"] = contains_answer(" ".join(context), question.answers)
     row["context_words"] = sum(len(text.split()) for text in context)
@@ -261,9 +266,8 @@ def failure_record(exc: BaseException, question) -> dict:
     row: dict = {"status": "failed", "error": error, "where": where + [error], "cited_support": 0.0}
     if question.answers:
         row |= {"em": 0.0, "f1": 0.0, "contains": 0.0}
-        gold = normalize_answer(question.answers[0])
-        if gold in ("yes", "no"):
-            row["gold_yes_no"] = gold
+        if yes_no_gold(question):
+            row["gold_yes_no"] = yes_no_gold(question)
         else:
             row["context_answer"] = 0.0
     if question.relevant:
