@@ -222,14 +222,15 @@ def score_record(out: dict, question, chunk_docs: dict[str, str], prefix: str | 
     """The metrics of one answered question (``out`` is the graph's final state)."""
     answer = out.get("answer", "")
     citations = out.get("citations") or []
+    gold_yes_no = yes_no_gold(question)
     row: dict = {"answer": answer, "route": out.get("route"), "notes": out.get("notes") or [],
                  "citations": [c.get("source", "") for c in citations]}
     if question.answers and answers:
         bare = strip_citations(answer)
         row |= {"em": exact_match(bare, question.answers), "f1": round(token_f1(bare, question.answers), 4),
                 "contains": contains_answer(bare, question.answers)}
-        if yes_no_gold(question):
-            row["gold_yes_no"] = yes_no_gold(question)
+        if gold_yes_no:
+            row["gold_yes_no"] = gold_yes_no
     if answers:
         asked = out.get("standalone_question", question.question)
         row["cited_support"] = float(bool(citations) and support(answer, asked, citations) >= GROUNDED_MIN_SUPPORT)
@@ -244,7 +245,7 @@ def score_record(out: dict, question, chunk_docs: dict[str, str], prefix: str | 
             row[f"{name}_ndcg@10"] = round(ndcg_at(docs, question.relevant), 4)
         row["context_all_supporting"] = float(set(question.relevant) <= set(context_docs))
     context = [d.get("text", "") for d in out.get("documents") or []]
-    if question.answers and not yes_no_gold(question):
+    if question.answers and not gold_yes_no:
         # What the model was given holds the answer's words (a yes or a no is never quoted).
         row["context_answer"] = contains_answer(" ".join(context), question.answers)
     row["context_words"] = sum(len(text.split()) for text in context)
@@ -266,8 +267,8 @@ def failure_record(exc: BaseException, question) -> dict:
     row: dict = {"status": "failed", "error": error, "where": where + [error], "cited_support": 0.0}
     if question.answers:
         row |= {"em": 0.0, "f1": 0.0, "contains": 0.0}
-        if yes_no_gold(question):
-            row["gold_yes_no"] = yes_no_gold(question)
+        if gold_yes_no := yes_no_gold(question):
+            row["gold_yes_no"] = gold_yes_no
         else:
             row["context_answer"] = 0.0
     if question.relevant:
