@@ -8,6 +8,10 @@ sections, summary trees, compression) change little there. The seven pages of
 License, see that folder's LICENSE) are long. This writes them, with 14 questions whose short
 answers are stated on one page each, in the HotpotQA/IRCoT format that ``arag eval`` reads:
 every page is a context of every question, the page holding the answer is the supporting one.
+Each page is given as ``arag ingest`` reads it (:func:`arag.ingestion.loaders.parse_rst`: its
+sections' headings and bodies, the reST roles and directives rendered as a reader sees them), so the
+model and the "context holds the answer" score see ``Control-Z`` where the source says
+``:kbd:`Control-Z```.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+
+from arag.ingestion.loaders import parse_rst
 
 PAGES = Path(__file__).resolve().parent.parent / "arag" / "samples" / "python-tutorial"
 TITLES = {
@@ -42,8 +48,14 @@ QUESTIONS = [
 ]
 
 
+def page_text(name: str) -> str:
+    """A tutorial page's text as ingestion reads it: each section's heading, then its body."""
+    _, sections = parse_rst((PAGES / name).read_text(encoding="utf-8"))
+    return "\n\n".join(f"{section.heading}\n\n{section.text}" for section in sections)
+
+
 def rows() -> list[dict]:
-    pages = {name: (PAGES / name).read_text(encoding="utf-8") for name in TITLES}
+    pages = {name: page_text(name) for name in TITLES}
     return [{
         "question_id": f"tutorial-{n}", "question_text": question,
         "answers_objects": [{"spans": answers}],

@@ -50,7 +50,7 @@ def test_each_chunk_records_the_word_pieces_the_encoder_counts_in_it(tmp_path, i
     report = ingestor.ingest([doc], progress=False)
     got = ingestor.store.collection.get(include=["documents", "metadatas"])
     assert report.chunks_written == len(got["ids"]) >= 3
-    budget = ingestor.settings.chunk_tokens
+    budget = max(ingestor.settings.chunk_tokens, ingestor.settings.paragraph_tokens)
     for text, meta in zip(got["documents"], got["metadatas"]):
         assert meta["tokens"] == ingestor.embedder.count_tokens(text) <= budget
 
@@ -69,6 +69,24 @@ def test_changed_file_replaces_its_chunks_and_reuses_unchanged_vectors(tmp_path,
     texts = [ingestor.store.collection.get(where={"file": str(paths["markdown"])})["documents"]]
     assert any("twenty-two" in t for t in texts[0]) and not any("twenty nautical" in t for t in texts[0])
     assert_consistent(ingestor.store)
+
+
+def test_a_new_chunk_size_rechunks_every_file_at_the_next_ingest(tmp_path, settings, embedder, ingestor):
+    from arag.index.store import ChunkStore
+
+    write_corpus(tmp_path / "docs")
+    sentences = " ".join(f"Keeper {i} logged the lamp's oil at dusk and again at dawn." for i in range(12))
+    (tmp_path / "docs" / "log.md").write_text(f"# Lamp log\n\n{sentences}\n")
+    ingestor.ingest([tmp_path / "docs"], progress=False)
+    before = ingestor.store.count()
+    smaller = settings.model_copy(update={"chunk_tokens": 48, "paragraph_tokens": 48})
+    again = Ingestor(smaller, embedder, ChunkStore(smaller, embedder.model_id, embedder.dim))
+    report = again.ingest([tmp_path / "docs"], progress=False)
+    assert (report.updated, report.unchanged) == (6, 0) and not report.failures
+    metas = [meta for _, meta in again.store.iter_metadata()]
+    assert len(metas) == again.store.count() > before
+    assert max(meta["tokens"] for meta in metas) <= 48 < ingestor.settings.paragraph_tokens
+    assert_consistent(again.store)
 
 
 def test_prune_removes_chunks_of_deleted_files_only_under_given_folders(tmp_path, ingestor):

@@ -593,6 +593,23 @@ def test_long_paragraph_splits_at_sentences_then_words():
     assert chunks[0].text.startswith("Short one.")
 
 
+def test_paragraphs_pack_to_the_budget_but_one_stays_whole_up_to_the_larger_size():
+    short = ["s1 s2 s3", "t1 t2 t3", "u1 u2 u3"]
+    middle = " ".join(f"m{i}" for i in range(9))  # over the budget of 5, under whole's 10: never cut
+    long = ". ".join(" ".join(f"l{j}x{i}" for i in range(4)) for j in range(6)) + "."  # 24 words: cut at sentences
+    chunks = split_section(Section("", "\n\n".join([*short, middle, long])), words, 5, whole=10)
+    texts = [c.text for c in chunks]
+    # Separate paragraphs share a chunk only within the budget; the middle paragraph is one chunk of its own.
+    assert texts[:4] == ["s1 s2 s3", "t1 t2 t3", "u1 u2 u3", middle]
+    # The long one is cut between sentences into pieces that fill up to whole, not up to the budget.
+    rest = chunks[4:]
+    assert " ".join(c.text for c in rest).split() == long.split()
+    assert all(c.tokens <= 10 for c in rest) and max(c.tokens for c in rest) > 5
+    assert all(c.text.endswith(".") for c in rest)
+    # Without a larger size, the budget is both (the chunking before paragraphs were kept whole).
+    assert all(c.tokens <= 5 for c in split_section(Section("", middle + "\n\n" + long), words, 5))
+
+
 def test_real_tokenizer_budget(embedder):
     text = " ".join(["Supercalifragilisticexpialidocious antidisestablishmentarianism"] * 200)
     chunks = split_section(Section("", text), embedder.count_tokens, 64)

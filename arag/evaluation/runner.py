@@ -123,7 +123,7 @@ def peak_rss_mb() -> float:
 
 
 #: Configuration keys that change the index itself; configurations that differ in them get their own index.
-INDEX_KEYS = ("index_strategy", "chunk_tokens", "parent_tokens", "tree")
+INDEX_KEYS = ("index_strategy", "chunk_tokens", "paragraph_tokens", "parent_tokens", "tree")
 
 
 def index_spec(overrides: dict) -> dict:

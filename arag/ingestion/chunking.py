@@ -1,15 +1,22 @@
 """Structure-respecting chunking under a token budget.
 
 Chunks never cross a section (heading, page, record). Inside a section, paragraphs are
-packed greedily up to the budget; a paragraph over the budget is split at sentence ends (code:
-between lines), and a sentence or line over it into word windows, so no chunk exceeds the
-encoder's view.
+packed greedily up to the budget. A paragraph is one chunk up to a larger size (``whole``); a longer
+one is split at sentence ends (code: between lines) into pieces of up to that size, and a sentence
+or line over it into word windows, so no chunk exceeds the encoder's view. Two sizes, because
+two measurements pull apart: cutting a paragraph separates facts that belong together (the
+multi-hop sets, whose documents are single paragraphs, lose answers at every size under 200),
+while packing separate paragraphs into one chunk adds words that match nothing and that the
+model reads whenever the chunk is retrieved (the tutorial pages answer more questions from
+shorter prompts when packing stops at 120; README, "Smaller chunks").
 
 Example:
     >>> from arag.ingestion.loaders import Section
     >>> count = lambda t: len(t.split())
     >>> [c.text for c in split_section(Section("", "a b c\\n\\nd e\\n\\nf g h i"), count, 5)]
     ['a b c\\n\\nd e', 'f g h i']
+    >>> [c.text for c in split_section(Section("", "a b\\n\\nc d\\n\\ne f g h i j"), count, 3, whole=6)]
+    ['a b', 'c d', 'e f g h i j']
 """
 
 from __future__ import annotations
@@ -119,19 +126,29 @@ def paragraph_groups(text: str) -> list[list[str]]:
     return groups
 
 
-def split_section(section: Section, count: Callable[[str], int], budget: int) -> list[Chunk]:
+def split_section(section: Section, count: Callable[[str], int], budget: int, whole: int | None = None) -> list[Chunk]:
+    """The section's chunks: paragraphs packed up to ``budget`` tokens, each paragraph kept whole up to ``whole``.
+
+    ``whole`` (at least ``budget``, which it defaults to) is also the size of the pieces a longer
+    paragraph is cut into, and the most a paragraph with the code it introduces may take before
+    they are cut apart.
+    """
+    whole = max(budget, whole or budget)
     chunks: list[Chunk] = []
     current: list[str] = []
     used = 0
     units: list[str] = []
     for group in paragraph_groups(section.text):
         joined = "\n\n".join(group)
-        # A group over the budget is split as its paragraphs would be.
-        units.extend(group if len(group) > 1 and count(joined) > budget else [joined])
+        # A group too long to stay whole is split as its paragraphs would be.
+        units.extend(group if len(group) > 1 and count(joined) > whole else [joined])
     # A paragraph break costs nothing for a WordPiece tokenizer, so sizes simply add up.
     for unit in units:
-        for text, n in _pieces(unit, count, budget):
-            if current and used + n > budget:
+        pieces = _pieces(unit, count, whole)
+        # The pieces of a cut paragraph fill chunks up to ``whole``, as the whole paragraph would have.
+        limit = whole if len(pieces) > 1 else budget
+        for text, n in pieces:
+            if current and used + n > limit:
                 chunks.append(Chunk(section.heading, "\n\n".join(current), used))
                 current, used = [], 0
             current.append(text)
@@ -141,5 +158,6 @@ def split_section(section: Section, count: Callable[[str], int], budget: int) ->
     return chunks
 
 
-def chunk_sections(sections: list[Section], count: Callable[[str], int], budget: int) -> list[Chunk]:
-    return [chunk for section in sections for chunk in split_section(section, count, budget)]
+def chunk_sections(sections: list[Section], count: Callable[[str], int], budget: int,
+                   whole: int | None = None) -> list[Chunk]:
+    return [chunk for section in sections for chunk in split_section(section, count, budget, whole)]

@@ -317,10 +317,10 @@ class Ingestor:
 
     def _units(self, doc) -> list[tuple[Chunk | None, list[Chunk]]]:
         """(parent, its chunks) pairs: one parent section per group with the "parent" strategy, else none."""
-        count, size = self.embedder.count_tokens, self.settings.chunk_tokens
+        count, size, whole = self.embedder.count_tokens, self.settings.chunk_tokens, self.settings.paragraph_tokens
         if self.strategy != "parent":
-            return [(None, [chunk]) for chunk in chunk_sections(doc.sections, count, size)]
-        return [(parent, split_section(Section(parent.heading, parent.text), count, size))
+            return [(None, [chunk]) for chunk in chunk_sections(doc.sections, count, size, whole)]
+        return [(parent, split_section(Section(parent.heading, parent.text), count, size, whole))
                 for parent in chunk_sections(doc.sections, count, self.settings.parent_tokens)]
 
     def _records(self, path: Path, data: bytes, file_hash: str, tags: dict | None = None) -> list[ChunkRecord]:
@@ -379,9 +379,10 @@ class Ingestor:
         report = IngestReport()
         tags = check_tags(tags or {})
         self._check_strategy()
-        # The file's hash covers what its chunks are made from: bytes, tags and strategy.
-        salt = json.dumps([tags, self.strategy, self.settings.parent_tokens if self.strategy == "parent" else 0],
-                          sort_keys=True).encode()
+        # The file's hash covers what its chunks are made from: bytes, tags, strategy and chunk sizes, so
+        # a changed ARAG_CHUNK_TOKENS or ARAG_PARAGRAPH_TOKENS re-chunks every file at the next ingest (unchanged texts keep their vectors).
+        salt = json.dumps([tags, self.strategy, self.settings.parent_tokens if self.strategy == "parent" else 0,
+                           self.settings.chunk_tokens, self.settings.paragraph_tokens], sort_keys=True).encode()
         rules = ExcludePatterns(exclude)
         found = discover(paths, rules)
         files, roots = found.files, found.roots
