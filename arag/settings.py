@@ -135,7 +135,8 @@ class Settings(BaseSettings):
     paragraph_tokens: int = Field(
         200, ge=32, le=512, description="A paragraph of up to this many embedding tokens stays whole in one chunk (even "
         "past chunk_tokens); a longer one is cut at sentence ends into pieces of up to this size. Cutting paragraphs "
-        "finer cost both multi-hop sets answers. Taken as at least chunk_tokens."
+        "finer cost both multi-hop sets answers. Taken as at least chunk_tokens; the 'parent' strategy's small chunks "
+        "are cut to chunk_tokens."
     )
     index_strategy: Literal["chunks", "parent"] = Field(
         "chunks", description="How documents are indexed, recorded per collection at its first ingest: 'chunks' "

@@ -41,6 +41,8 @@ def test_parent_strategy_matches_small_chunks_and_gives_their_sections(settings,
     parents = {}
     for text, meta in zip(got["documents"], got["metadatas"]):
         assert meta["parent_id"] and text.split()[0] in meta["parent_text"]
+        # Matched chunks are cut to chunk_tokens, paragraphs too (no paragraph kept whole past it).
+        assert meta["tokens"] <= 64 < parent_settings.paragraph_tokens
         parents.setdefault(meta["parent_id"], []).append(text)
     assert len(parents) < len(got["ids"])  # parents hold several chunks
     # The collection keeps its strategy: ingesting it as plain chunks is refused.

@@ -317,10 +317,11 @@ class Ingestor:
 
     def _units(self, doc) -> list[tuple[Chunk | None, list[Chunk]]]:
         """(parent, its chunks) pairs: one parent section per group with the "parent" strategy, else none."""
-        count, size, whole = self.embedder.count_tokens, self.settings.chunk_tokens, self.settings.paragraph_tokens
+        count, size = self.embedder.count_tokens, self.settings.chunk_tokens
         if self.strategy != "parent":
-            return [(None, [chunk]) for chunk in chunk_sections(doc.sections, count, size, whole)]
-        return [(parent, split_section(Section(parent.heading, parent.text), count, size, whole))
+            return [(None, [chunk]) for chunk in chunk_sections(doc.sections, count, size, self.settings.paragraph_tokens)]
+        # Small chunks are what a parent's matching is for: they are cut to chunk_tokens, paragraphs too.
+        return [(parent, split_section(Section(parent.heading, parent.text), count, size))
                 for parent in chunk_sections(doc.sections, count, self.settings.parent_tokens)]
 
     def _records(self, path: Path, data: bytes, file_hash: str, tags: dict | None = None) -> list[ChunkRecord]:
@@ -379,8 +380,9 @@ class Ingestor:
         report = IngestReport()
         tags = check_tags(tags or {})
         self._check_strategy()
-        # The file's hash covers what its chunks are made from: bytes, tags, strategy and chunk sizes, so
-        # a changed ARAG_CHUNK_TOKENS or ARAG_PARAGRAPH_TOKENS re-chunks every file at the next ingest (unchanged texts keep their vectors).
+        # The file's hash covers what its chunks are made from: bytes, tags, strategy and chunk sizes, so a
+        # changed ARAG_CHUNK_TOKENS or ARAG_PARAGRAPH_TOKENS re-chunks every file at the next ingest (unchanged
+        # texts keep their vectors).
         salt = json.dumps([tags, self.strategy, self.settings.parent_tokens if self.strategy == "parent" else 0,
                            self.settings.chunk_tokens, self.settings.paragraph_tokens], sort_keys=True).encode()
         rules = ExcludePatterns(exclude)
