@@ -77,20 +77,6 @@ class WeightedCut:
         return _unit(self.centroids[ids] + projected @ self.lift)
 
 
-class PlainCut:
-    """The shipped codec's principal-axis cut without quantising: centroid + projected residual."""
-
-    def __init__(self, sample: np.ndarray, dims: int, rng: np.random.Generator):
-        self.centroids = kmeans(sample, CENTROIDS, 10, rng).astype(np.float16).astype(np.float32)
-        residuals = sample - self.centroids[nearest_centre(sample, self.centroids)]
-        _, axes = np.linalg.eigh((residuals.T @ residuals).astype(np.float64))
-        self.axes = np.ascontiguousarray(axes[:, ::-1][:, :dims], dtype=np.float32)
-
-    def round_trip(self, vectors: np.ndarray) -> np.ndarray:
-        ids = nearest_centre(vectors, self.centroids)
-        return _unit(self.centroids[ids] + (vectors - self.centroids[ids]) @ self.axes @ self.axes.T)
-
-
 def _roots(moment: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     values, vectors = np.linalg.eigh(moment.astype(np.float64))
     values = np.maximum(values, 1e-6 * values.max())
@@ -111,10 +97,13 @@ def round_trip(spec: str, sample: np.ndarray, vectors: np.ndarray) -> tuple[np.n
         return WeightedCut(sample, dims, bits, rng).round_trip(vectors), code_bytes
     if kind != "pca":
         raise SystemExit(f"unknown spec {spec!r}: pca:DIMSxBITS or weighted:DIMSxBITS")
+    # The shipped codec's own fit; with 0 bits its centroids and principal axes are used unquantised.
+    codec = ResidualCodec.fit(sample, dims=None if dims == sample.shape[1] else dims, bits=bits or 1,
+                              centroids=CENTROIDS, seed=0)
     if bits == 0:
-        return PlainCut(sample, dims, rng).round_trip(vectors), code_bytes
-    codec = ResidualCodec.fit(sample, dims=None if dims == sample.shape[1] else dims, bits=bits, centroids=CENTROIDS,
-                              seed=0)
+        ids = nearest_centre(vectors, codec.centroids)
+        axes = codec.projection if codec.projection is not None else np.eye(codec.dim, dtype=np.float32)
+        return _unit(codec.centroids[ids] + (vectors - codec.centroids[ids]) @ axes @ axes.T), code_bytes
     return codec.decode(codec.encode(vectors)), codec.code_bytes
 
 
