@@ -89,6 +89,24 @@ def test_a_new_chunk_size_rechunks_every_file_at_the_next_ingest(tmp_path, setti
     assert_consistent(again.store)
 
 
+def test_a_size_the_parent_strategy_does_not_read_rechunks_nothing(tmp_path, settings, embedder):
+    from arag.index.store import ChunkStore
+
+    write_corpus(tmp_path / "docs")
+    parent = settings.model_copy(update={"index_strategy": "parent", "chunk_tokens": 64, "parent_tokens": 300})
+    first = Ingestor(parent, embedder, ChunkStore(parent, embedder.model_id, embedder.dim)).ingest(
+        [tmp_path / "docs"], progress=False)
+    assert first.added >= 4 and not first.failures
+    other_paragraphs = parent.model_copy(update={"paragraph_tokens": 96})
+    again = Ingestor(other_paragraphs, embedder, ChunkStore(other_paragraphs, embedder.model_id, embedder.dim))
+    report = again.ingest([tmp_path / "docs"], progress=False)
+    assert (report.updated, report.unchanged, report.chunks_written) == (0, first.added, 0) and not report.failures
+    smaller = parent.model_copy(update={"chunk_tokens": 48})
+    report = Ingestor(smaller, embedder, ChunkStore(smaller, embedder.model_id, embedder.dim)).ingest(
+        [tmp_path / "docs"], progress=False)
+    assert (report.updated, report.unchanged) == (first.added, 0)  # a size it reads still re-chunks
+
+
 def test_prune_removes_chunks_of_deleted_files_only_under_given_folders(tmp_path, ingestor):
     paths = write_corpus(tmp_path / "docs")
     other = tmp_path / "elsewhere.md"

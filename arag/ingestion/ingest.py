@@ -380,11 +380,13 @@ class Ingestor:
         report = IngestReport()
         tags = check_tags(tags or {})
         self._check_strategy()
-        # The file's hash covers what its chunks are made from: bytes, tags, strategy and chunk sizes, so a
-        # changed ARAG_CHUNK_TOKENS or ARAG_PARAGRAPH_TOKENS re-chunks every file at the next ingest (unchanged
-        # texts keep their vectors).
-        salt = json.dumps([tags, self.strategy, self.settings.parent_tokens if self.strategy == "parent" else 0,
-                           self.settings.chunk_tokens, self.settings.paragraph_tokens], sort_keys=True).encode()
+        # The file's hash covers what its chunks are made from: bytes, tags, strategy and the chunk sizes that
+        # strategy reads, so a changed ARAG_CHUNK_TOKENS or ARAG_PARAGRAPH_TOKENS re-chunks every file at the next
+        # ingest (unchanged texts keep their vectors), and a size the strategy ignores re-chunks nothing.
+        parent = self.strategy == "parent"
+        salt = json.dumps([tags, self.strategy, self.settings.parent_tokens if parent else 0,
+                           self.settings.chunk_tokens, 0 if parent else self.settings.paragraph_tokens],
+                          sort_keys=True).encode()
         rules = ExcludePatterns(exclude)
         found = discover(paths, rules)
         files, roots = found.files, found.roots
