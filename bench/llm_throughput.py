@@ -8,7 +8,8 @@ Writes ``bench/results/llm_throughput.json`` and prints a Markdown table.
    ``make install`` uses on this machine, which ``make llama-cflags`` prints; built once into
    ``~/.cache/arag/llama-bench``), runs the same GGUF file
    with a 512-token prompt and 64 generated tokens over a grid of the settings that decide
-   prompt speed: batch size, flash attention, KV cache type.
+   prompt speed: batch size, flash attention, KV cache type, and whether the weights are repacked at
+   load (``--repack``: both ways by default).
 2. **The app**: the app's own chat model (``LlamaCppChat``, as ``make_chat_model`` builds it)
    with each setting of the grid, on a 512-token prompt (a new one each time, so nothing is
    reused from the cache) and 64 generated tokens (end of text banned).
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -93,22 +95,23 @@ def build_llama_bench(cache: Path, flags: str) -> Path:
     return binary
 
 
-def engine_tokens_per_s(binary: Path, gguf: Path, threads: int, batch: int, flash: bool, kv: str, reps: int) -> dict:
+def engine_tokens_per_s(binary: Path, gguf: Path, threads: int, batch: int, flash: bool, kv: str, repack: bool,
+                        reps: int) -> dict:
     command = [str(binary), "-m", str(gguf), "-t", str(threads), "-p", str(PROMPT_TOKENS), "-n", str(GENERATED_TOKENS),
                "-b", str(batch), "-ub", str(batch), "-fa", "on" if flash else "off", "-ctk", kv, "-ctv", kv,
-               "-r", str(reps), "-o", "json"]
+               "--repack", "1" if repack else "0", "-r", str(reps), "-o", "json"]
     rows = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
     speeds = {("prompt" if r["n_prompt"] else "generation"): r["avg_ts"] for r in rows}
     return {"prompt_tps": round(speeds["prompt"], 1), "generation_tps": round(speeds["generation"], 1)}
 
 
-def app_tokens_per_s(gguf: Path, threads: int, batch: int, flash: bool, kv: str, reps: int) -> dict:
+def app_tokens_per_s(gguf: Path, threads: int, batch: int, flash: bool, kv: str, repack: bool, reps: int) -> dict:
     from langchain_core.messages import HumanMessage
 
     from arag.llms.llamacpp import LlamaCppChat
 
     chat = LlamaCppChat(model_path=str(gguf), n_threads=threads, n_batch=batch, n_ubatch=batch, flash_attn=flash,
-                        kv_cache=kv, max_tokens=GENERATED_TOKENS)
+                        kv_cache=kv, repack=repack, max_tokens=GENERATED_TOKENS)
     llama, _ = chat._llama()
     end = llama.token_eos()
     words = "river stone cloud lamp garden letter window music paper forest bridge candle".split()
@@ -146,6 +149,8 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=3, help="repetitions of each side in a round")
     parser.add_argument("--rounds", type=int, default=3, help="llama-bench and the app, alternately, this many times a row")
     parser.add_argument("--grid", choices=["full", "default"], default="full", help="default: llama.cpp's defaults only")
+    parser.add_argument("--repack", choices=["on", "off", "both"], default="both",
+                        help="llama.cpp's repacking of the weights at load, for every row of the grid")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "llm_throughput.json")
     args = parser.parse_args()
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -153,14 +158,15 @@ def main() -> None:
     flags = install_cflags()
     binary = build_llama_bench(Path.home() / ".cache" / "arag" / "llama-bench", flags)
     rows = []
-    for batch, flash, kv in GRID if args.grid == "full" else GRID[:1]:
+    repacks = {"on": [True], "off": [False], "both": [True, False]}[args.repack]
+    for (batch, flash, kv), repack in itertools.product(GRID if args.grid == "full" else GRID[:1], repacks):
         rounds = []
         for _ in range(args.rounds):
-            rounds.append((engine_tokens_per_s(binary, gguf, args.threads, batch, flash, kv, args.reps),
-                           app_tokens_per_s(gguf, args.threads, batch, flash, kv, args.reps)))
+            rounds.append((engine_tokens_per_s(binary, gguf, args.threads, batch, flash, kv, repack, args.reps),
+                           app_tokens_per_s(gguf, args.threads, batch, flash, kv, repack, args.reps)))
         engine, app = ({key: round(statistics.median(side[key] for side in sides), 1) for key in sides[0]}
                        for sides in zip(*rounds))
-        row = {"batch": batch, "flash_attention": flash, "kv_cache": kv, "engine": engine, "app": app,
+        row = {"batch": batch, "flash_attention": flash, "kv_cache": kv, "repack": repack, "engine": engine, "app": app,
                "rounds": [{"engine": e, "app": a} for e, a in rounds],
                "app_over_engine_prompt": round(app["prompt_tps"] / engine["prompt_tps"], 3),
                "app_over_engine_generation": round(app["generation_tps"] / engine["generation_tps"], 3)}
@@ -170,9 +176,10 @@ def main() -> None:
               "threads": args.threads, "llama_cflags": flags, "prompt_tokens": PROMPT_TOKENS, "generated_tokens": GENERATED_TOKENS,
               "command": "python bench/llm_throughput.py " + " ".join(sys.argv[1:]), "rows": rows}
     args.out.write_text(json.dumps(report, indent=1) + "\n")
-    print_table(["batch", "flash attention", "KV cache", "llama-bench prompt tok/s", "app prompt tok/s", "ratio",
+    print_table(["batch", "flash attention", "KV cache", "repacked", "llama-bench prompt tok/s", "app prompt tok/s", "ratio",
                  "llama-bench generation tok/s", "app generation tok/s", "ratio"],
-                [[r["batch"], "on" if r["flash_attention"] else "off", r["kv_cache"], r["engine"]["prompt_tps"],
+                [[r["batch"], "on" if r["flash_attention"] else "off", r["kv_cache"], "yes" if r["repack"] else "no",
+                  r["engine"]["prompt_tps"],
                   r["app"]["prompt_tps"], r["app_over_engine_prompt"], r["engine"]["generation_tps"],
                   r["app"]["generation_tps"], r["app_over_engine_generation"]] for r in rows])
 

@@ -54,11 +54,19 @@ def local_model_file(name: str, settings: Settings, progress: bool = True) -> tu
     )
 
 
+#: The settings :func:`make_chat_model` reads: runs whose settings agree on all of them can share one chat model.
+CHAT_MODEL_SETTINGS = (
+    "llm", "llm_base_url", "llm_threads", "llm_context_tokens", "llm_batch_tokens", "llm_flash_attention",
+    "llm_kv_cache", "llm_repack", "llm_timeout_s", "llm_max_retries", "answer_max_tokens", "temperature",
+    "openai_api_key", "anthropic_api_key", "models_dir", "data_dir",
+)
+
+
 def make_chat_model(settings: Settings, spec: str | None = None, progress: bool = True) -> BaseChatModel:
     """Build the chat model the settings (or ``spec``) name. Local weights load on first call."""
     provider, name = parse_provider(spec or settings.llm)
     if provider == "llamacpp":
-        from arag.llms.llamacpp import LlamaCppChat
+        from arag.llms.llamacpp import LlamaCppChat, repack_on_this_cpu
 
         path, preset = local_model_file(name, settings, progress=progress)
         return LlamaCppChat(
@@ -69,6 +77,7 @@ def make_chat_model(settings: Settings, spec: str | None = None, progress: bool 
             n_ubatch=settings.llm_batch_tokens,
             flash_attn=settings.llm_flash_attention,
             kv_cache=settings.llm_kv_cache,
+            repack=repack_on_this_cpu() if settings.llm_repack == "auto" else settings.llm_repack == "on",
             max_tokens=settings.answer_max_tokens,
             temperature=settings.temperature,
             chat_template=preset.chat_template if preset else True,

@@ -43,7 +43,7 @@ class Components:
     ):
         self.settings = settings
         self._llm = llm
-        self._llms: dict[str, BaseChatModel] = {}
+        self._llms: dict[tuple, BaseChatModel] = {}
         self._embedder = embedder
         self._store = store
         self._lock = threading.Lock()
@@ -61,12 +61,12 @@ class Components:
             return self._judges[settings.scorer]
 
     def llm_for(self, settings: Settings) -> BaseChatModel:
-        """The chat model ``settings.llm`` names (one instance per provider string and context window), or the
-        injected one.
+        """The chat model ``settings.llm`` names (one instance per value of the settings that make it, so that an
+        evaluation's configuration that changes one gets a model made with it), or the injected one.
         """
         if self._llm is not None:
             return self._llm
-        key = f"{settings.llm}@{settings.llm_context_tokens}"
+        key = tuple(getattr(settings, name) for name in llm_factory.CHAT_MODEL_SETTINGS)
         with self._lock:
             if key not in self._llms:
                 # Looked up on the module at each call, so that a test can stand in for the factory.

@@ -1,0 +1,60 @@
+"""llama.cpp's weight repacking: chosen by the CPU unless set, and really passed to the model's load."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from conftest import MODELS_DIR
+
+from arag.llms import factory
+from arag.llms.llamacpp import repack_on_this_cpu
+from arag.runtime.components import Components
+from arag.settings import Settings
+
+
+def test_weights_are_repacked_only_where_the_cpu_has_no_avx512():
+    assert repack_on_this_cpu(frozenset({"sse4_2", "avx2", "fma"})) is True
+    assert repack_on_this_cpu(frozenset({"avx2", "avx512f", "avx512_vnni", "avx512_bf16"})) is False
+    assert repack_on_this_cpu(frozenset()) is True  # flags unreadable: llama.cpp's own default
+
+
+@pytest.mark.parametrize(("setting", "avx512", "repack"), [
+    ("auto", True, False), ("auto", False, True), ("on", True, True), ("off", False, False),
+])
+def test_the_setting_decides_and_auto_follows_the_cpu(setting, avx512, repack, monkeypatch):
+    flags = frozenset({"avx2", "avx512f"} if avx512 else {"avx2"})
+    monkeypatch.setattr("arag.cpu.cpu_flags", lambda cpuinfo="/proc/cpuinfo": flags)
+    monkeypatch.setattr(factory, "local_model_file", lambda name, settings, progress=True: ("/models/x.gguf", None))
+    chat = factory.make_chat_model(Settings(llm="llamacpp:local-0.5b", llm_repack=setting))
+    assert chat.repack is repack
+
+
+def test_a_configuration_that_changes_how_the_model_loads_gets_its_own_chat_model(monkeypatch, tmp_path):
+    monkeypatch.setattr(factory, "local_model_file", lambda name, settings, progress=True: ("/models/x.gguf", None))
+    base = Settings(data_dir=tmp_path, llm="llamacpp:local-0.5b")
+    components = Components(base)
+    default = components.llm_for(base)
+    assert components.llm_for(base.model_copy()) is default
+    unpacked = components.llm_for(base.model_copy(update={"llm_repack": "off"}))
+    quantised_cache = components.llm_for(base.model_copy(update={"llm_kv_cache": "q8_0"}))
+    assert unpacked is not default and unpacked.repack is False
+    assert quantised_cache is not default and quantised_cache.kv_cache == "q8_0"
+
+
+@pytest.mark.parametrize("repack", [True, False])
+def test_llama_cpp_loads_the_weights_as_told(repack, caplog):
+    from arag.llms.llamacpp import LlamaCppChat
+
+    model = MODELS_DIR / "local-0.5b.gguf"
+    if not model.exists():
+        pytest.skip("local-0.5b is not assembled (make install does it)")
+    # A context size of its own, so that the model loads here rather than being found loaded.
+    chat = LlamaCppChat(model_path=str(model), n_ctx=704, repack=repack)
+    with caplog.at_level(logging.DEBUG, logger="arag.llamacpp"):
+        chat._llama()
+    load_log = "\n".join(r.getMessage() for r in caplog.records if r.name == "arag.llamacpp")
+    assert "model buffer size" in load_log  # llama.cpp's load was heard
+    # Its Q4_K matrices go into the interleaved layout on any x86-64 CPU with AVX2 when repacking is on.
+    assert ("CPU_REPACK model buffer" in load_log) is repack
+    assert chat.invoke("Say yes.", max_tokens=2).content.strip()
