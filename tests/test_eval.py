@@ -312,7 +312,8 @@ def test_the_machine_record_names_only_kernels_this_cpu_has():
     """
     from pathlib import Path
 
-    from arag.evaluation.runner import LLAMA_CPP_KERNELS, machine
+    from arag.evaluation.runner import machine
+    from arag.llms.llamacpp import LLAMA_CPP_KERNELS
 
     record = machine()
     kernels = record["llama_cpp_kernels"]

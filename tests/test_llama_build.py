@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from arag.evaluation.runner import llama_cpp_kernels
+from arag.llms.llamacpp import llama_cpp_kernels
 
 REPO = Path(__file__).resolve().parent.parent
 AMX_OFF = ["-mno-amx-tile", "-mno-amx-int8", "-mno-amx-bf16"]

@@ -1,4 +1,4 @@
-"""llama.cpp's weight repacking: chosen by the CPU unless set, and really passed to the model's load."""
+"""llama.cpp's weight repacking: decided by the kernels llama.cpp was built with unless set, and passed to the load."""
 
 from __future__ import annotations
 
@@ -8,23 +8,20 @@ import pytest
 from conftest import MODELS_DIR
 
 from arag.llms import factory
-from arag.llms.llamacpp import repack_on_this_cpu
+from arag.llms.llamacpp import llama_cpp_kernels, repack_pays_here
 from arag.runtime.components import Components
 from arag.settings import Settings
 
 
-def test_weights_are_repacked_only_where_the_cpu_has_no_avx512():
-    assert repack_on_this_cpu(frozenset({"sse4_2", "avx2", "fma"})) is True
-    assert repack_on_this_cpu(frozenset({"avx2", "avx512f", "avx512_vnni", "avx512_bf16"})) is False
-    assert repack_on_this_cpu(frozenset()) is True  # flags unreadable: llama.cpp's own default
+def test_weights_are_repacked_only_where_llama_cpp_has_no_avx512_kernels():
+    assert repack_pays_here(["AVX2"]) is True
+    assert repack_pays_here(["AVX2", "AVX512", "AVX512_VNNI"]) is False
+    assert repack_pays_here([]) is True  # nothing known: llama.cpp's own default
+    assert repack_pays_here() is ("AVX512" not in llama_cpp_kernels())  # the installed build's
 
 
-@pytest.mark.parametrize(("setting", "avx512", "repack"), [
-    ("auto", True, False), ("auto", False, True), ("on", True, True), ("off", False, False),
-])
-def test_the_setting_decides_and_auto_follows_the_cpu(setting, avx512, repack, monkeypatch):
-    flags = frozenset({"avx2", "avx512f"} if avx512 else {"avx2"})
-    monkeypatch.setattr("arag.cpu.cpu_flags", lambda cpuinfo="/proc/cpuinfo": flags)
+@pytest.mark.parametrize(("setting", "repack"), [("auto", None), ("on", True), ("off", False)])
+def test_the_setting_reaches_the_chat_model_and_auto_is_decided_at_load(setting, repack, monkeypatch):
     monkeypatch.setattr(factory, "local_model_file", lambda name, settings, progress=True: ("/models/x.gguf", None))
     chat = factory.make_chat_model(Settings(llm="llamacpp:local-0.5b", llm_repack=setting))
     assert chat.repack is repack
@@ -49,8 +46,9 @@ def test_llama_cpp_loads_the_weights_as_told(repack, caplog):
     model = MODELS_DIR / "local-0.5b.gguf"
     if not model.exists():
         pytest.skip("local-0.5b is not assembled (make install does it)")
-    # A context size of its own, so that the model loads here rather than being found loaded.
-    chat = LlamaCppChat(model_path=str(model), n_ctx=704, repack=repack)
+    # A context size of its own (each case too), so that the model loads here rather than being found loaded.
+    n_ctx = 704 if repack else 768
+    chat = LlamaCppChat(model_path=str(model), n_ctx=n_ctx, repack=repack)
     with caplog.at_level(logging.DEBUG, logger="arag.llamacpp"):
         chat._llama()
     load_log = "\n".join(r.getMessage() for r in caplog.records if r.name == "arag.llamacpp")
@@ -58,3 +56,6 @@ def test_llama_cpp_loads_the_weights_as_told(repack, caplog):
     # Its Q4_K matrices go into the interleaved layout on any x86-64 CPU with AVX2 when repacking is on.
     assert ("CPU_REPACK model buffer" in load_log) is repack
     assert chat.invoke("Say yes.", max_tokens=2).content.strip()
+    # Left to llama.cpp's build, the same parameters load (or find) the model repack_pays_here asks for.
+    decided = LlamaCppChat(model_path=str(model), n_ctx=n_ctx, repack=None)
+    assert (decided._llama()[0] is chat._llama()[0]) is (repack_pays_here() is repack)

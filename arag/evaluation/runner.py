@@ -25,7 +25,6 @@ never touched.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import os
 import platform
@@ -45,7 +44,7 @@ from arag.evaluation.metrics import contains_answer, exact_match, ndcg_at, norma
 from arag.index.catalog import delete_file, list_files
 from arag.index.tree import build_tree
 from arag.ingestion.ingest import Ingestor
-from arag.llms.llamacpp import forget_prompt_caches
+from arag.llms.llamacpp import forget_prompt_caches, llama_cpp_kernels
 from arag.relevance.grounding import GROUNDED_MIN_SUPPORT, support
 from arag.runtime.components import Components
 from arag.text import strip_citations
@@ -100,21 +99,6 @@ def machine() -> dict:
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return {"cpu": cpu, "extensions": extensions, "llama_cpp_kernels": llama_cpp_kernels(), "cores": os.cpu_count(),
             "memory_gib": round(memory, 1), "python": platform.python_version()}
-
-
-#: llama.cpp build features that decide its CPU speed (a CPU can have AMX that the build leaves out).
-LLAMA_CPP_KERNELS = ("AVX2", "AVX512", "AVX512_VNNI", "AMX_INT8")
-
-
-def llama_cpp_kernels() -> list[str] | None:
-    """Which of ``LLAMA_CPP_KERNELS`` the installed llama.cpp was compiled with; None without llama-cpp-python."""
-    if importlib.util.find_spec("llama_cpp") is None:
-        return None
-    import llama_cpp
-
-    built = {part.split("=")[0].strip() for part in llama_cpp.llama_print_system_info().decode().split("|")
-             if part.strip().endswith("= 1")}
-    return [name for name in LLAMA_CPP_KERNELS if name in built]
 
 
 def peak_rss_mb() -> float:

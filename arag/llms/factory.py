@@ -66,7 +66,7 @@ def make_chat_model(settings: Settings, spec: str | None = None, progress: bool 
     """Build the chat model the settings (or ``spec``) name. Local weights load on first call."""
     provider, name = parse_provider(spec or settings.llm)
     if provider == "llamacpp":
-        from arag.llms.llamacpp import LlamaCppChat, repack_on_this_cpu
+        from arag.llms.llamacpp import LlamaCppChat
 
         path, preset = local_model_file(name, settings, progress=progress)
         return LlamaCppChat(
@@ -77,7 +77,7 @@ def make_chat_model(settings: Settings, spec: str | None = None, progress: bool 
             n_ubatch=settings.llm_batch_tokens,
             flash_attn=settings.llm_flash_attention,
             kv_cache=settings.llm_kv_cache,
-            repack=repack_on_this_cpu() if settings.llm_repack == "auto" else settings.llm_repack == "on",
+            repack={"auto": None, "on": True, "off": False}[settings.llm_repack],
             max_tokens=settings.answer_max_tokens,
             temperature=settings.temperature,
             chat_template=preset.chat_template if preset else True,

@@ -17,6 +17,7 @@ from __future__ import annotations
 import atexit
 import ctypes
 import functools
+import importlib.util
 import json
 import logging
 import threading
@@ -116,18 +117,32 @@ def _log_callback():
     return llama_cpp.llama_log_callback(_log_line)
 
 
-def repack_on_this_cpu(flags: frozenset[str] | None = None) -> bool:
-    """Whether llama.cpp should repack a model's weights when it loads, on a CPU with ``flags`` (this one's
-    by default): not where it has AVX-512.
+#: llama.cpp build features that decide its CPU speed (a CPU can have AMX that the build leaves out).
+LLAMA_CPP_KERNELS = ("AVX2", "AVX512", "AVX512_VNNI", "AMX_INT8")
+
+
+def llama_cpp_kernels() -> list[str] | None:
+    """Which of ``LLAMA_CPP_KERNELS`` the installed llama.cpp was compiled with; None without llama-cpp-python."""
+    if importlib.util.find_spec("llama_cpp") is None:
+        return None
+    apply_offline_environment()  # before llama.cpp's library loads: OpenMP reads its wait policy then
+    import llama_cpp
+
+    built = {part.split("=")[0].strip() for part in llama_cpp.llama_print_system_info().decode().split("|")
+             if part.strip().endswith("= 1")}
+    return [name for name in LLAMA_CPP_KERNELS if name in built]
+
+
+def repack_pays_here(kernels: list[str] | None = None) -> bool:
+    """Whether llama.cpp should repack a model's weights when it loads, given the ``kernels`` it was
+    compiled with (the installed build's by default): not where it has AVX-512 ones.
 
     Repacking copies the 4-bit weights into an interleaved layout for llama.cpp's AVX2 matrix kernels.
     On a 2-core Intel Xeon with AVX-512 the weights as stored read prompts 1.2-1.4 times faster, in
     llama.cpp's own benchmark as in the app, and load in half the time without the copy (README,
     Performance); elsewhere llama.cpp's default, repacking, stands.
     """
-    from arag.cpu import cpu_flags
-
-    return "avx512f" not in (cpu_flags() if flags is None else flags)
+    return "AVX512" not in ((llama_cpp_kernels() or []) if kernels is None else kernels)
 
 
 @contextmanager
@@ -156,7 +171,12 @@ def _weights_repacked(repack: bool):
 
 
 def _load_llama(path: str, n_ctx: int, n_threads: int, n_batch: int = 512, n_ubatch: int = 512,
-                flash_attn: bool = False, kv_cache: str = "f16", repack: bool = True) -> tuple[Any, threading.Lock]:
+                flash_attn: bool = False, kv_cache: str = "f16", repack: bool | None = None) -> tuple[Any, threading.Lock]:
+    """The process's one ``Llama`` for these parameters, loaded at the first call; ``repack`` None: as
+    :func:`repack_pays_here` decides.
+    """
+    if repack is None:
+        repack = repack_pays_here()
     key = (path, n_ctx, n_threads, n_batch, n_ubatch, flash_attn, kv_cache, repack)
     with _loading:
         if key not in _loaded:
@@ -265,8 +285,8 @@ class LlamaCppChat(BaseChatModel):
     n_ubatch: int = 512
     flash_attn: bool = False
     kv_cache: str = "f16"
-    #: llama.cpp's repacking of the weights at load (:func:`repack_on_this_cpu` says which pays here).
-    repack: bool = True
+    #: llama.cpp's repacking of the weights at load; None: as :func:`repack_pays_here` decides.
+    repack: bool | None = None
     max_tokens: int = 256
     temperature: float = 0.0
     chat_template: bool = True
