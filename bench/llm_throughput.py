@@ -112,7 +112,9 @@ def app_tokens_per_s(gguf: Path, threads: int, batch: int, flash: bool, kv: str,
 
     chat = LlamaCppChat(model_path=str(gguf), n_threads=threads, n_batch=batch, n_ubatch=batch, flash_attn=flash,
                         kv_cache=kv, repack=repack, max_tokens=GENERATED_TOKENS)
-    llama, _ = chat._llama()
+    started = time.perf_counter()
+    llama, _ = chat._llama()  # loads the model at a row's first round; later rounds find it loaded
+    load_seconds = time.perf_counter() - started
     end = llama.token_eos()
     words = "river stone cloud lamp garden letter window music paper forest bridge candle".split()
     prompt_speeds, generation_speeds = [], []
@@ -136,7 +138,7 @@ def app_tokens_per_s(gguf: Path, threads: int, batch: int, flash: bool, kv: str,
             prompt_speeds.append(prompt / prompt_seconds)
             generation_speeds.append(out["usage"]["completion_tokens"] / generation_seconds)
     return {"prompt_tps": round(statistics.median(prompt_speeds), 1),
-            "generation_tps": round(statistics.median(generation_speeds), 1)}
+            "generation_tps": round(statistics.median(generation_speeds), 1), "load_s": round(load_seconds, 2)}
 
 
 def main() -> None:
@@ -164,8 +166,9 @@ def main() -> None:
         for _ in range(args.rounds):
             rounds.append((engine_tokens_per_s(binary, gguf, args.threads, batch, flash, kv, repack, args.reps),
                            app_tokens_per_s(gguf, args.threads, batch, flash, kv, repack, args.reps)))
-        engine, app = ({key: round(statistics.median(side[key] for side in sides), 1) for key in sides[0]}
+        engine, app = ({key: round(statistics.median(side[key] for side in sides), 1) for key in sides[0] if key != "load_s"}
                        for sides in zip(*rounds))
+        app["load_s"] = rounds[0][1]["load_s"]  # the model's load from the page cache, in the row's first round
         row = {"batch": batch, "flash_attention": flash, "kv_cache": kv, "repack": repack, "engine": engine, "app": app,
                "rounds": [{"engine": e, "app": a} for e, a in rounds],
                "app_over_engine_prompt": round(app["prompt_tps"] / engine["prompt_tps"], 3),
@@ -177,11 +180,11 @@ def main() -> None:
               "command": "python bench/llm_throughput.py " + " ".join(sys.argv[1:]), "rows": rows}
     args.out.write_text(json.dumps(report, indent=1) + "\n")
     print_table(["batch", "flash attention", "KV cache", "repacked", "llama-bench prompt tok/s", "app prompt tok/s", "ratio",
-                 "llama-bench generation tok/s", "app generation tok/s", "ratio"],
+                 "llama-bench generation tok/s", "app generation tok/s", "ratio", "app load s"],
                 [[r["batch"], "on" if r["flash_attention"] else "off", r["kv_cache"], "yes" if r["repack"] else "no",
                   r["engine"]["prompt_tps"],
                   r["app"]["prompt_tps"], r["app_over_engine_prompt"], r["engine"]["generation_tps"],
-                  r["app"]["generation_tps"], r["app_over_engine_generation"]] for r in rows])
+                  r["app"]["generation_tps"], r["app_over_engine_generation"], r["app"]["load_s"]] for r in rows])
 
 if __name__ == "__main__":
     main()
