@@ -80,9 +80,9 @@ class Settings(BaseSettings):
     )
     llm_repack: Literal["auto", "on", "off"] = Field(
         "auto", description="Local model: llama.cpp's repacking of the weights into its interleaved CPU layout when "
-        "the model loads. 'auto': off where llama.cpp was built with AVX-512 kernels (as `make install` builds it on a "
-        "CPU that has them), where the weights as stored read prompts 1.2-1.4 times faster and load in half the time "
-        "(README, Performance); on elsewhere (llama.cpp's default)."
+        "the model loads. 'auto': off where llama.cpp was built with AVX-512 kernels and without AMX ones (as `make "
+        "install` builds it on a CPU with AVX-512), where the weights as stored read prompts 1.2-1.4 times faster "
+        "and load in half the time (README, Performance); on elsewhere (llama.cpp's default)."
     )
     llm_timeout_s: float = Field(120.0, gt=0, description="Timeout of one call to a hosted LLM.")
     llm_max_retries: int = Field(
