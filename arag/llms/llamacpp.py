@@ -21,7 +21,7 @@ import importlib.util
 import json
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -121,8 +121,12 @@ def _log_callback():
 LLAMA_CPP_KERNELS = ("AVX2", "AVX512", "AVX512_VNNI", "AMX_INT8")
 
 
-def llama_cpp_kernels() -> list[str] | None:
-    """Which of ``LLAMA_CPP_KERNELS`` the installed llama.cpp was compiled with; None without llama-cpp-python."""
+@functools.cache
+def llama_cpp_kernels() -> tuple[str, ...] | None:
+    """Which of ``LLAMA_CPP_KERNELS`` the installed llama.cpp was compiled with; None without llama-cpp-python.
+
+    Read once a process (the build does not change under it): every load of a model asks it.
+    """
     if importlib.util.find_spec("llama_cpp") is None:
         return None
     apply_offline_environment()  # before llama.cpp's library loads: OpenMP reads its wait policy then
@@ -130,10 +134,10 @@ def llama_cpp_kernels() -> list[str] | None:
 
     built = {part.split("=")[0].strip() for part in llama_cpp.llama_print_system_info().decode().split("|")
              if part.strip().endswith("= 1")}
-    return [name for name in LLAMA_CPP_KERNELS if name in built]
+    return tuple(name for name in LLAMA_CPP_KERNELS if name in built)
 
 
-def repack_pays_here(kernels: list[str] | None = None) -> bool:
+def repack_pays_here(kernels: Sequence[str] | None = None) -> bool:
     """Whether llama.cpp should repack a model's weights when it loads, given the ``kernels`` it was
     compiled with (the installed build's by default): not where it has AVX-512 ones, unless it has AMX.
 
@@ -143,7 +147,7 @@ def repack_pays_here(kernels: list[str] | None = None) -> bool:
     Performance); elsewhere llama.cpp's default, repacking, stands. A build with AMX kernels keeps it:
     they read the weights only from the same extra buffers, so switching those off would switch AMX off.
     """
-    built = (llama_cpp_kernels() or []) if kernels is None else kernels
+    built = (llama_cpp_kernels() or ()) if kernels is None else kernels
     return "AVX512" not in built or "AMX_INT8" in built
 
 
