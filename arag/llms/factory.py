@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 from langchain_core.language_models import BaseChatModel
@@ -98,6 +99,9 @@ def make_chat_model(settings: Settings, spec: str | None = None, progress: bool 
             max_tokens=settings.answer_max_tokens,
         )
     package = {"ollama": "langchain-ollama", "anthropic": "langchain-anthropic"}[provider]
+    # Asked first: without it, LangChain falls back to an older integration that fails with an AttributeError.
+    if importlib.util.find_spec(package.replace("-", "_")) is None:
+        raise ModelUnavailable(f"{provider}: install {package} (`pip install {package}`)")
     try:
         from langchain.chat_models import init_chat_model
         kwargs = {"temperature": settings.temperature}
