@@ -195,7 +195,6 @@ def resolve_citations(answer: str, documents: list[dict]) -> tuple[list[dict], l
     return citations, invalid
 
 
-_TOKEN = re.compile(r"[a-z0-9]+")
 #: Share of a short answer's words a source must hold to be cited for it when no source holds the whole phrase.
 SHORT_ANSWER_MIN_OVERLAP = 0.5
 
@@ -215,7 +214,7 @@ def cite_short_answer(answer: str, documents: list[dict], question: str) -> tupl
         >>> cite_short_answer("Yes", docs, "Are Etna and Vesuvius both volcanoes?")
         ('Yes [1, 2]', [1, 2])
     """
-    words = _TOKEN.findall(answer.lower())
+    words = _WORD.findall(answer.lower())
     if not documents or not words or _CITE.search(answer):
         return answer, []
     bodies = [f"{d['title']} {d['text']}" for d in documents]
@@ -225,7 +224,7 @@ def cite_short_answer(answer: str, documents: list[dict], question: str) -> tupl
         chosen = [j + 1 for j in sorted(range(len(bodies)), key=lambda j: (-overlap[j], j))[:2] if overlap[j]]
     else:
         phrase = f" {' '.join(words)} "
-        tokens = [_TOKEN.findall(body.lower()) for body in bodies]
+        tokens = [_WORD.findall(body.lower()) for body in bodies]
         holding = [j for j, t in enumerate(tokens) if phrase in f" {' '.join(t)} "]
         if holding:
             chosen = [holding[0] + 1]

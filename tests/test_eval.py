@@ -167,6 +167,25 @@ def hotpot(tmp_path, settings):
     return settings, load_dataset(write_jsonl(tmp_path / "hotpot.jsonl", HOTPOT))
 
 
+def test_each_token_vector_coding_is_measured_on_an_index_built_with_it(hotpot):
+    """A token-vector file keeps its first codebook, so an index built under another codec (or an
+    earlier default) must not stand in for the one a configuration or the settings ask for.
+    """
+    from arag.evaluation.runner import EvalIndexes
+
+    settings, data = hotpot
+    llm = ScriptedChatModel(default="Mara Olsen [1]")
+    indexes = EvalIndexes(settings, data, llm=llm, progress=False)
+    default = indexes.for_config({}).components.settings
+    int8 = indexes.for_config({"token_vector_codec": "int8"}).components.settings
+    assert default.token_vector_codec == settings.token_vector_codec and int8.token_vector_codec == "int8"
+    assert default.collection != int8.collection
+    assert indexes.for_config({"profile": "naive"}).components.settings.collection == default.collection
+    # The settings' own codec changed (as a new default would): their index is the int8 one, not the default's.
+    moved = EvalIndexes(settings.model_copy(update={"token_vector_codec": "int8"}), data, llm=llm, progress=False)
+    assert moved.for_config({}).components.settings.collection == int8.collection
+
+
 def test_eval_run_writes_records_table_and_plot_and_resumes(tmp_path, hotpot):
     from arag.evaluation.runner import EvalIndexes, EvalRun, RunExists, run_eval
 

@@ -108,10 +108,20 @@ def peak_rss_mb() -> float:
 
 #: Configuration keys that change the index itself; configurations that differ in them get their own index.
 INDEX_KEYS = ("index_strategy", "chunk_tokens", "paragraph_tokens", "parent_tokens", "tree")
+#: How kept token vectors are coded. Always part of an evaluation index's name: a token-vector file keeps the
+#: codebook it was first given, so an index built under another codec (or an earlier default) would otherwise
+#: be measured in place of the one the settings describe.
+TOKEN_VECTOR_KEYS = ("store_token_vectors", "token_vector_codec", "token_vector_bytes")
 
 
-def index_spec(overrides: dict) -> dict:
-    return {k: overrides[k] for k in INDEX_KEYS if k in overrides}
+def index_spec(overrides: dict, settings=None) -> dict:
+    """What an evaluation index is built as: the configuration's index keys, and with ``settings`` the token-vector
+    coding in effect (the configuration's, else the settings').
+    """
+    spec = {k: overrides[k] for k in INDEX_KEYS if k in overrides}
+    if settings is not None:
+        spec |= {k: overrides.get(k, getattr(settings, k)) for k in TOKEN_VECTOR_KEYS}
+    return spec
 
 
 def eval_collection(dataset: EvalDataset, spec: dict | None = None) -> str:
@@ -180,7 +190,7 @@ class EvalIndexes:
         self.built: dict[str, Indexed] = {}
 
     def for_config(self, overrides: dict) -> Indexed:
-        spec = index_spec(overrides)
+        spec = index_spec(overrides, self.settings if self.dataset.corpus is not None else None)
         if self.dataset.corpus is None:
             if spec:
                 raise ValueError(f"{self.dataset.name} has no documents of its own, so a configuration cannot change "
