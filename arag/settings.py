@@ -234,18 +234,18 @@ class Settings(BaseSettings):
     )
     store_token_vectors: bool = Field(
         True,
-        description="Keep each chunk's token vectors (token_vector_codec: 98 bytes a token by default) from the ingest pass, so "
+        description="Keep each chunk's token vectors (token_vector_codec: 194 bytes a token by default) from the ingest pass, so "
         "late-interaction scoring encodes only the question: reranking 30 chunks takes milliseconds instead of "
         "an encoder pass over all of them (see bench/rerank_speed.py).",
     )
     token_vector_codec: str = Field(
         "residual", pattern=TOKEN_VECTOR_CODEC_PATTERN,
         description="How kept token vectors are stored: 'residual' (ColBERTv2-style: a learnt centroid's id and "
-        "each dimension's residual in 2 bits, 98 bytes a token for MiniLM, a quarter of int8's; the centroids are learnt "
+        "each dimension's residual in 4 bits, 194 bytes a token for MiniLM, half of int8's; the centroids are learnt "
         "from the first 256 chunks written together that bring 20,000 tokens, and rows written before stay int8), "
         "'int8' (about 390 bytes a token), "
         "'pq' (product quantisation: token_vector_bytes bytes a token). Other shapes: 'residual-DIMSxBITS[-kCENTROIDS]' "
-        "(e.g. residual-384x4, 194 bytes; residual-128x2, 34), 'pq-BYTES'. A file keeps the codebook it was first given.",
+        "(e.g. residual-384x2, 98 bytes; residual-128x2, 34), 'pq-BYTES'. A file keeps the codebook it was first given.",
     )
     token_vector_bytes: int = Field(
         48, description="Bytes a token with token_vector_codec 'pq' (sub-vectors; must divide the model's dimension)."

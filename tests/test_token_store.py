@@ -408,8 +408,8 @@ def test_by_default_an_ingest_stores_token_vectors_as_residuals_in_every_dimensi
     tokens = ingestor.tokens
     assert tokens.fitted_codec == "residual"
     codec = tokens._codebook()
-    assert codec.projection is None and codec.dims == embedder.dim == 384 and codec.bits == 2
-    assert codec.code_bytes == 2 + 384 * 2 // 8
+    assert codec.projection is None and codec.dims == embedder.dim == 384 and codec.bits == 4
+    assert codec.code_bytes == 2 + 384 * 4 // 8
     texts = list(chunk_texts(ingestor.store).values())
     stored = tokens.vectors_for(texts[:10], embedder)
     fresh = embedder.token_vectors(texts[:10])

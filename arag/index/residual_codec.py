@@ -12,8 +12,8 @@ dims × bits  bytes a token
 128 × 2      34
 192 × 2      50
 384 × 1      50
-384 × 2      98 (the default for MiniLM: all of its dimensions, 2 bits each)
-384 × 4      194
+384 × 2      98
+384 × 4      194 (the default for MiniLM: all of its dimensions, 4 bits each)
 ===========  =============
 
 With fewer dimensions than the model's (MiniLM: 384) the residual is cut to its ``dims``
@@ -61,8 +61,8 @@ from arag.index.kmeans import kmeans, nearest_centre
 ID_BYTES = 2
 MAX_CENTROIDS = 2 ** (8 * ID_BYTES)
 #: Bits a dimension: whole buckets to a byte. 4 bits (16 buckets) keep late-interaction scores
-#: closest to int8's (MiniLM token vectors: mean max-sim error 0.0019 against 2 bits' 0.0063), but
-#: 2 bits rank as well (see the store's default).
+#: closest to int8's (MiniLM token vectors: mean max-sim error 0.0019 against 2 bits' 0.0063); 2 bits
+#: rank as well but reorder enough near-ties to cost answers (see the store's default).
 BITS = (1, 2, 4)
 #: Lloyd–Max steps that move the quantile buckets towards the least squared error.
 BUCKET_REFINEMENTS = 50

@@ -12,7 +12,7 @@ the max-sim scores move by less than 5e-4, ``bench/rerank_speed.py``), product-q
 (``codec="pq"``: ``subvectors`` bytes a token, :mod:`arag.index.product_quantizer`) or
 residual-compressed as ColBERTv2 does (``codec="residual"``: a centroid id and
 ``residual_dims`` dimensions of ``residual_bits`` bits; by default all of the model's dimensions at
-2 bits, 98 bytes a token for MiniLM, a quarter of int8's, with late-interaction reranking as good on
+4 bits, 194 bytes a token for MiniLM, half of int8's: 2 bits rank as well but cost answers on
 HotpotQA and 2Wiki (README, "Token vectors at a quarter of the bytes"),
 :mod:`arag.index.residual_codec`). The two learnt codecs fit their codebook on the first batch
 that brings enough tokens (``CODEBOOK_FIT_TOKENS``) and keep it in the file; rows written
@@ -61,7 +61,7 @@ def codec_options(spec: str) -> dict:
 
     The spec is checked against the settings' own pattern, so a setting and a benchmark variant read
     alike. Leaving out the numbers keeps the store's defaults (``pq``: 48 bytes; ``residual``: all of
-    the model's dimensions at 2 bits, 256 centroids).
+    the model's dimensions at 4 bits, 256 centroids).
 
     Example:
         >>> codec_options("pq-32")
@@ -133,7 +133,7 @@ class TokenVectorStore:
     """
 
     def __init__(self, path: Path, model_id: str, codec: str = "int8", subvectors: int = 48,
-                 residual_dims: int | None = None, residual_bits: int = 2, residual_centroids: int = 256):
+                 residual_dims: int | None = None, residual_bits: int = 4, residual_centroids: int = 256):
         if codec not in CODECS:
             raise ValueError(f"unknown token-vector codec {codec!r}; use one of {', '.join(CODECS)}")
         self.path = Path(path)
