@@ -190,12 +190,12 @@ class EvalIndexes:
         self.built: dict[str, Indexed] = {}
 
     def for_config(self, overrides: dict) -> Indexed:
-        spec = index_spec(overrides, self.settings if self.dataset.corpus is not None else None)
         if self.dataset.corpus is None:
-            if spec:
+            if changed := index_spec(overrides):
                 raise ValueError(f"{self.dataset.name} has no documents of its own, so a configuration cannot change "
-                                 f"how they are indexed ({', '.join(spec)})")
+                                 f"how they are indexed ({', '.join(changed)})")
             return self.given
+        spec = index_spec(overrides, self.settings)
         key = json.dumps(spec, sort_keys=True)
         if key not in self.built:
             self.built[key] = index_corpus(self.settings, self.dataset, self.progress, spec, self.llm)
