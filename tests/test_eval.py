@@ -167,11 +167,12 @@ def hotpot(tmp_path, settings):
     return settings, load_dataset(write_jsonl(tmp_path / "hotpot.jsonl", HOTPOT))
 
 
-def test_each_token_vector_coding_is_measured_on_an_index_built_with_it(hotpot):
+def test_each_token_vector_coding_is_measured_on_an_index_built_with_it(hotpot, monkeypatch):
     """A token-vector file keeps its first codebook, so an index built under another codec (or an
     earlier default) must not stand in for the one a configuration or the settings ask for.
     """
     from arag.evaluation.runner import EvalIndexes
+    from arag.index import token_store
 
     settings, data = hotpot
     llm = ScriptedChatModel(default="Mara Olsen [1]")
@@ -184,6 +185,11 @@ def test_each_token_vector_coding_is_measured_on_an_index_built_with_it(hotpot):
     # The settings' own codec changed (as a new default would): their index is the int8 one, not the default's.
     moved = EvalIndexes(settings.model_copy(update={"token_vector_codec": "int8"}), data, llm=llm, progress=False)
     assert moved.for_config({}).components.settings.collection == int8.collection
+    # A bare "residual" names the store's default shape, which has changed before: the name follows the shape.
+    assert settings.token_vector_codec == "residual"
+    monkeypatch.setitem(token_store.RESIDUAL_DEFAULTS, "residual_bits", 2)
+    assert EvalIndexes(settings, data, llm=llm, progress=False).for_config({}).components.settings.collection \
+        not in (default.collection, int8.collection)
 
 
 def test_eval_run_writes_records_table_and_plot_and_resumes(tmp_path, hotpot):

@@ -42,6 +42,7 @@ from arag.cpu import cpu_flags
 from arag.evaluation.datasets import EvalDataset
 from arag.evaluation.metrics import contains_answer, exact_match, ndcg_at, normalize_answer, recall_at, token_f1
 from arag.index.catalog import delete_file, list_files
+from arag.index.token_store import resolved_codec
 from arag.index.tree import build_tree
 from arag.ingestion.ingest import Ingestor
 from arag.llms.llamacpp import forget_prompt_caches, llama_cpp_kernels
@@ -128,6 +129,8 @@ def eval_collection(dataset: EvalDataset, spec: dict | None = None) -> str:
     """The collection that holds a dataset's own corpus (indexed as ``spec`` says): named by content, shared by later runs."""
     name = f"eval-{dataset.corpus_hash()}"
     if spec:
+        if "token_vector_codec" in spec:  # named by the coding itself: a bare "residual" follows the store's default
+            spec = {**spec, "token_vector_codec": resolved_codec(spec["token_vector_codec"])}
         name += "-" + hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:8]
     return name
 

@@ -54,6 +54,8 @@ CODEBOOK_FIT_TOKENS = 20_000
 #: The codecs that learn a codebook from the collection, by name; each reads back with ``from_bytes``.
 LEARNT_CODECS = {"pq": ProductQuantizer, "residual": ResidualCodec}
 CODECS = ("int8", *LEARNT_CODECS)
+#: How a residual code is shaped where its spec leaves it open: all of the model's dimensions (None) at 4 bits.
+RESIDUAL_DEFAULTS = {"residual_dims": None, "residual_bits": 4, "residual_centroids": 256}
 
 
 def codec_options(spec: str) -> dict:
@@ -114,6 +116,18 @@ def drop_token_store(data_dir: Path, collection: str) -> None:
         path.with_name(path.name + suffix).unlink(missing_ok=True)
 
 
+def resolved_codec(spec: str) -> dict:
+    """``codec_options(spec)`` with the store's defaults filled in: how new rows are written, whatever the
+    defaults of the day (a bare ``residual`` meant 2 bits on 2026-12-07 and 4 since).
+
+    Example:
+        >>> resolved_codec("residual-384x2")
+        {'codec': 'residual', 'residual_dims': 384, 'residual_bits': 2, 'residual_centroids': 256}
+    """
+    options = codec_options(spec)
+    return {"codec": options["codec"], **RESIDUAL_DEFAULTS, **options} if options["codec"] == "residual" else options
+
+
 def token_store_for(settings, store) -> "TokenVectorStore | None":
     """The token-vector store of a :class:`knowledge.store.ChunkStore`; None when ``store_token_vectors`` is off."""
     if not settings.store_token_vectors:
@@ -133,7 +147,9 @@ class TokenVectorStore:
     """
 
     def __init__(self, path: Path, model_id: str, codec: str = "int8", subvectors: int = 48,
-                 residual_dims: int | None = None, residual_bits: int = 4, residual_centroids: int = 256):
+                 residual_dims: int | None = RESIDUAL_DEFAULTS["residual_dims"],
+                 residual_bits: int = RESIDUAL_DEFAULTS["residual_bits"],
+                 residual_centroids: int = RESIDUAL_DEFAULTS["residual_centroids"]):
         if codec not in CODECS:
             raise ValueError(f"unknown token-vector codec {codec!r}; use one of {', '.join(CODECS)}")
         self.path = Path(path)
