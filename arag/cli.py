@@ -577,9 +577,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the run in --out where it stopped")
     p.add_argument("--overwrite", action="store_true", help="replace the run in --out")
     p.add_argument("--llm", help="LLM for configurations that do not name one")
-    p.add_argument("--answer-style", choices=["auto", "short", "sentence"], default="auto",
-                   help="short answer phrases (graded by EM/F1) or cited sentences; auto: short when the dataset has "
-                   "gold answers")
+    p.add_argument("--answer-style", choices=["dataset", "auto", "short", "sentence"], default="dataset",
+                   help="short answer phrases (graded by EM/F1), cited sentences, or auto (a phrase where the question "
+                   "asks for a name, place, time or number, else a sentence); dataset: short when the dataset has gold "
+                   "answers, else the ARAG_ANSWER_STYLE setting")
     p.add_argument("--retrieval-only", action="store_true",
                    help="stop each configuration at its final context: no answer-writing LLM call, retrieval columns only")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

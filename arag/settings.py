@@ -176,10 +176,11 @@ class Settings(BaseSettings):
     context_tokens: int = Field(
         1200, ge=100, description="Budget of source tokens in the answer prompt."
     )
-    answer_style: Literal["sentence", "short", "standard"] = Field(
-        "sentence", description="'sentence': one short cited sentence; 'short': the bare answer phrase, as QA "
-        "benchmarks grade it, with the source that holds it cited afterwards; 'standard': FlashRAG's standard-RAG "
-        "prompt with no citations, the reference `arag eval` compares with."
+    answer_style: Literal["auto", "sentence", "short", "standard"] = Field(
+        "auto", description="'sentence': one short cited sentence; 'short': the bare answer phrase, as QA "
+        "benchmarks grade it, with the source that holds it cited afterwards; 'auto': 'short' for a question that "
+        "asks for a name, place, time or number (which, who, when, where, how many, what + noun), 'sentence' for the "
+        "rest; 'standard': FlashRAG's standard-RAG prompt with no citations, the reference `arag eval` compares with."
     )
     write_answer: bool = Field(
         True, description="False: stop at the final context without the answer-writing LLM call, for retrieval "

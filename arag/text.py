@@ -235,3 +235,44 @@ def cite_short_answer(answer: str, documents: list[dict], question: str) -> tupl
     if not chosen:
         return answer, []
     return f"{answer.rstrip()} [{', '.join(map(str, chosen))}]", chosen
+
+
+#: A question whose answer is a name, a place, a time or a number: it opens (after a preposition, if
+#: any) with which, who, whom, whose, when, where, "how many" and the like, or "what" and a noun
+#: ("what module", "what year"), not "what is" or "what does", which ask for an explanation.
+_ASKS_FOR_A_PHRASE = re.compile(
+    r"^\W*(?:(?:in|on|at|from|to|for|by|of|with|under|during|since|after|before|into|through)\s+)?"
+    r"(?:which|who|whom|whose|when|where|how\s+(?:many|much|old|long|far|often|big|large|tall)"
+    r"|what\s+(?!(?:is|are|was|were|be|does|do|did|can|could|should|would|will|shall|may|might|must|has|have"
+    r"|had|happens|happened|if|about|else|kind|sort|type|types|kinds)\b)[a-z][\w-]*)\b",
+    re.IGNORECASE,
+)
+
+
+def asks_for_a_phrase(question: str) -> bool:
+    """Whether the question is answered by a phrase (a name, a place, a date, a number) rather than an explanation.
+
+    Example:
+        >>> asks_for_a_phrase("Which command creates a virtual environment?")
+        True
+        >>> asks_for_a_phrase("In what year was the module added?")
+        True
+        >>> asks_for_a_phrase("What does pip freeze do?")
+        False
+        >>> asks_for_a_phrase("Is Python interpreted?")
+        False
+    """
+    return bool(_ASKS_FOR_A_PHRASE.match(question))
+
+
+def answer_style_for(style: str, question: str) -> str:
+    """The answer style a question gets: ``style`` itself, or for "auto" the bare answer phrase
+    ("short") where the question asks for one and one cited sentence ("sentence") otherwise.
+
+    Example:
+        >>> answer_style_for("auto", "Who wrote the tutorial?"), answer_style_for("auto", "Why use a venv?")
+        ('short', 'sentence')
+    """
+    if style != "auto":
+        return style
+    return "short" if asks_for_a_phrase(question) else "sentence"

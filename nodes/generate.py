@@ -29,6 +29,7 @@ from arag.runtime.frame import Run, node
 from arag.runtime.state import RAGState
 from arag.text import (
     NO_SOURCES_ANSWER,
+    answer_style_for,
     attribute_uncited,
     cite_short_answer,
     format_sources,
@@ -79,8 +80,9 @@ def answer_prefix(style: str) -> list:
     """The fixed first messages of every answer prompt of ``style``, which a local model can read ahead.
 
     Only the "sentence" style has one (its system prompt); the others put the sources in the system message.
+    Under "auto" most questions a person asks get a sentence, so its prompt is the one read ahead.
     """
-    return [SystemMessage(SYSTEM_PROMPT)] if style == "sentence" else []
+    return [SystemMessage(SYSTEM_PROMPT)] if style in ("sentence", "auto") else []
 
 
 def answer_messages(style: str, question: str, documents: list[dict], sub_answers: list[dict],
@@ -138,7 +140,9 @@ def generate(state: RAGState, run: Run) -> dict:
     question = state.get("standalone_question") or state["question"]
     documents = state.get("documents") or []
     strict = (state.get("reflection") or {}).get("verdict") == "ungrounded"
-    run.trace(sources_given=len(documents), attempt=state.get("generations", 0) + 1)
+    style = answer_style_for(settings.answer_style, question)
+    run.trace(sources_given=len(documents), attempt=state.get("generations", 0) + 1,
+              **({"answer_style": style} if settings.answer_style == "auto" else {}))
     if strict:
         run.trace(strict=True)
     notes: list[str] = []
@@ -149,11 +153,11 @@ def generate(state: RAGState, run: Run) -> dict:
         answer = NO_SOURCES_ANSWER
     else:
         if documents:
-            messages = answer_messages(settings.answer_style, question, documents, state.get("sub_answers") or [], strict)
+            messages = answer_messages(style, question, documents, state.get("sub_answers") or [], strict)
         else:
             messages = [SystemMessage(DIRECT_SYSTEM_PROMPT), HumanMessage(question)]
         try:
-            if documents and settings.answer_style == "short" and settings.yes_no == "calibrated" \
+            if documents and style == "short" and settings.yes_no == "calibrated" \
                     and is_yes_no_question(question) and can_read_odds(run.llm):
                 neutral = [*messages[:-1], HumanMessage(f"Question: {CONTENT_FREE_QUESTION}")]
                 verdict = calibrated_verdict(run.llm, messages, neutral, run.usage)
@@ -161,7 +165,7 @@ def generate(state: RAGState, run: Run) -> dict:
                 answer = verdict.answer
             else:
                 # A local model's reply ends with its first sentence (above); a hosted model's is left as it is.
-                one_sentence = settings.answer_style == "sentence" and documents and isinstance(run.llm, LlamaCppChat)
+                one_sentence = style == "sentence" and documents and isinstance(run.llm, LlamaCppChat)
                 reply = invoke_counted(run.llm, messages, run.usage, max_tokens=settings.answer_max_tokens,
                                        **({"end_before": opens_another_sentence, "cite_ended": lacks_citation}
                                           if one_sentence else {}))
@@ -177,9 +181,9 @@ def generate(state: RAGState, run: Run) -> dict:
                 + (" and [2]." if len(documents) > 1 else ".")
                 if documents else "The language model could not answer right now."
             )
-    if settings.answer_style == "standard":
+    if style == "standard":
         attributed: list[int] = []  # the reference prompt is measured as it is, uncited
-    elif settings.answer_style == "short":
+    elif style == "short":
         answer, attributed = cite_short_answer(answer, documents, question)
     else:
         answer, attributed = attribute_uncited(answer, documents)

@@ -18,7 +18,7 @@ from arag.comparison import named_sides
 from arag.llms.llamacpp import LlamaCppChat
 from arag.runtime.components import Components
 from arag.settings import Settings
-from arag.text import lacks_citation, opens_another_sentence
+from arag.text import answer_style_for, lacks_citation, opens_another_sentence
 from graphs import build_graph
 
 COBOL = "Who built the first COBOL compiler?"
@@ -68,6 +68,38 @@ def test_short_answer_is_asked_alone_and_cited_from_the_source_holding_it(indexe
     # No citation format and no example answer for a small model to copy.
     assert "Only give me the answer" in prompt and "[1]" not in prompt.split("<sources>")[0]
     assert "Paris" not in prompt and prompt.rstrip().endswith(f"Question: {COBOL}")
+
+
+def test_by_default_a_question_for_a_name_gets_the_phrase_and_any_other_a_sentence(indexed, embedder):
+    assert Settings().answer_style == "auto"
+    llm = ScriptedChatModel(script=["Grace Hopper", "Her team built the first COBOL compiler [1]."])
+    named = ask(indexed, embedder, llm, COBOL)
+    grace = next(i + 1 for i, d in enumerate(named["documents"]) if d["title"] == "Grace Hopper")
+    assert named["answer"] == f"Grace Hopper [{grace}]" and generate_event(named)["answer_style"] == "short"
+    assert "Only give me the answer" in llm.prompts[0]
+    explained = ask(indexed, embedder, llm, "What did Grace Hopper's team do?")
+    assert explained["answer"] == "Her team built the first COBOL compiler [1]."
+    assert generate_event(explained)["answer_style"] == "sentence"
+    assert "Answer in one short sentence" in llm.prompts[1] and "Only give me the answer" not in llm.prompts[1]
+
+
+@pytest.mark.parametrize("question, style", [
+    ("Which command creates a virtual environment?", "short"),
+    ("In which year was the module added?", "short"),
+    ("Who built the first COBOL compiler?", "short"),
+    ("How many listeners can an emitter have?", "short"),
+    ("What module parses TOML?", "short"),
+    ("What does pip freeze do?", "sentence"),
+    ("What is the module search path?", "sentence"),
+    ("What happens when an exception is not handled?", "sentence"),
+    ("How do I install a specific version of a package?", "sentence"),
+    ("Why does Python cache compiled modules?", "sentence"),
+    ("Is Python an interpreted language?", "sentence"),
+    ("What's new in 3.11?", "sentence"),
+])
+def test_auto_style_follows_what_the_question_asks_for(question, style):
+    assert answer_style_for("auto", question) == style
+    assert answer_style_for("sentence", question) == "sentence" and answer_style_for("short", question) == "short"
 
 
 def test_short_answer_found_in_no_source_stays_uncited(indexed, embedder):

@@ -54,7 +54,8 @@ def test_uncited_answer_is_flagged(indexed, embedder):
 
 
 def test_uncited_sentence_is_attributed_to_the_source_it_comes_from(indexed, embedder):
-    graph, _ = graph_with(indexed, embedder, ["Grace Hopper led the team behind the first COBOL compiler.\nThat is all."])
+    sentences = indexed.model_copy(update={"answer_style": "sentence"})
+    graph, _ = graph_with(sentences, embedder, ["Grace Hopper led the team behind the first COBOL compiler.\nThat is all."])
     out = graph.invoke({"question": "Who built the first COBOL compiler?"})
     grace = next(i + 1 for i, d in enumerate(out["documents"]) if d["title"] == "Grace Hopper")
     assert out["answer"] == f"Grace Hopper led the team behind the first COBOL compiler [{grace}].\nThat is all."

@@ -377,22 +377,23 @@ def plot(summary: list[dict], path: Path) -> Path | None:
 
 
 def run_eval(run: EvalRun, indexes: EvalIndexes, build_graph: Callable[..., object], *, resume: bool = False,
-             overwrite: bool = False, progress: bool = True, answer_style: str = "auto",
+             overwrite: bool = False, progress: bool = True, answer_style: str = "dataset",
              retrieval_only: bool = False) -> list[dict]:
     """Run every configuration over the questions; write records, results, table and plot; return the summary.
 
     ``build_graph`` is :func:`graphs.build_graph` (passed in by the caller, since the library does
     not import the graphs built on it), called as ``build_graph(components=...)``.
 
-    ``answer_style`` "auto" asks for short answers when the dataset has gold answers (they are
-    short spans, graded by exact match and F1), else for cited sentences; a configuration that
-    sets ``answer_style`` itself keeps it.
+    ``answer_style`` "dataset" asks for short answers when the dataset has gold answers (they are
+    short spans, graded by exact match and F1), else leaves the setting's own (by default "auto",
+    chosen by each question); any other value is the answer style of every configuration. A
+    configuration that sets ``answer_style`` itself keeps it.
 
     ``retrieval_only`` runs each configuration up to its final context and writes no answer (no
     answer-writing LLM call): retrieval and context columns only, for quick ablations.
     """
-    if answer_style == "auto":
-        answer_style = "short" if run.dataset.has_answers else "sentence"
+    if answer_style == "dataset":
+        answer_style = "short" if run.dataset.has_answers else None
 
     out = run.out_dir
     out.mkdir(parents=True, exist_ok=True)
@@ -440,7 +441,7 @@ def run_eval(run: EvalRun, indexes: EvalIndexes, build_graph: Callable[..., obje
                 forget_prompt_caches()
                 started = time.perf_counter()
                 try:
-                    configurable = {"answer_style": answer_style, **settings_only}
+                    configurable = {**({"answer_style": answer_style} if answer_style else {}), **settings_only}
                     if retrieval_only:
                         configurable["write_answer"] = False
                     if overrides.get("long_context") and question.documents and indexed.prefix:

@@ -84,7 +84,7 @@ def build_server(components: Components) -> MCPServer:
             raise ValueError("the question is empty")
         if profile not in PROFILES:
             raise ValueError(f"unknown profile {profile!r}; use one of {', '.join(PROFILES)}")
-        configurable = {"answer_style": "sentence"} | ({"profile": profile} if profile != "default" else {})
+        configurable = {"profile": profile} if profile != "default" else {}
         state = graph.invoke({"question": question}, {"configurable": configurable})
         citations = [{"n": c["n"]} | _passage(c) for c in state.get("citations", [])]
         return {"answer": state.get("answer", ""), "citations": citations,

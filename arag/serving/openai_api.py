@@ -163,7 +163,7 @@ class ChatService:
     def turn(self, question: str, history: list[dict], profile: str | None, thread: str | None,
              cancel: threading.Event, on_token: Callable[[str], None] | None = None) -> dict:
         """Answer one question (blocking); ``on_token`` receives the answer's tokens as they come."""
-        configurable: dict = {"answer_style": "sentence"}
+        configurable: dict = {}
         if profile:
             configurable["profile"] = profile
         config: dict = {"configurable": configurable, "callbacks": [_CancelOnToken(cancel)]}
