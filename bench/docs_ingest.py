@@ -24,7 +24,13 @@ With ``--questions FILE.jsonl`` (lines ``{"question", "answers", "page"}``: shor
 page of that file name, e.g. ``bench/questions/nodejs-docs.jsonl`` for the Node.js 18 API docs' Markdown
 from Debian's ``nodejs-doc``), the first codec's index is then asked each question through the graph,
 with the default LLM: answers holding a gold answer, answers citing the page, median seconds, and prompt
-tokens a call (what a page's rendering saves every answer).
+tokens a call (what a page's rendering saves every answer). ``--index DIR`` skips the ingests and
+asks the questions of a data directory the folder was already ingested into, once per answer style
+of ``--answer-styles`` (e.g. ``sentence,auto``), in one run::
+
+    .venv/bin/arag --data-dir /tmp/pdf-index ingest /tmp/pdfs
+    .venv/bin/python bench/docs_ingest.py /tmp/pdfs --index /tmp/pdf-index --answer-styles sentence,auto \\
+        --questions bench/questions/pdf-manuals.jsonl --out bench/results/answer-styles-pdf.json
 
 For each codec (``ARAG_TOKEN_VECTOR_CODEC``), a new data directory and a new ``arag ingest FOLDER
 --json --quiet`` process, timed from its launch to its exit (imports and model loading included),
@@ -100,15 +106,40 @@ def chunk_texts(data_dir: Path) -> tuple[list[str], int]:
     return texts, sum(SEPARATOR in heading for heading in headings)
 
 
-def ask_gold(data_dir: Path, questions: list[tuple[str, list[str], str]]) -> dict:
-    """The questions asked of the index in ``data_dir``, in one process (models loaded once, a warm-up question first)."""
+def ask_gold(data_dir: Path, questions: list[tuple[str, list[str], str]], answer_style: str | None = None) -> dict:
+    """The questions asked of the index in ``data_dir``, in one process (models loaded once, a warm-up question
+    first), in ``answer_style`` (None: the setting's).
+    """
     from arag.runtime.components import Components
     from arag.settings import Settings
     from graphs import build_graph
 
-    graph = build_graph(components=Components(Settings(data_dir=data_dir)))
+    settings = Settings(data_dir=data_dir, **({"answer_style": answer_style} if answer_style else {}))
+    graph = build_graph(components=Components(settings))
     graph.invoke({"question": "warm-up: what is this documentation about?"})
     return gold_answers(graph, questions, lambda citation, page: Path(citation.get("source", "")).name == page)
+
+
+def ask_only(args: argparse.Namespace, questions: list[tuple[str, list[str], str]] | None) -> None:
+    """``--index``: the gold questions asked of an index built before, in each answer style, side by side."""
+    if not questions:
+        raise SystemExit("--index asks --questions of an index: give --questions")
+    if not (args.index / "chroma").is_dir():
+        raise SystemExit(f"{args.index} holds no index: run `arag --data-dir {args.index} ingest {args.folder}` first")
+    styles = args.answer_styles.split(",") if args.answer_styles else [None]
+    by_style = {}
+    for style in styles:
+        gold = ask_gold(args.index, questions, style)
+        by_style[style or "setting"] = gold
+        print(json.dumps({"answer_style": style or "setting", **{k: v for k, v in gold.items() if k != "rows"}}),
+              file=sys.stderr)
+    result = {"machine": machine(), "date": time.strftime("%Y-%m-%d"), "folder": str(args.folder.resolve()),
+              "command": "python bench/docs_ingest.py " + " ".join(sys.argv[1:]), "gold_by_answer_style": by_style}
+    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    print_table(["answer style", "questions", "answers holding the gold one", "mean F1", "citing its page", "median s",
+                 "prompt tokens a call"],
+                [[style, g["questions"], g["answers_holding_gold"], g["mean_f1"], g["citing_the_page"], g["ask_median_s"],
+                  g["prompt_tokens_per_call"]] for style, g in by_style.items()])
 
 
 def main() -> None:
@@ -123,11 +154,19 @@ def main() -> None:
     parser.add_argument("--questions", type=Path, default=None,
                         help="JSONL of {question, answers, page}: asked of the first codec's index afterwards")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "docs_ingest.json")
+    parser.add_argument("--index", type=Path, default=None,
+                        help="a data directory FOLDER was already ingested into: only ask --questions of it, once per "
+                        "--answer-styles")
+    parser.add_argument("--answer-styles", default=None,
+                        help="with --index: comma-separated answer styles to ask the questions in (default: the setting's)")
     args = parser.parse_args()
     questions = None
     if args.questions:
         questions = [(q["question"], q["answers"], q["page"])
                      for q in map(json.loads, filter(str.strip, args.questions.read_text().splitlines()))]
+    if args.index:
+        ask_only(args, questions)
+        return
     codecs = args.codecs.split(",")
     for codec in codecs:  # a typo fails now, not after the first ingest
         codec_options(codec)
