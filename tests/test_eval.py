@@ -274,6 +274,25 @@ def test_a_failing_question_is_recorded_and_the_run_goes_on(tmp_path, hotpot):
     assert "| naive | 3 | 1 |" in (out / "summary.md").read_text()
 
 
+@pytest.mark.parametrize("answer_style, prompt_says, traced", [
+    ("dataset", "Only give me the answer", None),  # gold answers: short, whatever the setting
+    ("sentence", "Answer in one short sentence", None),
+    ("auto", "Only give me the answer", "short"),  # who, when, "what fuel": each asks for a phrase
+])
+def test_eval_asks_for_the_answer_style_it_is_told(tmp_path, hotpot, answer_style, prompt_says, traced):
+    from arag.evaluation.runner import EvalIndexes, EvalRun, run_eval
+
+    settings, data = hotpot
+    llm = ScriptedChatModel(default="Mara Olsen")
+    out = tmp_path / answer_style
+    run_eval(EvalRun(out, data, select(load_configs(), "naive")), EvalIndexes(settings, data, llm=llm, progress=False),
+             build_graph, progress=False, answer_style=answer_style)
+    assert len(llm.prompts) == 3 and all(prompt_says in prompt for prompt in llm.prompts)
+    records = json.loads((out / "results.json").read_text())["records"]
+    generated = [next(e for e in r["trace"] if e["node"] == "generate") for r in records]
+    assert [e.get("answer_style") for e in generated] == [traced] * 3
+
+
 def test_a_question_whose_graph_raises_is_an_error_scored_zero_not_a_success(tmp_path, hotpot):
     from arag.evaluation.runner import EvalIndexes, EvalRun, run_eval
 
